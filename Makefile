@@ -1,0 +1,39 @@
+# The two set-up commands of the README are `make run` and `make test`; each
+# builds .venv from nothing on first use (Python >= 3.11 as `python3`).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Poll every enabled source in sources.yaml once into the default SQLite
+# database (db/ingest.sqlite3), then print the latest stories.
+run: $(STAMP)
+	$(BIN)/ingest run $(ARGS); status=$$?; $(BIN)/ingest latest --limit 10; exit $$status
+
+test: $(STAMP)
+	$(BIN)/pytest $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks db/migrations
+	$(BIN)/ruff format --check src tests benchmarks db/migrations
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks db/migrations
+	$(BIN)/ruff check --fix src tests benchmarks db/migrations
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python benchmarks/bench_vs_reader.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Whole-process timings of `ingest run` against `reader` on the same feedlab corpus.
+
+    python benchmarks/bench_vs_reader.py [--feeds 200] [--items 25] [--delay-ms 40]
+        [--workers 16] [--repeat 3] [--feedlab ../shared/feedlab] [--postgres URL]
+
+Generates a corpus with feedlab/gen.py, serves it over loopback with
+feedlab/serve.py, then times, as separate processes on fresh databases:
+a cold `ingest run` and an unchanged re-poll, and the same two passes of
+feedlab/peer_reader.py (the `reader` library, --workers threads).  Prints the
+median seconds, peak memory (largest single process RSS, and the whole
+process tree's summed RSS), the story counts against expected.json, and the
+ratios.  It measures; it asserts nothing (a benchmark, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float | str]:
+    """Run cmd; wall seconds, peak RSS of the largest process and of the whole tree."""
+    t0 = time.perf_counter()
+    proc = psutil.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT), text=True
+    )
+    peak_one = peak_tree = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_one, peak_tree
+        while not done.is_set():
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+                rss = []
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        rss.append(p.memory_info().rss)
+                if rss:
+                    peak_one = max(peak_one, max(rss))
+                    peak_tree = max(peak_tree, sum(rss))
+            except psutil.Error:
+                pass
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_one / 2**20,
+        "tree_mb": peak_tree / 2**20,
+        "rc": proc.returncode,
+        "stdout": out,
+        "stderr": err,
+    }
+
+
+def sqlite_count(path: Path, sql: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as c:
+        return int(c.execute(sql).fetchone()[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--feeds", type=int, default=200)
+    ap.add_argument("--items", type=int, default=25)
+    ap.add_argument("--delay-ms", type=float, default=40)
+    ap.add_argument("--hosts", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=16, help="reader's worker threads")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--feedlab", type=Path, default=ROOT.parent / "shared" / "feedlab")
+    ap.add_argument("--skip-reader", action="store_true")
+    a = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    port = free_port()
+    corpus = work / "corpus"
+    gen = subprocess.run(
+        [sys.executable, str(a.feedlab / "gen.py"), str(corpus), "--feeds", str(a.feeds),
+         "--items", str(a.items), "--port", str(port), "--hosts", str(a.hosts)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    expected = json.loads(gen.stdout)
+    server = subprocess.Popen(
+        [sys.executable, str(a.feedlab / "serve.py"), str(corpus), "--port", str(port),
+         "--hosts", str(a.hosts), "--delay-ms", str(a.delay_ms)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None
+    server.stdout.readline()  # "feedlab serving ..."
+    sources = corpus / "sources.yaml"
+    env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
+    results: dict[str, list[dict[str, float | str]]] = {
+        k: [] for k in ("ingest cold", "ingest warm", "reader cold", "reader warm")
+    }
+    counts: dict[str, int] = {}
+    try:
+        for i in range(a.repeat):
+            db = work / f"ingest-{i}.sqlite3"
+            cmd = [str(VENV_BIN / "ingest"), "run", "--sources", str(sources),
+                   "--db", f"sqlite:///{db}"]  # fmt: skip
+            for label in ("ingest cold", "ingest warm"):
+                r = measure(cmd, env)
+                if r["rc"] != 0:
+                    print(f"{label} exited {r['rc']}:\n{r['stderr']}", file=sys.stderr)
+                results[label].append(r)
+            counts["ingest stories"] = sqlite_count(db, "SELECT count(*) FROM items")
+            counts["ingest feed entries"] = sqlite_count(db, "SELECT count(*) FROM item_sources")
+            counts["ingest utm links"] = sqlite_count(
+                db, "SELECT count(*) FROM items WHERE url LIKE '%utm_%'"
+            )
+            if a.skip_reader:
+                continue
+            rdb = work / f"reader-{i}.sqlite"
+            rcmd = [sys.executable, str(a.feedlab / "peer_reader.py"), str(sources), str(rdb),
+                    "--workers", str(a.workers)]  # fmt: skip
+            for label in ("reader cold", "reader warm"):
+                r = measure(rcmd)
+                if r["rc"] != 0:
+                    print(f"{label} exited {r['rc']}:\n{r['stderr']}", file=sys.stderr)
+                results[label].append(r)
+                counts["reader entries"] = json.loads(str(r["stdout"]).strip())["entries"]
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(float(r[key]) for r in results[label])
+
+    print(f"corpus: {a.feeds} feeds x {a.items} items, --delay-ms {a.delay_ms:g}, "
+          f"{a.hosts} hosts; expected {json.dumps(expected)}")  # fmt: skip
+    print(f"counts: {json.dumps(counts)}")
+    print(f"{'run':<14}{'median s':>10}{'min s':>8}{'peak MB':>9}{'tree MB':>9}  (n={a.repeat})")
+    for label, rs in results.items():
+        if not rs:
+            continue
+        print(
+            f"{label:<14}{med(label, 'seconds'):>10.3f}"
+            f"{min(float(r['seconds']) for r in rs):>8.3f}"
+            f"{med(label, 'peak_mb'):>9.1f}{med(label, 'tree_mb'):>9.1f}"
+        )
+    if not a.skip_reader:
+        for kind in ("cold", "warm"):
+            ratio = med(f"reader {kind}", "seconds") / med(f"ingest {kind}", "seconds")
+            print(f"{kind}: ingest is {ratio:.2f}x reader's speed (reader s / ingest s)")
+        for key in ("peak_mb", "tree_mb"):
+            ratio = med("ingest cold", key) / med("reader cold", key)
+            print(f"memory ({key}), cold: ingest/reader = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

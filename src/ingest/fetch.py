@@ -1,0 +1,306 @@
+"""Source + FetchState -> Fetched: the only module that talks to the network.
+
+One injected `httpx.AsyncClient` does every request.  This module adds what a
+polite, bounded poller needs on top of it: conditional GET (ETag and
+Last-Modified), redirects followed by hand (bounded, loop-checked, a first-hop
+301/308 reported), one deadline for the whole poll, a body cap counted after
+decompression while streaming, global and per-host concurrency limits,
+`Retry-After` and `Cache-Control: max-age` read off the answer, and byte-
+identical bodies recognised by hash so they are not parsed again.
+
+It does not parse, decide schedules, or touch the database.  httpx errors are
+translated here into the `FetchError` family.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from ingest import errors
+from ingest.model import Fetched, FetchState, Settings, Source
+
+__all__ = ["ACCEPT", "Fetcher", "make_client", "parse_retry_after"]
+
+ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/rdf+xml, application/feed+json, "
+    "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
+)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+def make_client(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The client ingest uses: aiohttp's connection pool under httpx's API.
+
+    httpx's own pool slows down badly past a few dozen concurrent requests
+    (docs/performance.md); the `httpx-aiohttp` transport keeps httpx's API
+    with aiohttp's pool.  Tests inject `httpx.MockTransport` or a plain
+    `httpx.AsyncHTTPTransport` instead.
+    """
+    if transport is None:
+        transport = _aiohttp_transport(settings)
+    return httpx.AsyncClient(
+        transport=transport,
+        headers={
+            "User-Agent": settings.user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": "gzip, deflate",
+        },
+        follow_redirects=False,
+        timeout=None,  # the whole-poll deadline is enforced by Fetcher
+    )
+
+
+def _aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=settings.concurrency,
+            limit_per_host=settings.per_host,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
+    return transport
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now_ts = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now_ts)
+
+
+def _max_age(value: str | None) -> float | None:
+    if not value:
+        return None
+    m = _MAX_AGE.search(value)
+    return float(m.group(1)) if m else None
+
+
+class Fetcher:
+    """Polls sources through one shared client, within the concurrency limits."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.settings = settings or Settings()
+        self._clock = clock
+        self._global = asyncio.Semaphore(self.settings.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    def _host_limit(self, url: str) -> asyncio.Semaphore:
+        host = (urlsplit(url).hostname or "").lower()
+        sem = self._hosts.get(host)
+        if sem is None:
+            sem = self._hosts[host] = asyncio.Semaphore(self.settings.per_host)
+        return sem
+
+    async def fetch(self, source: Source, state: FetchState | None = None) -> Fetched:
+        """One poll of `source`; raises a `FetchError` subclass when it fails."""
+        state = state or FetchState()
+        started = self._clock()
+        async with self._host_limit(source.url), self._global:
+            try:
+                async with asyncio.timeout(source.timeout):
+                    fetched = await self._follow(source, state)
+            except TimeoutError as e:
+                raise errors.TimeoutError(
+                    f"no complete answer within {source.timeout:g}s", url=source.url
+                ) from e
+        elapsed = int((self._clock() - started) * 1000)
+        return replace(fetched, elapsed_ms=elapsed)
+
+    async def _follow(self, source: Source, state: FetchState) -> Fetched:
+        url = source.url
+        seen = {url}
+        moved_to: str | None = None
+        for hop in range(self.settings.max_redirects + 1):
+            headers = {}
+            if hop == 0 or moved_to is not None:
+                # validators belong to the URL they came from; a permanent move keeps them
+                if state.etag:
+                    headers["If-None-Match"] = state.etag
+                if state.last_modified:
+                    headers["If-Modified-Since"] = state.last_modified
+            try:
+                async with self.client.stream("GET", url, headers=headers) as resp:
+                    if resp.status_code in _REDIRECTS:
+                        location = resp.headers.get("location")
+                        if not location:
+                            raise errors.HTTPStatusError(
+                                f"HTTP {resp.status_code} without a Location header",
+                                status=resp.status_code,
+                                url=url,
+                            )
+                        target = urljoin(url, location.strip())
+                        if urlsplit(target).scheme not in ("http", "https"):
+                            raise errors.FetchError(
+                                f"redirect to a non-HTTP URL refused: {target}", url=url
+                            )
+                        if target in seen:
+                            raise errors.HTTPStatusError(
+                                f"redirect loop at {target}", status=resp.status_code, url=url
+                            )
+                        if hop == 0 and resp.status_code in _PERMANENT:
+                            moved_to = target
+                        seen.add(target)
+                        url = target
+                        continue
+                    return await self._answer(source, state, url, resp, moved_to)
+            except httpx.TimeoutException as e:
+                if not _timed_out(e):
+                    raise errors.NetworkError(_network_message(url, e), url=url) from e
+                raise errors.TimeoutError(
+                    f"timed out talking to {_host(url)}: {e or type(e).__name__}", url=url
+                ) from e
+            except httpx.TransportError as e:
+                raise errors.NetworkError(_network_message(url, e), url=url) from e
+            except (httpx.HTTPError, httpx.InvalidURL) as e:
+                raise errors.FetchError(f"{type(e).__name__}: {e}", url=url) from e
+        raise errors.HTTPStatusError(
+            f"more than {self.settings.max_redirects} redirects", status=0, url=source.url
+        )
+
+    async def _answer(
+        self,
+        source: Source,
+        state: FetchState,
+        url: str,
+        resp: httpx.Response,
+        moved_to: str | None,
+    ) -> Fetched:
+        status = resp.status_code
+        h = resp.headers
+        retry_after = parse_retry_after(h.get("retry-after"))
+        common = {
+            "source_key": source.key,
+            "url": source.url,
+            "final_url": url,
+            "status": status,
+            "moved_to": moved_to,
+            "retry_after": retry_after,
+            "max_age": _max_age(h.get("cache-control")),
+        }
+        if status == 304:
+            return Fetched(
+                **common,  # type: ignore[arg-type]
+                not_modified=True,
+                etag=h.get("etag") or state.etag,
+                last_modified=h.get("last-modified") or state.last_modified,
+                body_hash=state.body_hash,
+            )
+        if status >= 400 or status < 200:
+            reason = resp.reason_phrase or ""
+            raise errors.HTTPStatusError(
+                f"HTTP {status} {reason}".strip(), status=status, url=url, retry_after=retry_after
+            )
+        declared = h.get("content-length")
+        if (
+            declared
+            and declared.isdigit()
+            and not h.get("content-encoding")
+            and int(declared) > source.max_body
+        ):
+            raise errors.TooLargeError(
+                f"body of {int(declared)} bytes is over the {source.max_body}-byte cap", url=url
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > source.max_body:
+                raise errors.TooLargeError(f"body passed the {source.max_body}-byte cap", url=url)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        digest = hashlib.sha256(body).hexdigest()
+        unchanged = digest == state.body_hash
+        return Fetched(
+            **common,  # type: ignore[arg-type]
+            content=b"" if unchanged else body,
+            content_type=h.get("content-type"),
+            etag=h.get("etag"),
+            last_modified=h.get("last-modified"),
+            body_hash=digest,
+            unchanged=unchanged,
+        )
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def _timed_out(e: httpx.TimeoutException) -> bool:
+    """False for the aiohttp connection errors (refused, reset, disconnected) that
+    httpx-aiohttp reports as `httpx.ConnectTimeout`; aiohttp's real timeouts are
+    `TimeoutError`s."""
+    cause = e.__cause__
+    return (
+        cause is None
+        or isinstance(cause, TimeoutError)
+        or not type(cause).__module__.startswith("aiohttp")
+    )
+
+
+def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kind):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _network_message(url: str, e: httpx.TransportError) -> str:
+    text = str(e) or type(e).__name__
+    lowered = text.lower()
+    host = _host(url)
+    if any(
+        s in lowered
+        for s in (
+            "name or service not known",
+            "temporary failure in name resolution",
+            "nodename nor servname",
+            "no address associated",
+            "getaddrinfo",
+        )
+    ):
+        return f"cannot resolve {host} (is this machine offline?): {text}"
+    if "refused" in lowered or _caused_by(e, ConnectionRefusedError):
+        return f"connection refused by {host}"
+    return f"cannot talk to {host}: {text}"

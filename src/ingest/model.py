@@ -1,0 +1,179 @@
+"""The frozen values that flow between the pipeline's stages.
+
+Each dataclass is named after the stage that makes it: config makes `Source`,
+fetch makes `Fetched`, parse makes `RawEntry`, normalize makes `Item`, dedupe
+makes `Plan`, the pipeline makes `SourceReport`.  Nothing here does I/O or
+holds behaviour beyond small derived properties; stages copy with
+`dataclasses.replace`, never mutate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_TIMEOUT",
+    "DateSource",
+    "FetchState",
+    "Fetched",
+    "Item",
+    "Plan",
+    "RawEntry",
+    "Settings",
+    "Source",
+    "SourceReport",
+]
+
+DEFAULT_TIMEOUT = 20.0
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+SourceKind = Literal["feed", "page"]
+DateSource = Literal["published", "updated", "first_seen"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One entry of sources.yaml, validated, with the defaults applied."""
+
+    key: str
+    name: str
+    url: str
+    kind: SourceKind = "feed"
+    section: str = "latest"
+    every: float = 1800.0  # seconds between polls; ignored when `cron` is set
+    cron: str | None = None
+    enabled: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    strip_params: tuple[str, ...] = ()
+    select: tuple[tuple[str, str], ...] = ()  # kind: page only; (field, selector) pairs
+    timeout: float = DEFAULT_TIMEOUT  # seconds for the whole request
+    max_body: int = DEFAULT_MAX_BODY  # bytes, counted after decompression
+    line: int = 0  # where the source starts in its file, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process-wide fetch settings (the `settings:` block of sources.yaml)."""
+
+    concurrency: int = 64  # requests in flight across all hosts
+    per_host: int = 8  # requests in flight to one host
+    max_redirects: int = 5
+    user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What the last successful fetch of a source left behind, for the next one."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None  # sha256 hex of the last body we parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The outcome of one HTTP poll that got an answer we can use.
+
+    `not_modified` is a 304; `unchanged` is a 200 whose body hashes the same
+    as the last one.  In both cases `content` is empty and nothing is parsed.
+    """
+
+    source_key: str
+    url: str  # the URL we asked for
+    final_url: str  # after redirects: the base for relative links
+    status: int
+    content: bytes = b""
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    not_modified: bool = False
+    unchanged: bool = False
+    elapsed_ms: int = 0
+    moved_to: str | None = None  # target of a 301/308 on the first hop
+    retry_after: float | None = None  # seconds the server asked us to wait
+    max_age: float | None = None  # Cache-Control: max-age, seconds
+
+    @property
+    def needs_parse(self) -> bool:
+        return not (self.not_modified or self.unchanged)
+
+    @property
+    def state(self) -> FetchState:
+        return FetchState(self.etag, self.last_modified, self.body_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One entry as the document carries it, before any cleaning.
+
+    Dates are timezone-aware UTC datetimes when the document had a parseable
+    one.  `images` lists candidate image URLs in order of preference
+    (media:thumbnail, media:content, itunes:image, image enclosures); `base`
+    is the xml:base in force for the entry, if any.
+    """
+
+    id: str | None = None
+    link: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    content: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+    base: str | None = None
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One story from one source, cleaned and identified, ready to store."""
+
+    source_key: str
+    entry_key: str  # identity within the source: guid, else canonical link, else hash
+    canonical_url: str  # identity across sources
+    url: str  # the link as published, minus tracking parameters
+    title: str
+    summary: str  # sanitized HTML
+    published_at: datetime  # UTC
+    date_source: DateSource
+    section: str = "latest"
+    author: str | None = None
+    image_url: str | None = None
+    content_hash: str = ""  # changes when what readers see changes
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What dedupe decided for one source's batch against what is stored."""
+
+    new: tuple[Item, ...] = ()
+    changed: tuple[Item, ...] = ()
+    same: int = 0
+    duplicates_in_batch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """What one poll of one source came to; a failed poll carries `error`."""
+
+    source_key: str
+    ok: bool
+    status: int | None = None
+    new: int = 0
+    updated: int = 0
+    same: int = 0
+    entries: int = 0
+    not_modified: bool = False
+    unchanged: bool = False
+    elapsed_ms: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    moved_to: str | None = None
+    retry_after: float | None = None
+    skipped: bool = False
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,395 @@
+"""Turn one document's `RawEntry` values into clean, identified `Item` values.
+
+One job: links (resolved, tracking parameters removed, canonical identity
+form), titles (plain text), summaries (HTML sanitized with nh3, relative URLs
+made absolute), dates (UTC, with the fallback chain recorded), the entry's
+identity within its source, and a hash of what readers see.  It does not
+parse documents (`ingest.parse`), decide what is new or changed across polls
+(`ingest.dedupe`), or store anything; it never mutates its inputs.
+
+Decisions worth knowing:
+
+- `canonical_url` is the identity form (https, lower-case host, no default
+  port, fragment or tracking parameters, sorted query, normalized
+  percent-encoding); `clean_url` is the link shown to readers: exactly as
+  published minus tracking parameters.
+- An entry without an http(s) link keeps `url == ""` and gets the synthetic
+  canonical key ``urn:ingest:<source key>:<entry key>``, so it never merges
+  with another source's story.
+- `Item.title` is plain text (entities decoded, tags removed): escape it
+  when writing HTML.  `Item.summary` is sanitized HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+from ingest.model import DateSource, Item, RawEntry, Source
+
+__all__ = [
+    "MAX_SUMMARY",
+    "MAX_TITLE",
+    "TRACKING_PARAMS",
+    "canonical_url",
+    "clean_url",
+    "normalize",
+]
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 100_000
+FUTURE_TOLERANCE = timedelta(days=1)
+TITLE_FROM_SUMMARY = 80  # characters of summary text used when an entry has no title
+
+# Dropped everywhere (compared case-insensitively), plus every `utm_*` parameter.
+TRACKING_PARAMS = frozenset(
+    {
+        *("fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid"),
+        *("igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok", "ref_src"),
+    }
+)
+
+_HTTP = frozenset({"http", "https"})
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_PATH_SAFE = "/:@!$&'()*+,;=%"
+_QUERY_SAFE = "/:@!$'()*+,;?=%"
+
+# -- HTML -------------------------------------------------------------------------
+
+_TAGS = frozenset(
+    {
+        *("p", "br", "hr", "div", "span", "a", "img", "figure", "figcaption"),
+        *("ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "code"),
+        *("strong", "em", "b", "i", "u", "s", "del", "ins", "small", "sub", "sup"),
+        *("abbr", "cite", "q", "mark", "h2", "h3", "h4", "h5", "h6"),
+        *("table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td"),
+    }
+)
+_ATTRIBUTES = {
+    "a": frozenset({"href", "title"}),
+    "img": frozenset({"src", "alt", "width", "height"}),
+    "td": frozenset({"colspan", "rowspan"}),
+    "th": frozenset({"colspan", "rowspan"}),
+}
+_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+# Removed together with everything inside them (not just the tags).
+_DROP_WITH_CONTENT = frozenset(
+    {"script", "style", "iframe", "noscript", "object", "embed", "template", "svg", "math"}
+)
+_TAG = re.compile(r"<(?:!--.*?-->|/?[A-Za-z][^>]*>)", re.DOTALL)
+_SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_IMG_SRC = re.compile(r"""\ssrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+_CHAR_REF = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+# C0 controls other than whitespace, and DEL: never wanted in text (and NUL breaks PostgreSQL).
+_CONTROLS = dict.fromkeys([*range(9), 11, 12, *range(14, 32), 127])
+_PIXEL = re.compile(r"""\s(?:width|height)\s*=\s*["']?[01](?:px)?(?:["'\s/>])""", re.IGNORECASE)
+
+
+def canonical_url(url: str, strip_params: Iterable[str] = ()) -> str:
+    """The identity form of an http(s) link, equal for every spelling of one page.
+
+    http and https alike (as https), lower-case host without a trailing dot,
+    no default port (80, 443), no fragment, no tracking parameters (`utm_*`,
+    `TRACKING_PARAMS`, `strip_params`; names compared case-insensitively),
+    remaining query parameters sorted by name (repeated names keep their
+    order), empty query dropped, empty path as "/", percent-encoding
+    normalized (unreserved characters decoded, escapes in upper case,
+    non-ASCII encoded as UTF-8).  A string that is not a URL is returned
+    stripped but otherwise unchanged.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc
+    if netloc:
+        host = (parts.hostname or "").rstrip(".")
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        if port is not None and not (port in (80, 443) and scheme in _HTTP):
+            host = f"{host}:{port}"
+        userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
+        netloc = f"{userinfo}@{host}" if userinfo else host
+    if scheme in _HTTP:
+        scheme = "https"
+    path = _encode(parts.path, _PATH_SAFE) or ("/" if netloc else "")
+    query = _filter_query(parts.query, _drop_set(strip_params), canonical=True)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def clean_url(url: str, strip_params: Iterable[str] = ()) -> str:
+    """The link to show readers: as published, minus tracking parameters.
+
+    Scheme, host, path, the order and spelling of the other parameters and
+    the fragment are kept exactly.
+    """
+    url = url.strip()
+    before_fragment, hashmark, fragment = url.partition("#")
+    head, question, query = before_fragment.partition("?")
+    if not question:
+        return url
+    kept = _filter_query(query, _drop_set(strip_params), canonical=False)
+    if kept == query:
+        return url
+    return head + ("?" + kept if kept else "") + hashmark + fragment
+
+
+def _drop_set(strip_params: Iterable[str]) -> frozenset[str]:
+    """Lower-case names of the parameters to drop: the tracking ones plus `strip_params`."""
+    extra = strip_params if isinstance(strip_params, tuple) else tuple(strip_params)
+    return _drop_set_for(extra) if extra else TRACKING_PARAMS
+
+
+@lru_cache(maxsize=256)
+def _drop_set_for(extra: tuple[str, ...]) -> frozenset[str]:
+    return TRACKING_PARAMS | {p.strip().lower() for p in extra}
+
+
+def _filter_query(query: str, drop: frozenset[str], *, canonical: bool) -> str:
+    if not query:
+        return ""
+    kept: list[tuple[str, str]] = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name = part.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote(name.replace("+", " "))
+        key = name.lower()
+        if key.startswith("utm_") or key in drop:
+            continue
+        kept.append((key, _encode(part, _QUERY_SAFE) if canonical else part))
+    if canonical:
+        kept.sort(key=lambda pair: pair[0])  # stable: repeated names keep their order
+    return "&".join(part for _, part in kept)
+
+
+def _encode(text: str, safe: str) -> str:
+    """Normalized percent-encoding: unreserved escapes decoded, others upper-cased."""
+    if "%" in text:
+        text = _PCT.sub(_fix_escape, text)
+    return quote(text, safe=safe)
+
+
+def _fix_escape(m: re.Match[str]) -> str:
+    char = chr(int(m.group(1), 16))
+    return char if char in _UNRESERVED else "%" + m.group(1).upper()
+
+
+# -- normalize ------------------------------------------------------------------
+
+
+def normalize(
+    source: Source, base_url: str, entries: Sequence[RawEntry], now: datetime
+) -> tuple[Item, ...]:
+    """The `Item`s of one document from `source`, in document order.
+
+    `base_url` is the document's final URL (relative links resolve against
+    an entry's xml:base, then against it); `now` is when it was fetched (the
+    date of undated entries, and the reference for "in the future").
+    Entries with neither a title nor any summary text are dropped, and so is
+    any entry whose `entry_key` an earlier entry already has.
+    """
+    now = _as_utc(now)
+    strip = source.strip_params
+    ids = Counter(raw.id.translate(_CONTROLS).strip() for raw in entries if raw.id)
+    items: list[Item] = []
+    seen: set[str] = set()
+    for raw in entries:
+        item = _item(source, base_url, raw, now, strip, ids)
+        if item is not None and item.entry_key not in seen:
+            seen.add(item.entry_key)
+            items.append(item)
+    return tuple(items)
+
+
+def _item(
+    source: Source,
+    base_url: str,
+    raw: RawEntry,
+    now: datetime,
+    strip: tuple[str, ...],
+    ids: Counter[str],
+) -> Item | None:
+    base = urljoin(base_url, raw.base.strip()) if raw.base and raw.base.strip() else base_url
+    link = _http_url(raw.link, base)
+    body = raw.summary if raw.summary and raw.summary.strip() else raw.content
+    summary = _sanitize(body, base) if body else ""
+    title = _plain(raw.title)[:MAX_TITLE] if raw.title else ""
+    if not title:
+        title = _shorten(_html_text(summary), TITLE_FROM_SUMMARY)
+        if not title:
+            return None
+    published_at, date_source = _date(raw, now)
+
+    entry_id = raw.id.translate(_CONTROLS).strip() if raw.id else ""
+    canonical = canonical_url(link, strip) if link else ""
+    if entry_id and ids[entry_id] == 1:
+        entry_key = "id:" + entry_id
+    elif canonical:
+        entry_key = "url:" + canonical
+    else:
+        own_date = raw.published or raw.updated
+        own_stamp = _as_utc(own_date).isoformat() if own_date else ""
+        digest = hashlib.sha1(f"{title}\x00{own_stamp}".encode()).hexdigest()
+        entry_key = "hash:" + digest
+
+    url = clean_url(link, strip) if link else ""
+    image_url = _image(raw, base, summary, body)
+    author = _plain(raw.author) if raw.author else ""
+    stamp = "" if date_source == "first_seen" else published_at.isoformat()
+    seen_fields = (url, title, summary, image_url or "", author or "", stamp)
+    return Item(
+        source_key=source.key,
+        entry_key=entry_key,
+        canonical_url=canonical or f"urn:ingest:{source.key}:{entry_key}",
+        url=url,
+        title=title,
+        summary=summary,
+        published_at=published_at,
+        date_source=date_source,
+        section=source.section,
+        author=author or None,
+        image_url=image_url,
+        content_hash=hashlib.sha1("\x00".join(seen_fields).encode()).hexdigest(),
+    )
+
+
+def _http_url(url: str | None, base: str) -> str | None:
+    """`url` made absolute against `base`, when that is an http(s) URL with a host."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        absolute = urljoin(base, url) if base else url
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _HTTP or not parts.netloc:
+        return None
+    return absolute
+
+
+def _date(raw: RawEntry, now: datetime) -> tuple[datetime, DateSource]:
+    """published, else updated, else now; a date over a day ahead of `now` is not trusted."""
+    latest = now + FUTURE_TOLERANCE
+    if raw.published is not None and (published := _as_utc(raw.published)) <= latest:
+        return published, "published"
+    if raw.updated is not None and (updated := _as_utc(raw.updated)) <= latest:
+        return updated, "updated"
+    return now, "first_seen"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+# -- text and HTML ----------------------------------------------------------------
+
+
+def _plain(text: str) -> str:
+    """Plain text: entities decoded, tags, scripts and controls removed, spaces collapsed."""
+    text = text.translate(_CONTROLS)
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _TAG.sub(" ", _SCRIPT.sub(" ", text))
+    return " ".join(text.split())
+
+
+def _html_text(fragment: str) -> str:
+    """The text of sanitized HTML."""
+    if "<" in fragment:
+        fragment = _TAG.sub(" ", fragment)
+    return " ".join(html.unescape(fragment).split())
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+@lru_cache(maxsize=128)
+def _cleaner(base: str) -> nh3.Cleaner:
+    """The sanitizer for one base URL: relative URLs rewritten against it, or dropped."""
+    try:
+        parts = urlsplit(base)
+        usable = parts.scheme.lower() in _HTTP and bool(parts.netloc)
+    except ValueError:
+        usable = False
+    relative: nh3.UrlRelative = ("rewrite_with_base", base) if usable else "deny"
+    return nh3.Cleaner(
+        tags=_TAGS,
+        clean_content_tags=_DROP_WITH_CONTENT,
+        attributes=_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        url_relative=relative,
+    )
+
+
+def _sanitize(fragment: str, base: str) -> str:
+    """Safe HTML of at most `MAX_SUMMARY` characters, relative URLs absolute against `base`."""
+    try:
+        cleaner = _cleaner(base)
+    except ValueError:  # nh3 refused the base URL: keep relative URLs out
+        cleaner = _cleaner("")
+    out: str = cleaner.clean(fragment[:MAX_SUMMARY])
+    for _ in range(3):  # escaping and rel= can make it longer: cut and re-clean (never mid-tag)
+        if len(out) <= MAX_SUMMARY:
+            return out.strip()
+        out = cleaner.clean(out[: MAX_SUMMARY * 3 // 4])
+    return html.escape(_html_text(out)[: MAX_SUMMARY // 6])  # escaping grows text at most 6x
+
+
+def _image(raw: RawEntry, base: str, summary: str, body: str | None) -> str | None:
+    """The entry's image: its declared images first, else the first <img> of its HTML."""
+    for candidate in raw.images:
+        found = _http_url(candidate, base)
+        if found:
+            return found
+    if "<img" in summary:  # sanitized: tag names are lower case
+        found = _first_img(summary, base)
+        if found:
+            return found
+    if raw.content and raw.content != body:
+        return _first_img(raw.content, base)
+    return None
+
+
+def _first_img(fragment: str, base: str) -> str | None:
+    for tag in _IMG.finditer(fragment):
+        markup = tag.group(0)
+        src = _IMG_SRC.search(markup)
+        if src is None or _PIXEL.search(markup):  # no source, or a 1x1 tracking pixel
+            continue
+        value = next(g for g in src.groups() if g is not None)
+        found = _http_url(_CHAR_REF.sub(_unescape_ref, value), base)
+        if found:
+            return found
+    return None
+
+
+def _unescape_ref(m: re.Match[str]) -> str:
+    """One character reference in an attribute value (only `;`-terminated ones count)."""
+    return html.unescape(m.group(0))

@@ -1,0 +1,308 @@
+"""Read a feed document's bytes into `RawEntry` values.
+
+One job: RSS 0.9x/1.0/2.0, Atom and RDF (through feedparser) and JSON Feed
+(through the standard library) become a tuple of `RawEntry`, as the document
+carries them.  It does not fetch anything (feedparser is handed the bytes, never
+a URL or a path), does not clean text, sanitize HTML, resolve or canonicalize
+links, or decide identity: that is `ingest.normalize`.
+
+Safety: a DOCTYPE's internal subset (where ENTITY declarations live) is cut out
+of the bytes before feedparser sees them, so no entity is ever expanded (no
+"billion laughs") and no external entity is ever read (no XXE); feedparser's
+SAX parser is also set not to load external entities.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from ingest.errors import ParseError
+from ingest.model import RawEntry
+
+__all__ = ["parse_feed"]
+
+# Before the root element: where a DOCTYPE may sit.
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+_DOCTYPE_START = re.compile(rb"\s*(<!DOCTYPE\b)", re.IGNORECASE)
+_DOCTYPE_ANYWHERE = re.compile(rb"(<!DOCTYPE\b)", re.IGNORECASE)
+# What may come before a DOCTYPE: whitespace, the XML declaration, PIs, comments.
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
+# <!DOCTYPE name externalID? [internal subset]? >, quoted strings honoured.
+_DOCTYPE = re.compile(
+    rb"""<!DOCTYPE\b((?:"[^"]*"|'[^']*'|[^"'\[>])*)"""
+    rb"""(\[(?:"[^"]*"|'[^']*'|[^"'\]])*\])?\s*>""",
+    re.IGNORECASE,
+)
+_SUBSET_END = re.compile(rb"\]\s*>")
+
+# Encodings that are not ASCII-compatible, sniffed as XML 1.0 appendix F does.
+# (first bytes, codec, whether those bytes are a byte-order mark)
+_WIDE_ENCODINGS = (
+    (codecs.BOM_UTF32_BE, "utf-32-be", True),
+    (codecs.BOM_UTF32_LE, "utf-32-le", True),
+    (codecs.BOM_UTF16_BE, "utf-16-be", True),
+    (codecs.BOM_UTF16_LE, "utf-16-le", True),
+    (b"\x00\x00\x00<", "utf-32-be", False),
+    (b"<\x00\x00\x00", "utf-32-le", False),
+    (b"\x00<\x00?", "utf-16-be", False),
+    (b"<\x00?\x00", "utf-16-le", False),
+)
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+_JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+
+
+def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tuple[RawEntry, ...]:
+    """Parse one feed document into its entries, in document order.
+
+    `url` is where the document came from (after redirects): the base for
+    relative links.  `content_type` is the HTTP Content-Type, used for the
+    character encoding; without one the XML declaration (else UTF-8) decides.
+
+    Entries feedparser recovers from malformed XML are kept.  A document that
+    is not a feed at all (HTML, JSON that is not a JSON Feed, garbage) raises
+    `ParseError` saying what it looked like.  A valid feed with no entries
+    gives an empty tuple.
+    """
+    head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith((b"{", b"[")):
+        return _parse_json_feed(content, url)
+    data = _strip_internal_subset(content)
+    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    try:
+        result = feedparser.parse(
+            io.BytesIO(data),  # a stream: feedparser never opens a URL or a path
+            response_headers=headers,
+            resolve_relative_uris=False,  # normalize resolves (nh3, against the same base)
+            sanitize_html=False,  # normalize sanitizes with nh3
+        )
+    except Exception as e:  # feedparser reports problems in `bozo`; anything raised is a fault
+        raise ParseError(f"{url}: feedparser failed: {e}") from e
+    entries = result.get("entries") or []
+    if not entries and not result.get("version"):
+        problem = result.get("bozo_exception")
+        detail = f" ({problem})" if problem else ""
+        raise ParseError(f"{url}: not a feed: looks like {_describe(content)}{detail}")
+    # Plain dicts: FeedParserDict's lookups alias keys (a missing `updated_parsed` answers
+    # with `published_parsed`, with a DeprecationWarning); we want what the entry has.
+    return tuple(_raw_entry(dict(e), url) for e in entries)
+
+
+def _strip_internal_subset(data: bytes) -> bytes:
+    """`data` with the DOCTYPE's internal subset removed (the rest of it kept).
+
+    The external identifier stays so feedparser still recognises Netscape RSS
+    0.91; it never fetches it.  Wide encodings (UTF-16/32) are decoded, cut and
+    re-encoded; a document that cannot be decoded is returned as is (feedparser
+    will not read it as a feed either).
+    """
+    for marker, encoding, is_bom in _WIDE_ENCODINGS:
+        if data.startswith(marker):
+            bom = marker if is_bom else b""
+            try:
+                text = data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError:
+                return data
+            utf8 = text.encode("utf-8")
+            cut = _strip_internal_subset_ascii(utf8)
+            return data if cut is utf8 else bom + cut.decode("utf-8").encode(encoding)
+    return _strip_internal_subset_ascii(data)
+
+
+def _strip_internal_subset_ascii(data: bytes) -> bytes:
+    at = _doctype_position(data)
+    if at < 0:
+        return data
+    m = _DOCTYPE.match(data, at)
+    if m is not None:
+        if m.group(2) is None:  # no internal subset: nothing to expand
+            return data
+        return data[:at] + b"<!DOCTYPE" + m.group(1).rstrip() + b">" + data[m.end() :]
+    # Malformed: drop everything from the DOCTYPE to the end of what looks like its subset.
+    end = _SUBSET_END.search(data, at)
+    stop = end.end() if end is not None else data.find(b">", at) + 1 or len(data)
+    return data[:at] + data[stop:]
+
+
+def _doctype_position(data: bytes) -> int:
+    """Where the DOCTYPE starts, or -1: after the XML declaration, comments and PIs."""
+    pos = 3 if data.startswith(codecs.BOM_UTF8) else 0
+    while (item := _PROLOG_ITEM.match(data, pos)) is not None and item.end() > pos:
+        pos = item.end()
+    if (here := _DOCTYPE_START.match(data, pos)) is not None:
+        return here.start(1)
+    # Junk in the prolog: no XML parser accepts it, but look before the first element anyway.
+    first = _FIRST_ELEMENT.search(data)
+    later = _DOCTYPE_ANYWHERE.search(data, 0, first.start() if first else len(data))
+    return later.start(1) if later is not None else -1
+
+
+def _describe(data: bytes) -> str:
+    """What a document that is not a feed looks like, for the error message."""
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n")
+    lower = head.lower()
+    if not head:
+        return "an empty document"
+    if lower.startswith((b"<!doctype html", b"<html")) or b"<html" in lower:
+        return "an HTML page"
+    if b"\x00" in head[:512] or sum(b < 9 for b in head[:512]) > 2:
+        return f"binary data ({len(data)} bytes, starting {head[:8]!r})"
+    if head.startswith(b"<"):
+        root = _FIRST_ELEMENT.search(head)
+        if root is not None:
+            name = re.match(rb"<([\w:.-]+)", head[root.start() :])
+            if name is not None:
+                return f"XML with root element <{name.group(1).decode('ascii', 'replace')}>"
+        return "XML without a feed root element"
+    return f"text starting {head[:40].decode('utf-8', 'replace')!r}"
+
+
+# -- feedparser entry -> RawEntry ---------------------------------------------
+
+
+def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
+    content = next((_text(c.get("value")) for c in e.get("content") or () if c.get("value")), None)
+    return RawEntry(
+        id=_text(e.get("id")),
+        link=_entry_link(e),
+        title=_text(e.get("title"), strip=False),
+        summary=_text(e.get("summary"), strip=False),
+        content=content,
+        published=_utc(e.get("published_parsed") or e.get("created_parsed")),
+        updated=_utc(e.get("updated_parsed")),
+        author=_author(e),
+        base=_entry_base(e, url),
+        images=_images(e),
+    )
+
+
+def _text(value: object, *, strip: bool = True) -> str | None:
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    if not stripped:
+        return None
+    return stripped if strip else value
+
+
+def _entry_link(e: Mapping[str, Any]) -> str | None:
+    link = _text(e.get("link"))
+    if link:
+        return link
+    for candidate in e.get("links") or ():
+        if candidate.get("rel", "alternate") == "alternate" and _text(candidate.get("href")):
+            return _text(candidate.get("href"))
+    return None
+
+
+def _utc(parsed: tuple[int, ...] | None) -> datetime | None:
+    """feedparser's `*_parsed` (a struct_time already in UTC) as an aware datetime."""
+    if parsed is None:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(f) for f in parsed[:6])
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _author(e: Mapping[str, Any]) -> str | None:
+    detail = e.get("author_detail") or {}
+    return _text(detail.get("name")) or _text(e.get("author"))
+
+
+def _entry_base(e: Mapping[str, Any], url: str) -> str | None:
+    """The xml:base in force for the entry's text, when it differs from the document URL."""
+    for detail in (e.get("summary_detail"), *(e.get("content") or ()), e.get("title_detail")):
+        if detail and detail.get("base"):
+            base = str(detail["base"])
+            return None if base == url else base
+    return None
+
+
+def _images(e: Mapping[str, Any]) -> tuple[str, ...]:
+    """Candidate image URLs, best first: thumbnails, image media, iTunes art, image enclosures."""
+    found: list[str | None] = [t.get("url") for t in e.get("media_thumbnail") or ()]
+    for m in e.get("media_content") or ():
+        medium, kind = str(m.get("medium", "")).lower(), str(m.get("type", "")).lower()
+        src = str(m.get("url", ""))
+        untyped_image = not medium and not kind and src.lower().endswith(_IMAGE_EXTENSIONS)
+        if medium == "image" or kind.startswith("image/") or untyped_image:
+            found.append(src)
+    image = e.get("image")
+    if isinstance(image, Mapping):
+        found.append(image.get("href"))
+    found += [
+        link.get("href")
+        for link in e.get("links") or ()
+        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/")
+    ]
+    return _unique(found)
+
+
+def _unique(urls: Iterable[object]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for u in urls:
+        text = _text(u)
+        if text:
+            seen.setdefault(text, None)
+    return tuple(seen)
+
+
+# -- JSON Feed ------------------------------------------------------------------
+
+
+def _parse_json_feed(content: bytes, url: str) -> tuple[RawEntry, ...]:
+    """JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1) into entries."""
+    try:
+        doc = json.loads(content)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ParseError(f"{url}: not a feed: looks like JSON but does not parse: {e}") from e
+    if not (
+        isinstance(doc, dict)
+        and str(doc.get("version", "")).startswith(_JSON_FEED_VERSION)
+        and isinstance(doc.get("items"), list)
+    ):
+        raise ParseError(f"{url}: not a feed: looks like JSON but is not a JSON Feed")
+    return tuple(_json_entry(item) for item in doc["items"] if isinstance(item, dict))
+
+
+def _json_entry(item: Mapping[str, Any]) -> RawEntry:
+    item_id = item.get("id")
+    content = _text(item.get("content_html"))
+    if content is None and _text(item.get("content_text")):
+        content = html.escape(str(item["content_text"]))
+    summary = _text(item.get("summary"))
+    authors = item.get("authors") or [item.get("author")]  # `author`: JSON Feed 1.0
+    named = [a for a in authors if isinstance(a, dict)] if isinstance(authors, list) else []
+    author = next((_text(a.get("name")) for a in named), None)
+    return RawEntry(
+        id=_text(str(item_id)) if isinstance(item_id, str | int) else None,
+        link=_text(item.get("url")) or _text(item.get("external_url")),
+        title=_text(item.get("title"), strip=False),
+        summary=html.escape(summary) if summary else None,  # JSON Feed summaries are plain text
+        content=content,
+        published=_iso(item.get("date_published")),
+        updated=_iso(item.get("date_modified")),
+        author=author,
+        images=_unique((item.get("image"), item.get("banner_image"))),
+    )
+
+
+def _iso(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

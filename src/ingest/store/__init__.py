@@ -1,0 +1,126 @@
+"""The database, behind one small facade: `Store`.
+
+Opening a Store resolves the URL (`--db`, `INGEST_DATABASE_URL`, the SQLite
+default), applies migrations if needed, and then offers the few operations
+the pipeline and the command line need.  Every write is one transaction per
+source (a batch of state-only writes may share one), and SQLAlchemy errors
+leave here as `StoreError`.  Deciding what is new is dedupe's job; fetching
+and parsing are not done here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ingest import errors
+from ingest.model import Fetched, FetchState, Item, Plan, Source, SourceReport
+from ingest.store import db, reads, writes
+
+__all__ = ["PollRecord", "Store"]
+
+T = TypeVar("T")
+
+# (source, report, fetched or None, started_at, next_due_at, retry_after_until)
+PollRecord = tuple[Source, SourceReport, Fetched | None, datetime, datetime, datetime | None]
+
+
+class Store:
+    """One database: SQLite file or PostgreSQL, migrated on open."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
+        engine = db.make_engine(db.resolve_url(url))
+        if migrate:
+            db.migrate(engine)
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise errors.StoreError(f"database write failed: {e}") from e
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{db.READ_ONLY: True})
+                return fn(conn)
+        except SQLAlchemyError as e:
+            raise errors.StoreError(f"database read failed: {e}") from e
+
+    # -- writes ---------------------------------------------------------------
+
+    def sync_sources(self, configured: Sequence[Source], now: datetime) -> int:
+        """Make the `sources` table match the configuration (nothing is deleted)."""
+        with self._write() as conn:
+            return writes.sync_sources(conn, configured, now)
+
+    def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
+        """Store one successful poll's Items and its state in one transaction."""
+        source, report, fetched, started, due, retry_until = record
+        with self._write() as conn:
+            plan = writes.save_items(conn, source, batch, started) if batch else Plan()
+            counted = _with_counts(report, plan, len(batch or ()))
+            writes.record_poll(conn, source, counted, fetched, started, due, retry_until)
+        return plan
+
+    def record_polls(self, records: Sequence[PollRecord]) -> None:
+        """Record polls that stored no stories (304, unchanged, failures) together."""
+        if not records:
+            return
+        with self._write() as conn:
+            for source, report, fetched, started, due, retry_until in records:
+                writes.record_poll(conn, source, report, fetched, started, due, retry_until)
+
+    # -- reads ----------------------------------------------------------------
+
+    def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]:
+        """Validators for each source, dropped where the source's URL changed."""
+        stored = self._read(reads.fetch_states)
+        out: dict[str, FetchState] = {}
+        for s in configured:
+            url_and_state = stored.get(s.key)
+            if url_and_state is not None and url_and_state[0] == s.url:
+                out[s.key] = url_and_state[1]
+        return out
+
+    def latest(self, **kw: Any) -> list[dict[str, Any]]:
+        return self._read(lambda c: reads.latest(c, **kw))
+
+    def status(self) -> list[dict[str, Any]]:
+        return self._read(reads.source_status)
+
+    def story_count(self) -> int:
+        return self._read(reads.story_count)
+
+
+def _with_counts(report: SourceReport, plan: Plan, entries: int) -> SourceReport:
+    from dataclasses import replace
+
+    return replace(
+        report, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries
+    )

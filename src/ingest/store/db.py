@@ -1,0 +1,136 @@
+"""Connecting to the database: URL resolution, engine set-up, migrations on first use.
+
+SQLite gets WAL mode, a busy timeout and foreign keys on every connection;
+PostgreSQL URLs are used as given.  `migrate` brings a database to the
+revision the code expects under a lock (SQLite's write lock, PostgreSQL's
+advisory lock), so two processes opening a new database at once cannot race.
+Alembic is imported only when a migration actually has to run.  No queries
+about sources or items live here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ingest import errors
+from ingest.store.schema import SCHEMA_REVISION
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "READ_ONLY",
+    "current_revision",
+    "make_engine",
+    "migrate",
+    "resolve_url",
+]
+
+DEFAULT_URL = "sqlite:///db/ingest.sqlite3"
+ENV_VAR = "INGEST_DATABASE_URL"
+_PG_LOCK_ID = 0x1A6E57  # advisory lock key for migrations
+SQLITE_BUSY_MS = 30_000
+READ_ONLY = "ingest_read"  # execution option: this connection only reads
+
+
+def resolve_url(url: str | None = None) -> str:
+    """`--db`, else $INGEST_DATABASE_URL, else the SQLite file under db/."""
+    return url or os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def make_engine(url: str) -> Engine:
+    """An Engine for `url`, with SQLite tuned for one writer and many readers."""
+    try:
+        if url.startswith("sqlite"):
+            _ensure_sqlite_dir(url)
+            engine = create_engine(
+                url,
+                connect_args={"timeout": SQLITE_BUSY_MS / 1000, "isolation_level": None},
+            )
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise errors.StoreError(f"cannot use database {_redact(url)}: {e}") from e
+    return engine
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # The driver runs in autocommit mode (isolation_level=None) so that we can
+    # say BEGIN ourselves: a writer takes the lock up front with BEGIN IMMEDIATE
+    # and waits on busy_timeout, instead of failing half-way with "database is
+    # locked"; a connection marked `ingest_read` reads a snapshot and never
+    # blocks a writer (WAL).
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The Alembic revision the database is at, or None for a new database."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to SCHEMA_REVISION, running Alembic only if needed."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            if current_revision(conn) == SCHEMA_REVISION:
+                conn.rollback()
+                return
+            conn.rollback()
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+            if current_revision(conn) == SCHEMA_REVISION:
+                return  # another process migrated while we waited for the lock
+            _run_alembic(conn)
+    except SQLAlchemyError as e:
+        raise errors.StoreError(f"cannot migrate the database: {e}") from e
+
+
+def _run_alembic(conn: Connection) -> None:
+    import ingest_migrations
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(ingest_migrations.__file__).parent))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")

@@ -1,0 +1,106 @@
+"""Read queries: conditional-GET state, the latest stories, the state of each source.
+
+Plain SELECTs over the tables in schema.py, returning model values or plain
+dicts ready for printing; nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from ingest.model import FetchState
+from ingest.store.schema import item_sources, items, sources
+
+__all__ = ["fetch_states", "latest", "source_status", "story_count"]
+
+
+def fetch_states(conn: Connection) -> dict[str, tuple[str | None, FetchState]]:
+    """Per source key: the URL the validators belong to, and the validators."""
+    rows = conn.execute(
+        select(
+            sources.c.key,
+            sources.c.state_url,
+            sources.c.etag,
+            sources.c.last_modified,
+            sources.c.body_hash,
+        )
+    )
+    return {r[0]: (r[1], FetchState(r[2], r[3], r[4])) for r in rows}
+
+
+def latest(
+    conn: Connection,
+    *,
+    section: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Stories newest first, with every source that carried each one."""
+    query = (
+        select(
+            items.c.id,
+            items.c.url,
+            items.c.canonical_url,
+            items.c.title,
+            items.c.summary,
+            items.c.author,
+            items.c.image_url,
+            items.c.published_at,
+            items.c.date_source,
+            items.c.first_seen_at,
+            items.c.updated_at,
+            items.c.section,
+            items.c.source_key.label("source"),
+            sources.c.name.label("source_name"),
+        )
+        .join(sources, sources.c.key == items.c.source_key)
+        .order_by(items.c.published_at.desc(), items.c.id.desc())
+        .limit(limit)
+    )
+    if section:
+        query = query.where(items.c.section == section)
+    if source:
+        carried = select(item_sources.c.item_id).where(item_sources.c.source_key == source)
+        query = query.where(items.c.id.in_(carried))
+    if since is not None:
+        query = query.where(items.c.published_at >= since)
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    carriers: dict[int, list[str]] = defaultdict(list)
+    if rows:
+        links = conn.execute(
+            select(item_sources.c.item_id, item_sources.c.source_key)
+            .where(item_sources.c.item_id.in_([r["id"] for r in rows]))
+            .order_by(item_sources.c.first_seen_at, item_sources.c.source_key)
+        )
+        for item_id, key in links:
+            if key not in carriers[item_id]:
+                carriers[item_id].append(key)
+    for r in rows:
+        r["sources"] = carriers.get(r["id"], [r["source"]])
+    return rows
+
+
+def source_status(conn: Connection) -> list[dict[str, Any]]:
+    """One dict per source row, with how many stories it has carried."""
+    counts: dict[str, int] = dict(
+        conn.execute(
+            select(item_sources.c.source_key, func.count()).group_by(item_sources.c.source_key)
+        ).all()
+    )
+    rows = conn.execute(select(sources).order_by(sources.c.key))
+    out = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["items"] = int(counts.get(d["key"], 0))
+        out.append(d)
+    return out
+
+
+def story_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(items)).scalar_one())

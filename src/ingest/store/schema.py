@@ -1,0 +1,180 @@
+"""The database's tables and the `latest_items` view, as SQLAlchemy Core objects.
+
+This is the shape the code reads and writes; the migrations under
+`db/migrations/` are what creates it in a database (a test checks the two
+agree).  docs/database.md documents every column for downstream readers.
+It declares; it does not connect, migrate or query.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = [
+    "SCHEMA_REVISION",
+    "UTCDateTime",
+    "fetches",
+    "item_sources",
+    "items",
+    "latest_items_sql",
+    "metadata",
+    "sources",
+]
+
+# The Alembic revision this code expects; opening a database at another one
+# runs the migrations first.  tests/test_store.py checks it is the head.
+SCHEMA_REVISION = "0001"
+
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    PostgreSQL stores `timestamptz`; SQLite stores naive UTC text
+    (`YYYY-MM-DD HH:MM:SS.ffffff`), which sorts and compares correctly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData()
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("kind", Text, nullable=False, server_default="feed"),
+    Column("section", Text, nullable=False, server_default="latest"),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("in_config", Boolean, nullable=False, server_default="1"),
+    # conditional-GET state; valid only for `state_url`
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_hash", Text),
+    Column("state_url", Text),
+    # what the last polls came to
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("last_error_kind", Text),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_entries", Integer),
+    Column("next_due_at", UTCDateTime),
+    Column("retry_after_until", UTCDateTime),
+    Column("moved_to", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("canonical_url", Text, nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("author", Text),
+    Column("image_url", Text),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("date_source", Text, nullable=False),
+    Column("section", Text, nullable=False),
+    Column("source_key", Text, ForeignKey("sources.key"), nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_items_section_published", "section", "published_at", "id"),
+    Index("ix_items_published", "published_at", "id"),
+)
+
+item_sources = Table(
+    "item_sources",
+    metadata,
+    Column("source_key", Text, ForeignKey("sources.key"), primary_key=True),
+    Column("entry_key", Text, primary_key=True),
+    Column("item_id", ID, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_item_sources_item", "item_id"),
+)
+
+fetches = Table(
+    "fetches",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("source_key", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", Integer),
+    Column("outcome", Text, nullable=False),  # ok | not_modified | unchanged | error
+    Column("entries", Integer, nullable=False, server_default="0"),
+    Column("new", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Index("ix_fetches_source_started", "source_key", "started_at"),
+    Index("ix_fetches_started", "started_at"),
+)
+
+
+def latest_items_sql(dialect: str) -> str:
+    """CREATE VIEW for `latest_items`, newest first, for the given dialect."""
+    if dialect == "postgresql":
+        sources_expr = (
+            "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
+            "FROM item_sources x WHERE x.item_id = i.id)"
+        )
+    else:
+        sources_expr = (
+            "(SELECT group_concat(source_key, ',') FROM (SELECT x.source_key FROM item_sources x "
+            "WHERE x.item_id = i.id ORDER BY x.first_seen_at, x.source_key))"
+        )
+    return (
+        "CREATE VIEW latest_items AS "
+        "SELECT i.id, i.url, i.canonical_url, i.title, i.summary, i.author, i.image_url, "
+        "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
+        "i.source_key AS source, s.name AS source_name, "
+        f"{sources_expr} AS sources "
+        "FROM items i JOIN sources s ON s.key = i.source_key "
+        "ORDER BY i.published_at DESC, i.id DESC"
+    )

@@ -1,0 +1,283 @@
+"""Writing polls to the database: stories, their sources, source state, poll log.
+
+Each function takes an open Connection inside a transaction the caller owns
+(`Store` in store/__init__.py), so one source's writes commit or roll back
+together.  Upserts use `INSERT ... ON CONFLICT` through SQLAlchemy's SQLite
+and PostgreSQL dialects, so two processes writing the same story at once
+cannot duplicate it.  What is new or changed is decided by `dedupe.plan`
+(pure) on the rows read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
+
+from ingest import dedupe
+from ingest.model import Fetched, Item, Plan, Source, SourceReport
+from ingest.store.schema import fetches, item_sources, items, sources
+
+__all__ = ["record_poll", "save_items", "sync_sources"]
+
+_CHUNK = 500
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    # the dialect's own INSERT (for ON CONFLICT), imported only for the one in use
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def _chunks(values: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), n):
+        yield values[i : i + n]
+
+
+def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) -> int:
+    """Make the `sources` rows match the configuration; returns rows written.
+
+    Sources no longer in the file keep their row (their stories stay) with
+    `in_config` false.  Unchanged rows are not written.
+    """
+    cols = (
+        sources.c.key,
+        sources.c.name,
+        sources.c.url,
+        sources.c.kind,
+        sources.c.section,
+        sources.c.enabled,
+        sources.c.in_config,
+    )
+    existing = {row[0]: tuple(row) for row in conn.execute(select(*cols))}
+    wanted = {s.key: (s.key, s.name, s.url, s.kind, s.section, s.enabled, True) for s in configured}
+    fresh = [w for k, w in wanted.items() if k not in existing]
+    changed = [w for k, w in wanted.items() if k in existing and existing[k] != w]
+    gone = [k for k, row in existing.items() if k not in wanted and row[6]]
+    if fresh:
+        conn.execute(
+            _insert(conn, sources).on_conflict_do_nothing(index_elements=["key"]),
+            [
+                dict(
+                    zip(
+                        ("key", "name", "url", "kind", "section", "enabled", "in_config"),
+                        w,
+                        strict=True,
+                    ),
+                    created_at=now,
+                    updated_at=now,
+                )
+                for w in fresh
+            ],
+        )
+    for w in changed:
+        conn.execute(
+            update(sources)
+            .where(sources.c.key == w[0])
+            .values(
+                name=w[1],
+                url=w[2],
+                kind=w[3],
+                section=w[4],
+                enabled=w[5],
+                in_config=True,
+                updated_at=now,
+            )
+        )
+    if gone:
+        conn.execute(
+            update(sources).where(sources.c.key.in_(gone)).values(in_config=False, updated_at=now)
+        )
+    return len(fresh) + len(changed) + len(gone)
+
+
+def _known(conn: Connection, source_key: str, keys: Sequence[str]) -> dict[str, str]:
+    known: dict[str, str] = {}
+    for chunk in _chunks(keys):
+        rows = conn.execute(
+            select(item_sources.c.entry_key, item_sources.c.content_hash).where(
+                item_sources.c.source_key == source_key, item_sources.c.entry_key.in_(chunk)
+            )
+        )
+        known.update((r[0], r[1]) for r in rows)
+    return known
+
+
+def _story_row(item: Item, now: datetime) -> dict[str, Any]:
+    return {
+        "canonical_url": item.canonical_url,
+        "url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "author": item.author,
+        "image_url": item.image_url,
+        "published_at": item.published_at,
+        "date_source": item.date_source,
+        "section": item.section,
+        "source_key": item.source_key,
+        "content_hash": item.content_hash,
+        "first_seen_at": now,
+        "updated_at": now,
+    }
+
+
+def _ids_by_url(conn: Connection, urls: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for chunk in _chunks(list(urls)):
+        rows = conn.execute(
+            select(items.c.canonical_url, items.c.id).where(items.c.canonical_url.in_(chunk))
+        )
+        out.update((r[0], r[1]) for r in rows)
+    return out
+
+
+def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
+    """Store one poll's Items for `source`; returns what dedupe decided."""
+    plan = dedupe.plan(batch, _known(conn, source.key, [i.entry_key for i in batch]))
+    if plan.new:
+        stories = dedupe.first_by_canonical_url(plan.new)
+        conn.execute(
+            _insert(conn, items).on_conflict_do_nothing(index_elements=["canonical_url"]),
+            [_story_row(item, now) for item in stories.values()],
+        )
+        ids = _ids_by_url(conn, stories)
+        conn.execute(
+            _insert(conn, item_sources).on_conflict_do_nothing(
+                index_elements=["source_key", "entry_key"]
+            ),
+            [
+                {
+                    "source_key": source.key,
+                    "entry_key": item.entry_key,
+                    "item_id": ids[item.canonical_url],
+                    "url": item.url,
+                    "content_hash": item.content_hash,
+                    "first_seen_at": now,
+                    "updated_at": now,
+                }
+                for item in plan.new
+            ],
+        )
+    if plan.changed:
+        _apply_changes(conn, source, plan.changed, now)
+    return plan
+
+
+def _apply_changes(
+    conn: Connection, source: Source, changed: Sequence[Item], now: datetime
+) -> None:
+    link_rows = conn.execute(
+        select(item_sources.c.entry_key, item_sources.c.item_id).where(
+            item_sources.c.source_key == source.key,
+            item_sources.c.entry_key.in_([i.entry_key for i in changed]),
+        )
+    )
+    item_ids = {r[0]: r[1] for r in link_rows}
+    for item in changed:
+        item_id = item_ids[item.entry_key]
+        values: dict[str, Any] = {
+            "url": item.url,
+            "title": item.title,
+            "summary": item.summary,
+            "author": item.author,
+            "image_url": item.image_url,
+            "content_hash": item.content_hash,
+            "updated_at": now,
+        }
+        if item.date_source != "first_seen":  # an undated story keeps the time we first saw it
+            values.update(published_at=item.published_at, date_source=item.date_source)
+        # the story's own row follows the source that first carried it
+        conn.execute(
+            update(items)
+            .where(items.c.id == item_id, items.c.source_key == source.key)
+            .values(**values)
+        )
+    conn.execute(
+        update(item_sources)
+        .where(
+            item_sources.c.source_key == bindparam("b_source"),
+            item_sources.c.entry_key == bindparam("b_entry"),
+        )
+        .values(content_hash=bindparam("b_hash"), url=bindparam("b_url"), updated_at=now),
+        [
+            {
+                "b_source": source.key,
+                "b_entry": i.entry_key,
+                "b_hash": i.content_hash,
+                "b_url": i.url,
+            }
+            for i in changed
+        ],
+    )
+
+
+def record_poll(
+    conn: Connection,
+    source: Source,
+    report: SourceReport,
+    fetched: Fetched | None,
+    started_at: datetime,
+    next_due_at: datetime,
+    retry_after_until: datetime | None,
+) -> None:
+    """Update the source's state row and append the poll to `fetches`."""
+    values: dict[str, Any] = {
+        "last_attempt_at": started_at,
+        "last_status": report.status,
+        "last_entries": report.entries if report.ok else sources.c.last_entries,
+        "next_due_at": next_due_at,
+        "retry_after_until": retry_after_until,
+        "updated_at": started_at,
+    }
+    if report.ok:
+        values.update(
+            last_success_at=started_at,
+            last_error=None,
+            last_error_kind=None,
+            consecutive_failures=0,
+            moved_to=report.moved_to,
+        )
+        if fetched is not None:
+            values.update(
+                etag=fetched.etag,
+                last_modified=fetched.last_modified,
+                body_hash=fetched.body_hash,
+                state_url=source.url,
+            )
+    else:
+        values.update(
+            last_error=report.error,
+            last_error_kind=report.error_kind,
+            consecutive_failures=sources.c.consecutive_failures + 1,
+        )
+        if report.moved_to:
+            values["moved_to"] = report.moved_to
+    conn.execute(update(sources).where(sources.c.key == source.key).values(**values))
+    if report.not_modified:
+        outcome = "not_modified"
+    elif report.unchanged:
+        outcome = "unchanged"
+    else:
+        outcome = "ok" if report.ok else "error"
+    conn.execute(
+        fetches.insert().values(
+            source_key=source.key,
+            started_at=started_at,
+            duration_ms=report.elapsed_ms,
+            url=source.url,
+            status=report.status,
+            outcome=outcome,
+            entries=report.entries,
+            new=report.new,
+            updated=report.updated,
+            error=report.error,
+        )
+    )

@@ -1,0 +1,119 @@
+"""Shared pytest fixtures: a loopback feed server and database URLs (SQLite, PostgreSQL).
+
+One job: hand tests the real things they run against — ``feed_server`` (a started
+``FeedServer``, see tests/feedserver.py), ``sqlite_url``, ``postgres_url``, ``pg_url`` (a
+throw-away PostgreSQL database) and ``db_url`` (each store test once on SQLite and once on
+PostgreSQL). It does not create schemas or tables (the store's migrations do), does not
+write sources.yaml files, and never mocks anything.
+
+PostgreSQL comes from ``INGEST_TEST_POSTGRES_URL`` (SQLAlchemy form, e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``); without it, or when the server is
+unreachable, PostgreSQL tests are skipped with the reason. ``-m "not postgres"`` deselects
+the PostgreSQL half of ``db_url``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# tests/ on sys.path whatever the import mode, so `from feedserver import FeedServer` works.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from feedserver import FeedServer
+
+PG_ENV = "INGEST_TEST_POSTGRES_URL"
+PG_EXAMPLE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """``postgresql+psycopg://u:p@h:5432/db`` -> ``postgresql://u:p@h:5432/db`` (for psycopg)."""
+    from sqlalchemy.engine import make_url
+
+    return (
+        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+def _sqlalchemy_pg_url(url: str, database: str | None = None) -> str:
+    """The URL with the psycopg 3 driver named (and optionally another database)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url).set(drivername="postgresql+psycopg")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """A started FeedServer on 127.0.0.1:<ephemeral>, stopped after the test."""
+    with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """SQLAlchemy URL (``postgresql+psycopg://...``) of the test server; skips if none.
+
+    Checked once per session. Tests must not write to this database directly: use
+    ``pg_url`` for a private one.
+    """
+    url = os.environ.get(PG_ENV, "").strip()
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. {PG_EXAMPLE})")
+    try:
+        import psycopg
+
+        with psycopg.connect(libpq_url(url), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure means "can't use it": skip with the reason
+        why = " ".join(str(exc).split())  # libpq messages span lines
+        pytest.skip(f"PostgreSQL at {PG_ENV} is unreachable: {type(exc).__name__}: {why}")
+    return _sqlalchemy_pg_url(url)
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database ``ingest_test_<hex>`` on the test server (SQLAlchemy URL,
+    psycopg 3 driver); dropped with ``WITH (FORCE)`` afterwards, so leftover connections
+    don't block the drop."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"ingest_test_{secrets.token_hex(6)}"
+    admin = libpq_url(postgres_url)
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _sqlalchemy_pg_url(postgres_url, database=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """``sqlite:///<tmp_path>/ingest.sqlite3`` (file does not exist yet)."""
+    return f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test twice: on a fresh SQLite file and on a fresh PostgreSQL database
+    (that half skips like ``postgres_url`` when PostgreSQL is not available)."""
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("sqlite_url")
+    else:
+        url = request.getfixturevalue("pg_url")
+    return url

@@ -1,0 +1,255 @@
+"""Tests of `ingest.parse`: the feed fixtures end to end, and the parser's safety.
+
+One job: check that documents become the right `Item`s (through `parse_feed` and
+`normalize`), that no document can expand entities, read files or fetch anything,
+and that what is not a feed is refused with a clear `ParseError`.  Normalization
+details (URLs, dates, sanitizing) are unit-tested in test_normalize.py.
+
+File-driven: every `tests/data/feeds/<case>.<ext>` (RSS/Atom/RDF `.xml`, JSON Feed
+`.json`) sits next to `<case>.expected.json`, which holds the fetch it pretends
+to be (`url`, `content_type`, `now`), the `source` it came from, and the `items`
+expected, as JSON (datetimes ISO 8601 in UTC).  To add a case, write the document
+and an expected file with `"items": []`, run
+``INGEST_UPDATE_EXPECTED=1 pytest tests/test_parse.py`` to fill in the items, and
+then read them: an expected file that mirrors a bug is worthless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+from ingest.errors import ParseError
+from ingest.model import Fetched, Item, RawEntry, Source
+from ingest.normalize import normalize
+from ingest.parse import parse
+from ingest.parse.feed import parse_feed
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
+CASES = sorted(p for p in FEEDS.iterdir() if p.is_file() and not p.name.endswith(".expected.json"))
+UPDATE = os.environ.get("INGEST_UPDATE_EXPECTED") == "1"
+
+
+def _item_json(item: Item) -> dict[str, Any]:
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in dataclasses.asdict(item).items()
+    }
+
+
+@pytest.mark.parametrize("document", CASES, ids=[p.name for p in CASES])
+def test_feed_fixture(document: Path) -> None:
+    expected_path = document.with_name(document.name.split(".")[0] + ".expected.json")
+    expected = json.loads(expected_path.read_text(encoding="utf-8"))
+    spec = expected["source"]
+    source = Source(
+        key=spec["key"],
+        name=spec["key"],
+        url=expected["url"],
+        section=spec.get("section", "latest"),
+        strip_params=tuple(spec.get("strip_params", ())),
+    )
+    raw = parse_feed(document.read_bytes(), expected["url"], expected["content_type"])
+    items = normalize(source, expected["url"], raw, datetime.fromisoformat(expected["now"]))
+    got = [_item_json(i) for i in items]
+    if UPDATE:
+        expected["items"] = got
+        text = json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
+        expected_path.write_text(text, encoding="utf-8")
+    assert got == expected["items"]
+
+
+# -- entities, external entities, fetching ----------------------------------------
+
+LAUGHS = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+# All on one line: feedparser's own DOCTYPE filter only looks at line starts.
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY lol0 "lol">' + LAUGHS + "]>"
+    '<rss version="2.0"><channel><title>t</title><item><title>&lol9;</title>'
+    "<description>&lol9;&lol9;</description><link>https://a.example/1</link></item>"
+    "</channel></rss>"
+)
+BILLION_LAUGHS_MULTILINE = BILLION_LAUGHS.replace("<!ENTITY", "\n <!ENTITY")
+
+
+def _all_text(entries: tuple[RawEntry, ...]) -> str:
+    return " ".join(str(v) for e in entries for v in dataclasses.astuple(e))
+
+
+COMMENTED_LAUGHS = BILLION_LAUGHS.replace("?><!DOCTYPE", "?><!-- <rss> --><?pi x?><!DOCTYPE")
+UTF16_LAUGHS = BILLION_LAUGHS.replace('"1.0"', '"1.0" encoding="utf-16"')
+
+
+@pytest.mark.parametrize(
+    ("document", "encoding"),
+    [
+        (BILLION_LAUGHS.encode(), "utf-8"),
+        (BILLION_LAUGHS_MULTILINE.encode(), "utf-8"),
+        (COMMENTED_LAUGHS.encode(), "utf-8"),
+        (b"\xef\xbb\xbf" + BILLION_LAUGHS.encode(), "utf-8-sig"),
+        (UTF16_LAUGHS.encode("utf-16"), "utf-16"),
+        (UTF16_LAUGHS.encode("utf-16-be"), "utf-16-be"),
+    ],
+    ids=["one-line", "multi-line", "after-comment", "utf-8-bom", "utf-16-bom", "utf-16-be-no-bom"],
+)
+def test_billion_laughs_is_not_expanded(
+    document: bytes, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bytes] = []
+    real_parse = feedparser.parse
+
+    def spy(stream: io.BytesIO, **kwargs: Any) -> Any:
+        seen.append(stream.getvalue())
+        return real_parse(stream, **kwargs)
+
+    monkeypatch.setattr(feedparser, "parse", spy)
+    started = time.perf_counter()
+    entries = parse_feed(document, "https://a.example/feed")
+    elapsed = time.perf_counter() - started
+    assert "lollol" not in _all_text(entries)
+    assert [e.link for e in entries] == ["https://a.example/1"]
+    assert "<!ENTITY" not in seen[0].decode(encoding)  # no declaration reaches feedparser
+    # expat's own amplification guard would stop it too, but only after ~0.7 s of CPU.
+    assert elapsed < 0.5
+
+
+def _xxe_documents(secret_file: Path) -> list[str]:
+    body = (
+        '<rss version="2.0"><channel><title>t</title><item><title>x&xxe;y</title>'
+        "<description>&xxe;</description><link>https://a.example/1</link></item></channel></rss>"
+    )
+    uri = secret_file.as_uri()
+    return [
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY xxe SYSTEM "{uri}">\n]>\n{body}',
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM "{uri}">]>{body}',
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>{body}',
+        f'<!DOCTYPE rss [<!ENTITY % p SYSTEM "{uri}"> %p; <!ENTITY xxe "&#x25;p;">]>{body}',
+        f'<!DOCTYPE rss SYSTEM "http://127.0.0.1:9/evil.dtd">{body}',
+        f'<!DOCTYPE rss PUBLIC "-//x//y" "{uri}" [<!ENTITY xxe SYSTEM "{uri}">]>{body}',
+    ]
+
+
+def test_external_entities_are_never_read_or_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("TOP-SECRET-4711\n")
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    for document in _xxe_documents(secret_file):
+        entries = parse_feed(document.encode(), "https://a.example/feed")
+        text = _all_text(entries)
+        assert "TOP-SECRET" not in text
+        assert "root:" not in text
+        assert [e.link for e in entries] == ["https://a.example/1"]
+    assert attempts == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"https://a.example/feed.xml", b"/etc/passwd", b"file:///etc/passwd"],
+    ids=["url", "path", "file-url"],
+)
+def test_content_is_never_treated_as_a_location(content: bytes) -> None:
+    with pytest.raises(ParseError, match="not a feed: looks like text"):
+        parse_feed(content, "https://a.example/feed")
+
+
+# -- what is not a feed ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "looks_like"),
+    [
+        (b"<!DOCTYPE html><html><head><title>Home</title></head><body></body></html>", "HTML"),
+        (b"\n<html lang='en'><body><p>Moved</p></body></html>", "HTML"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary data"),
+        (b"", "an empty document"),
+        (b"   \n", "an empty document"),
+        (b'{"data": [1, 2, 3]}', "JSON but is not a JSON Feed"),
+        (b"{not json", "JSON but does not parse"),
+        (b'<?xml version="1.0"?><config><debug>true</debug></config>', "root element <config>"),
+        (b"Service Unavailable", "text starting 'Service Unavailable'"),
+    ],
+    ids=["html", "html-no-doctype", "png", "empty", "blank", "json", "bad-json", "xml", "text"],
+)
+def test_not_a_feed_raises_parse_error(content: bytes, looks_like: str) -> None:
+    with pytest.raises(ParseError, match=r"https://a\.example/feed: not a feed") as caught:
+        parse_feed(content, "https://a.example/feed", "text/html")
+    assert looks_like in str(caught.value)
+
+
+def test_json_feed_tolerates_odd_values() -> None:
+    document = (
+        b'{"version": "https://jsonfeed.org/version/1", "items": [7, {"id": 3, "title": 5,'
+        b' "authors": 4, "date_published": "yesterday", "url": ["x"]},'
+        b' {"title": "T", "author": {"name": "Ann"}, "date_modified": "2026-02-01T10:00:00"}]}'
+    )
+    first, second = parse_feed(document, "https://a.example/feed.json")
+    assert (first.id, first.title, first.author, first.published, first.link) == (
+        "3",
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (second.author, second.updated) == ("Ann", datetime(2026, 2, 1, 10, tzinfo=UTC))
+
+
+def test_a_feed_without_entries_is_empty_not_an_error() -> None:
+    document = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    assert parse_feed(document, "https://a.example/feed") == ()
+
+
+# -- parse(): dispatch ---------------------------------------------------------------
+
+
+def _fetched(content: bytes, **changes: Any) -> Fetched:
+    fetched = Fetched(
+        source_key="s",
+        url="https://a.example/feed",
+        final_url="https://b.example/feed/",
+        status=200,
+        content=content,
+        content_type="application/rss+xml",
+    )
+    return dataclasses.replace(fetched, **changes)
+
+
+def test_parse_reads_feeds_against_the_final_url() -> None:
+    source = Source(key="s", name="S", url="https://a.example/feed")
+    document = (
+        b'<rss version="2.0"><channel><item><title>T</title><link>p/1</link></item></channel></rss>'
+    )
+    entries = parse(source, _fetched(document))
+    assert [e.link for e in entries] == ["https://b.example/feed/p/1"]
+
+
+def test_parse_skips_what_was_not_modified() -> None:
+    source = Source(key="s", name="S", url="https://a.example/feed")
+    assert parse(source, _fetched(b"", status=304, not_modified=True)) == ()
+    assert parse(source, _fetched(b"", unchanged=True)) == ()
+
+
+def test_importing_parse_does_not_import_feedparser() -> None:
+    code = "import sys, ingest.parse; assert 'feedparser' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,230 @@
+"""store/: migrations, upserts, identity across sources, state, reads — on SQLite and PostgreSQL.
+
+Every test takes `db_url`, so it runs once on a fresh SQLite file and once on a
+fresh PostgreSQL database (skipped, with the reason, when none is reachable).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from ingest import dedupe
+from ingest.model import Fetched, Item, Source, SourceReport
+from ingest.store import Store
+from ingest.store.schema import SCHEMA_REVISION, metadata
+
+T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
+B = Source(key="b", name="Source B", url="http://127.0.0.1:1/b.xml", section="blogs")
+
+
+def item(source: Source, n: int, **kw: object) -> Item:
+    base = Item(
+        source_key=source.key,
+        entry_key=f"id:{source.key}-{n}",
+        canonical_url=f"https://news.example.org/{n}",
+        url=f"https://news.example.org/{n}",
+        title=f"Story {n}",
+        summary=f"<p>Story {n} body</p>",
+        published_at=T0 + timedelta(hours=n),
+        date_source="published",
+        section=source.section,
+        content_hash=f"h{n}",
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def ok(source: Source, **kw: object) -> SourceReport:
+    return replace(SourceReport(source_key=source.key, ok=True, status=200), **kw)  # type: ignore[arg-type]
+
+
+def save(store: Store, source: Source, batch: list[Item], when: datetime = T0) -> object:
+    record = (source, ok(source), None, when, when + timedelta(minutes=30), None)
+    return store.save_poll(record, batch)
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    s = Store.open(db_url)
+    s.sync_sources([A, B], T0)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def count(store: Store, table: str) -> int:
+    with store.engine.connect() as c:
+        return int(c.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_migrations_reach_the_revision_the_code_expects(db_url: str) -> None:
+    import ingest_migrations
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(ingest_migrations.__path__[0])
+    assert scripts.get_current_head() == SCHEMA_REVISION
+    with Store.open(db_url) as s, s.engine.connect() as c:
+        rev = c.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        assert rev == SCHEMA_REVISION
+        c.execute(text("SELECT * FROM latest_items LIMIT 1")).all()  # the view exists
+
+
+def test_migrated_database_matches_schema_py(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with Store.open(db_url) as s, s.engine.connect() as c:
+        diffs = compare_metadata(MigrationContext.configure(c), metadata)
+    assert diffs == []
+
+
+def test_opening_twice_does_not_migrate_again(db_url: str) -> None:
+    Store.open(db_url).close()
+    with Store.open(db_url) as s:
+        assert count(s, "alembic_version") == 1
+
+
+def test_new_then_same_then_changed(store: Store) -> None:
+    batch = [item(A, 1), item(A, 2)]
+    plan = save(store, A, batch)
+    assert [i.entry_key for i in plan.new] == ["id:a-1", "id:a-2"]  # type: ignore[attr-defined]
+    assert count(store, "items") == 2
+
+    before = store.latest(limit=10)
+    again = save(store, A, batch, T0 + timedelta(hours=1))
+    assert again.new == () and again.changed == () and again.same == 2  # type: ignore[attr-defined]
+    assert store.latest(limit=10) == before  # nothing rewritten, updated_at unmoved
+
+    later = T0 + timedelta(hours=2)
+    edited = save(store, A, [replace(batch[0], title="Story 1, corrected", content_hash="h1b")],
+                  later)  # fmt: skip
+    assert len(edited.changed) == 1  # type: ignore[attr-defined]
+    rows = {r["title"]: r for r in store.latest(limit=10)}
+    assert "Story 1, corrected" in rows and "Story 1" not in rows
+    assert rows["Story 1, corrected"]["updated_at"] == later
+    assert rows["Story 1, corrected"]["first_seen_at"] == T0
+    assert count(store, "items") == 2 and count(store, "item_sources") == 2
+
+
+def test_one_story_from_two_sources_is_one_row_with_both(store: Store) -> None:
+    save(store, A, [item(A, 7)])
+    save(store, B, [item(B, 7, url="https://news.example.org/7?ref=b")], T0 + timedelta(1))
+    assert count(store, "items") == 1
+    assert count(store, "item_sources") == 2
+    (row,) = store.latest(limit=5)
+    assert row["source"] == "a" and row["sources"] == ["a", "b"]
+    assert row["url"] == "https://news.example.org/7"  # the first source's link is kept
+    with store.engine.connect() as c:
+        view = c.execute(text("SELECT source, sources FROM latest_items")).one()
+    assert tuple(view) == ("a", "a,b")
+
+
+def test_a_changed_copy_from_another_source_does_not_overwrite_the_story(store: Store) -> None:
+    save(store, A, [item(A, 3)])
+    save(store, B, [item(B, 3)])
+    save(store, B, [item(B, 3, title="B's retitled copy", content_hash="hb")])
+    (row,) = store.latest(limit=5)
+    assert row["title"] == "Story 3"
+
+
+def test_an_undated_story_keeps_the_time_it_was_first_seen(store: Store) -> None:
+    first = item(A, 4, date_source="first_seen", published_at=T0)
+    save(store, A, [first])
+    seen_later = replace(first, published_at=T0 + timedelta(days=1), title="New title",
+                         content_hash="h4b")  # fmt: skip
+    save(store, A, [seen_later], T0 + timedelta(days=1))
+    (row,) = store.latest(limit=5)
+    assert row["published_at"] == T0 and row["title"] == "New title"
+
+
+def test_latest_is_newest_first_and_filters_by_section_and_source(store: Store) -> None:
+    save(store, A, [item(A, n) for n in range(5)])
+    save(store, B, [item(B, n + 100) for n in range(3)])
+    everything = store.latest(limit=100)
+    dates = [r["published_at"] for r in everything]
+    assert dates == sorted(dates, reverse=True) and len(everything) == 8
+    assert {r["section"] for r in store.latest(section="blogs", limit=100)} == {"blogs"}
+    assert len(store.latest(source="b", limit=100)) == 3
+    assert len(store.latest(limit=2)) == 2
+    since = store.latest(since=T0 + timedelta(hours=3), limit=100)
+    assert all(r["published_at"] >= T0 + timedelta(hours=3) for r in since)
+    with store.engine.connect() as c:
+        view = [r[0] for r in c.execute(text("SELECT title FROM latest_items LIMIT 3"))]
+    assert view == [r["title"] for r in everything[:3]]
+
+
+def test_poll_state_failures_and_recovery(store: Store) -> None:
+    fail = SourceReport(source_key="a", ok=False, status=500, error="HTTP 500", error_kind="http")
+    due = T0 + timedelta(minutes=30)
+    store.record_polls([(A, fail, None, T0, due, None), (A, fail, None, T0, due, None)])
+    row = next(r for r in store.status() if r["key"] == "a")
+    assert row["consecutive_failures"] == 2 and row["last_error"] == "HTTP 500"
+    assert row["last_success_at"] is None and row["last_status"] == 500
+
+    fetched = Fetched(source_key="a", url=A.url, final_url=A.url, status=200, etag='"v1"',
+                      last_modified="Mon, 01 Jun 2026 08:00:00 GMT", body_hash="abc")  # fmt: skip
+    store.save_poll((A, ok(A), fetched, T0, due, None), [item(A, 1)])
+    row = next(r for r in store.status() if r["key"] == "a")
+    assert row["consecutive_failures"] == 0 and row["last_error"] is None
+    assert row["last_success_at"] == T0 and row["items"] == 1 and row["next_due_at"] == due
+    assert count(store, "fetches") == 3
+
+    states = store.fetch_states([A])
+    assert states["a"].etag == '"v1"' and states["a"].body_hash == "abc"
+    # validators belong to a URL: an edited URL starts afresh
+    assert store.fetch_states([replace(A, url="http://127.0.0.1:1/new.xml")]) == {}
+
+
+def test_sources_removed_from_the_file_keep_their_stories(store: Store) -> None:
+    save(store, B, [item(B, 1)])
+    store.sync_sources([A], T0 + timedelta(1))
+    rows = {r["key"]: r for r in store.status()}
+    assert rows["b"]["in_config"] is False and rows["a"]["in_config"] is True
+    assert count(store, "items") == 1
+    store.sync_sources([A, replace(B, name="Renamed")], T0 + timedelta(2))
+    rows = {r["key"]: r for r in store.status()}
+    assert rows["b"]["in_config"] is True and rows["b"]["name"] == "Renamed"
+
+
+def test_concurrent_writers_never_duplicate_a_story(db_url: str) -> None:
+    stores = [Store.open(db_url) for _ in range(4)]
+    stores[0].sync_sources([A, B], T0)
+    batch_a = [item(A, n) for n in range(60)]
+    batch_b = [item(B, n) for n in range(60)]
+    errors: list[BaseException] = []
+
+    def work(s: Store, source: Source, batch: list[Item]) -> None:
+        try:
+            save(s, source, batch)
+        except BaseException as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=work, args=(s, src, b))
+        for s, (src, b) in zip(stores, [(A, batch_a), (B, batch_b), (A, batch_a), (B, batch_b)],
+                               strict=True)
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count(stores[0], "items") == 60
+    assert count(stores[0], "item_sources") == 120
+    for s in stores:
+        s.close()
+
+
+def test_dedupe_plan_is_pure_and_first_wins() -> None:
+    batch = [item(A, 1), item(A, 1, title="dup"), item(A, 2)]
+    plan = dedupe.plan(batch, {"id:a-2": "h2"})
+    assert [i.title for i in plan.new] == ["Story 1"]
+    assert plan.same == 1 and plan.duplicates_in_batch == 1 and plan.changed == ()
+    changed = dedupe.plan([item(A, 2, content_hash="other")], {"id:a-2": "h2"})
+    assert len(changed.changed) == 1
+    one = dedupe.first_by_canonical_url([item(A, 1), item(B, 1)])
+    assert next(iter(one.values())).source_key == "a" and len(one) == 1
