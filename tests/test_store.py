@@ -228,3 +228,33 @@ def test_dedupe_plan_is_pure_and_first_wins() -> None:
     assert len(changed.changed) == 1
     one = dedupe.first_by_canonical_url([item(A, 1), item(B, 1)])
     assert next(iter(one.values())).source_key == "a" and len(one) == 1
+
+
+def _documented_columns() -> dict[str, set[str]]:
+    """Table -> columns, read from docs/database.md (the downstream contract)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "database.md").read_text()
+    out: dict[str, set[str]] = {}
+    for section in re.split(r"^## ", doc, flags=re.M)[1:]:
+        name = re.match(r"`(\w+)`", section)
+        if not name:
+            continue
+        cols: set[str] = set()
+        for row in re.findall(r"^\| (`[^|]+`) \|", section, flags=re.M):
+            cols.update(re.findall(r"`(\w+)`", row))
+        for listed in re.findall(r"^Columns: (.*?)\.\n", section, flags=re.M | re.S):
+            cols.update(re.findall(r"`(\w+)`", listed))
+        if cols:
+            out[name.group(1)] = cols
+    return out
+
+
+def test_every_documented_column_exists(db_url: str) -> None:
+    documented = _documented_columns()
+    assert set(documented) == {"latest_items", "items", "item_sources", "sources", "fetches"}
+    with Store.open(db_url) as s, s.engine.connect() as c:
+        for table, cols in documented.items():
+            result = c.execute(text(f"SELECT * FROM {table} LIMIT 0"))
+            assert cols <= set(result.keys()), (table, cols - set(result.keys()))

@@ -117,6 +117,8 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ingest import pipeline
 
+    if not args.verbose:  # each poll is printed below; the log would say it twice
+        logging.getLogger("ingest.poll").setLevel(logging.ERROR)
     config = _load(args)
     chosen = list(config.enabled())
     if args.only:
@@ -132,10 +134,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.sources}: no enabled sources; nothing to do")
         return EXIT_OK
     started = time.perf_counter()
-    with _open_store(args) as store:
-        printer = _RunPrinter(len(chosen), json_lines=args.format == "json")
-        with printer:
-            reports = pipeline.run(chosen, store, config.settings, progress=printer.report)
+    pool = pipeline.start_parse_pool()  # first, while this process is small and single-threaded
+    try:
+        with _open_store(args) as store, _RunPrinter(len(chosen), args.format == "json") as out:
+            reports = pipeline.run(
+                chosen, store, config.settings, progress=out.report, parse_pool=pool
+            )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     failed = [r for r in reports if not r.ok]
     if args.format == "text":
         new = sum(r.new for r in reports)
@@ -151,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
 class _RunPrinter:
     """One line per source as it finishes; a progress bar too on a terminal."""
 
-    def __init__(self, total: int, *, json_lines: bool) -> None:
+    def __init__(self, total: int, json_lines: bool) -> None:
         self.json_lines = json_lines
         self.total = total
         self._progress: Any = None

@@ -289,18 +289,19 @@ def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
 def _network_message(url: str, e: httpx.TransportError) -> str:
     text = str(e) or type(e).__name__
     lowered = text.lower()
-    host = _host(url)
-    if any(
-        s in lowered
-        for s in (
-            "name or service not known",
-            "temporary failure in name resolution",
-            "nodename nor servname",
-            "no address associated",
-            "getaddrinfo",
-        )
-    ):
-        return f"cannot resolve {host} (is this machine offline?): {text}"
+    host = urlsplit(url).hostname or _host(url)
+    reason = text[text.rindex("[") + 1 : text.rindex("]")] if "[" in text and "]" in text else text
+    if any(s in lowered for s in _DNS_FAILURES):
+        return f"cannot resolve {host} ({reason}); is this machine offline?"
     if "refused" in lowered or _caused_by(e, ConnectionRefusedError):
-        return f"connection refused by {host}"
-    return f"cannot talk to {host}: {text}"
+        return f"connection refused by {_host(url)}"
+    return f"cannot talk to {_host(url)}: {text}"
+
+
+_DNS_FAILURES = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "no address associated",
+    "getaddrinfo",
+)

@@ -50,6 +50,8 @@ class Source:
     exclude: tuple[str, ...] = ()
     strip_params: tuple[str, ...] = ()
     select: tuple[tuple[str, str], ...] = ()  # kind: page only; (field, selector) pairs
+    date_format: str | None = None  # kind: page only; strptime format tried first
+    day_first: bool = True  # kind: page only; 03/04/2026 is 3 April
     timeout: float = DEFAULT_TIMEOUT  # seconds for the whole request
     max_body: int = DEFAULT_MAX_BODY  # bytes, counted after decompression
     line: int = 0  # where the source starts in its file, for messages

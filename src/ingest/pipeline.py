@@ -19,15 +19,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ingest import errors
 from ingest.model import Fetched, FetchState, Item, Settings, Source, SourceReport
-from ingest.store import PollRecord, Store
 
-__all__ = ["Pipeline", "next_due", "parse_and_normalize", "run"]
+if TYPE_CHECKING:  # kept out of the import so that start_parse_pool can fork a small process
+    import httpx
+
+    from ingest.store import PollRecord, Store
+
+__all__ = ["Pipeline", "next_due", "parse_and_normalize", "run", "start_parse_pool"]
 
 log = logging.getLogger("ingest.poll")
 
@@ -80,6 +82,23 @@ def _make_pool(workers: int) -> Executor:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["ingest.pipeline", "ingest.parse.feed", "ingest.normalize"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def start_parse_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """Fork the parse workers now, while this process is still small.
+
+    Call it first thing in a short-lived process, before the HTTP client, the
+    database or any thread exists: the workers are forked at once (a fork
+    copies nothing big and no thread's locks) and import the parsing stack
+    on their first job, in parallel with the parent's own start-up.  The
+    caller shuts the pool down.  Long-lived callers that cannot promise a
+    thread-free process let `Pipeline` start a forkserver pool instead.
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=workers or _worker_count(), mp_context=multiprocessing.get_context("fork")
+    )
+    pool.submit(os.getpid).result()  # a fork pool launches every worker on its first job
+    return pool
 
 
 @dataclass
@@ -179,6 +198,9 @@ class Pipeline:
             next_due(source, started),
             retry_until,
         )
+        if fetched is not None and fetched.content:
+            # the body is parsed; do not hold it until the write
+            record = (source, report, replace(fetched, content=b""), *record[3:])
         report = await self._save(_Pending(record, batch))
         _log_report(report)
         if self.progress is not None:
@@ -298,11 +320,14 @@ async def _run_async(
     transport: httpx.AsyncBaseTransport | None,
     clock: Clock,
     progress: Progress | None,
+    parse_pool: Executor | None,
 ) -> list[SourceReport]:
     from ingest.fetch import make_client
 
     async with make_client(settings, transport=transport) as client:
-        pipeline = Pipeline(store, client, settings, clock=clock, progress=progress)
+        pipeline = Pipeline(
+            store, client, settings, clock=clock, progress=progress, parse_pool=parse_pool
+        )
         try:
             return await pipeline.run(sources)
         finally:
@@ -317,8 +342,13 @@ def run(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = _utcnow,
     progress: Progress | None = None,
+    parse_pool: Executor | None = None,
 ) -> list[SourceReport]:
-    """Poll every source once, now; one report per source, in the given order."""
+    """Poll every source once, now; one report per source, in the given order.
+
+    `parse_pool` runs parse + normalize (see `start_parse_pool`); without one,
+    a forkserver pool is started when the first body needs parsing.
+    """
     return asyncio.run(
-        _run_async(sources, store, settings or Settings(), transport, clock, progress)
+        _run_async(sources, store, settings or Settings(), transport, clock, progress, parse_pool)
     )

@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from ingest.store.schema import UTCDateTime, latest_items_sql
+from ingest.store.schema import UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -90,7 +90,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_fetches_source_started", "fetches", ["source_key", "started_at"])
     op.create_index("ix_fetches_started", "fetches", ["started_at"])
-    op.execute(latest_items_sql(op.get_bind().dialect.name))
+    op.execute(_latest_items_view(op.get_bind().dialect.name))
 
 
 def downgrade() -> None:
@@ -99,3 +99,27 @@ def downgrade() -> None:
     op.drop_table("item_sources")
     op.drop_table("items")
     op.drop_table("sources")
+
+
+def _latest_items_view(dialect: str) -> str:
+    # Written out here, not imported from schema.py, so that this revision
+    # keeps creating the view it always created when the view changes later.
+    if dialect == "postgresql":
+        sources = (
+            "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
+            "FROM item_sources x WHERE x.item_id = i.id)"
+        )
+    else:
+        sources = (
+            "(SELECT group_concat(source_key, ',') FROM (SELECT x.source_key FROM item_sources x "
+            "WHERE x.item_id = i.id ORDER BY x.first_seen_at, x.source_key))"
+        )
+    return (
+        "CREATE VIEW latest_items AS "
+        "SELECT i.id, i.url, i.canonical_url, i.title, i.summary, i.author, i.image_url, "
+        "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
+        "i.source_key AS source, s.name AS source_name, "
+        f"{sources} AS sources "
+        "FROM items i JOIN sources s ON s.key = i.source_key "
+        "ORDER BY i.published_at DESC, i.id DESC"
+    )

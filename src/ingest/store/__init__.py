@@ -19,15 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
-from ingest.model import Fetched, FetchState, Item, Plan, Source, SourceReport
+from ingest.model import FetchState, Item, Plan, Source, SourceReport
 from ingest.store import db, reads, writes
+from ingest.store.writes import PollRecord
 
 __all__ = ["PollRecord", "Store"]
 
 T = TypeVar("T")
-
-# (source, report, fetched or None, started_at, next_due_at, retry_after_until)
-PollRecord = tuple[Source, SourceReport, Fetched | None, datetime, datetime, datetime | None]
 
 
 class Store:
@@ -85,7 +83,7 @@ class Store:
         with self._write() as conn:
             plan = writes.save_items(conn, source, batch, started) if batch else Plan()
             counted = _with_counts(report, plan, len(batch or ()))
-            writes.record_poll(conn, source, counted, fetched, started, due, retry_until)
+            writes.record_polls(conn, [(source, counted, fetched, started, due, retry_until)])
         return plan
 
     def record_polls(self, records: Sequence[PollRecord]) -> None:
@@ -93,8 +91,7 @@ class Store:
         if not records:
             return
         with self._write() as conn:
-            for source, report, fetched, started, due, retry_until in records:
-                writes.record_poll(conn, source, report, fetched, started, due, retry_until)
+            writes.record_polls(conn, records)
 
     # -- reads ----------------------------------------------------------------
 

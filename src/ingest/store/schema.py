@@ -1,8 +1,9 @@
-"""The database's tables and the `latest_items` view, as SQLAlchemy Core objects.
+"""The database's tables, as SQLAlchemy Core objects.
 
 This is the shape the code reads and writes; the migrations under
 `db/migrations/` are what creates it in a database (a test checks the two
-agree).  docs/database.md documents every column for downstream readers.
+agree; the `latest_items` view is defined by the migrations alone).
+docs/database.md documents every column for downstream readers.
 It declares; it does not connect, migrate or query.
 """
 
@@ -32,7 +33,6 @@ __all__ = [
     "fetches",
     "item_sources",
     "items",
-    "latest_items_sql",
     "metadata",
     "sources",
 ]
@@ -155,26 +155,3 @@ fetches = Table(
     Index("ix_fetches_source_started", "source_key", "started_at"),
     Index("ix_fetches_started", "started_at"),
 )
-
-
-def latest_items_sql(dialect: str) -> str:
-    """CREATE VIEW for `latest_items`, newest first, for the given dialect."""
-    if dialect == "postgresql":
-        sources_expr = (
-            "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
-            "FROM item_sources x WHERE x.item_id = i.id)"
-        )
-    else:
-        sources_expr = (
-            "(SELECT group_concat(source_key, ',') FROM (SELECT x.source_key FROM item_sources x "
-            "WHERE x.item_id = i.id ORDER BY x.first_seen_at, x.source_key))"
-        )
-    return (
-        "CREATE VIEW latest_items AS "
-        "SELECT i.id, i.url, i.canonical_url, i.title, i.summary, i.author, i.image_url, "
-        "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
-        "i.source_key AS source, s.name AS source_name, "
-        f"{sources_expr} AS sources "
-        "FROM items i JOIN sources s ON s.key = i.source_key "
-        "ORDER BY i.published_at DESC, i.id DESC"
-    )

@@ -21,7 +21,10 @@ from ingest import dedupe
 from ingest.model import Fetched, Item, Plan, Source, SourceReport
 from ingest.store.schema import fetches, item_sources, items, sources
 
-__all__ = ["record_poll", "save_items", "sync_sources"]
+__all__ = ["PollRecord", "record_polls", "save_items", "sync_sources"]
+
+# (source, report, fetched or None, started_at, next_due_at, retry_after_until)
+PollRecord = tuple[Source, SourceReport, Fetched | None, datetime, datetime, datetime | None]
 
 _CHUNK = 500
 
@@ -219,20 +222,17 @@ def _apply_changes(
     )
 
 
-def record_poll(
-    conn: Connection,
+def _state_values(
     source: Source,
     report: SourceReport,
     fetched: Fetched | None,
     started_at: datetime,
     next_due_at: datetime,
     retry_after_until: datetime | None,
-) -> None:
-    """Update the source's state row and append the poll to `fetches`."""
+) -> dict[str, Any]:
     values: dict[str, Any] = {
         "last_attempt_at": started_at,
         "last_status": report.status,
-        "last_entries": report.entries if report.ok else sources.c.last_entries,
         "next_due_at": next_due_at,
         "retry_after_until": retry_after_until,
         "updated_at": started_at,
@@ -243,6 +243,7 @@ def record_poll(
             last_error=None,
             last_error_kind=None,
             consecutive_failures=0,
+            last_entries=report.entries,
             moved_to=report.moved_to,
         )
         if fetched is not None:
@@ -253,31 +254,56 @@ def record_poll(
                 state_url=source.url,
             )
     else:
-        values.update(
-            last_error=report.error,
-            last_error_kind=report.error_kind,
-            consecutive_failures=sources.c.consecutive_failures + 1,
-        )
+        values.update(last_error=report.error, last_error_kind=report.error_kind)
         if report.moved_to:
             values["moved_to"] = report.moved_to
-    conn.execute(update(sources).where(sources.c.key == source.key).values(**values))
+    return values
+
+
+def _outcome(report: SourceReport) -> str:
     if report.not_modified:
-        outcome = "not_modified"
-    elif report.unchanged:
-        outcome = "unchanged"
-    else:
-        outcome = "ok" if report.ok else "error"
-    conn.execute(
-        fetches.insert().values(
-            source_key=source.key,
-            started_at=started_at,
-            duration_ms=report.elapsed_ms,
-            url=source.url,
-            status=report.status,
-            outcome=outcome,
-            entries=report.entries,
-            new=report.new,
-            updated=report.updated,
-            error=report.error,
+        return "not_modified"
+    if report.unchanged:
+        return "unchanged"
+    return "ok" if report.ok else "error"
+
+
+def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
+    """Update each source's state row and append each poll to `fetches`.
+
+    Rows of the same shape go in one executemany, so recording 200 polls
+    costs a handful of statements, not 400.
+    """
+    groups: dict[tuple[bool, tuple[str, ...]], list[dict[str, Any]]] = {}
+    log_rows = []
+    for source, report, fetched, started, due, retry_until in records:
+        values = _state_values(source, report, fetched, started, due, retry_until)
+        shape = (report.ok, tuple(sorted(values)))
+        params = {f"v_{k}": v for k, v in values.items()}
+        params["b_key"] = source.key
+        groups.setdefault(shape, []).append(params)
+        log_rows.append(
+            {
+                "source_key": source.key,
+                "started_at": started,
+                "duration_ms": report.elapsed_ms,
+                "url": source.url,
+                "status": report.status,
+                "outcome": _outcome(report),
+                "entries": report.entries,
+                "new": report.new,
+                "updated": report.updated,
+                "error": report.error,
+            }
         )
-    )
+    for (ok, columns), params_list in groups.items():
+        stmt = (
+            update(sources)
+            .where(sources.c.key == bindparam("b_key"))
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
+        if not ok:
+            stmt = stmt.values(consecutive_failures=sources.c.consecutive_failures + 1)
+        conn.execute(stmt, params_list)
+    if log_rows:
+        conn.execute(fetches.insert(), log_rows)

@@ -1,0 +1,359 @@
+"""Turn one value node into the value its field expects, or say what is wrong.
+
+This module's one job is the rules for single values: `parse_duration` and
+`parse_size` (public), and the converters the checker runs, each taking
+(value node, field name) to a value or raising `_Bad`: text, keys, sections,
+URLs, kinds, true/false, intervals, sizes, whole numbers in a range, cron
+strings, query parameter names and `select:` CSS selectors.  It does not walk
+mappings, know which field goes where, or collect problems.  apscheduler and
+soupsieve are imported only when a cron string or a selector is first checked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC
+from fractions import Fraction
+from functools import lru_cache
+from typing import Final, Literal
+from urllib.parse import urlsplit
+
+from yaml.nodes import Node, ScalarNode
+
+from ingest.config.yaml_nodes import _NULL_TAG, _kind_of
+
+__all__ = [
+    "_DURATION_UNITS",
+    "_Bad",
+    "_count",
+    "_cron",
+    "_date_format",
+    "_did_you_mean",
+    "_flag",
+    "_interval",
+    "_key",
+    "_kind",
+    "_param",
+    "_section",
+    "_selector",
+    "_size",
+    "_text",
+    "_url",
+    "parse_duration",
+    "parse_size",
+]
+
+_KINDS: Final = ("feed", "page")
+
+_KEY_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
+_SECTION_RE: Final = re.compile(r"[a-z0-9-]+")
+_ATTR_RE: Final = re.compile(r"[A-Za-z_:][-\w:.]*")
+_PARAM_RE: Final = re.compile(r"[^\s&=#?]+")
+_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_PLAIN_URL_RE: Final = re.compile(
+    rf"https?://{_LABEL}(?:\.{_LABEL})*\.?(?::(\d{{1,5}}))?(?:[/?#][^\s]*)?", re.IGNORECASE
+)
+_BOOLS: Final = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "no": False,
+    "off": False,
+}
+
+_SECOND: Final = 1
+_MINUTE: Final = 60
+_HOUR: Final = 3600
+_DAY: Final = 86400
+_DURATION_UNITS: Final = {
+    "s": _SECOND,
+    "sec": _SECOND,
+    "secs": _SECOND,
+    "second": _SECOND,
+    "seconds": _SECOND,
+    "m": _MINUTE,
+    "min": _MINUTE,
+    "mins": _MINUTE,
+    "minute": _MINUTE,
+    "minutes": _MINUTE,
+    "h": _HOUR,
+    "hr": _HOUR,
+    "hrs": _HOUR,
+    "hour": _HOUR,
+    "hours": _HOUR,
+    "d": _DAY,
+    "day": _DAY,
+    "days": _DAY,
+}
+_NUMBER: Final = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_PLAIN_NUMBER_RE: Final = re.compile(_NUMBER)
+_DURATION_PART_RE: Final = re.compile(rf"({_NUMBER})\s*([a-z]+)\s*")
+_SIZE_RE: Final = re.compile(rf"({_NUMBER})\s*([a-z]*)")
+_SIZE_UNITS: Final = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in a duration: "30s", "30m", "1h", "2d", "1h30m", "90" (seconds), 90.
+
+    Units may also be spelled out ("30 minutes").  Raises ValueError on
+    anything else, including negative numbers.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"not a duration: {value!r}")
+    if not isinstance(value, str):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"not a duration: {value!r}")
+        return float(value)
+    return _duration(value.strip().lower())
+
+
+@lru_cache(maxsize=256)
+def _duration(text: str) -> float:
+    if _PLAIN_NUMBER_RE.fullmatch(text):
+        return float(text)
+    total = 0.0
+    pos = 0
+    for m in _DURATION_PART_RE.finditer(text):
+        unit = _DURATION_UNITS.get(m.group(2))
+        if m.start() != pos or unit is None:
+            break
+        total += float(m.group(1)) * unit
+        pos = m.end()
+    if pos == 0 or pos != len(text):
+        raise ValueError(f"not a duration: {text!r} (use a number with s, m, h or d, e.g. 30m)")
+    return total
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in a size: "10MiB", "512KiB", "10MB" (10**7), "1048576", 1048576.
+
+    Units: B, KB, MB, GB (powers of 1000), KiB, MiB, GiB (powers of 1024),
+    any case.  Raises ValueError on anything else, including negative numbers.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"not a size: {value!r}")
+        return value
+    m = _SIZE_RE.fullmatch(value.strip().lower())
+    unit = _SIZE_UNITS.get(m.group(2)) if m else None
+    if m is None or unit is None or (unit == 1 and "." in m.group(1)):
+        raise ValueError(
+            f"not a size: {value!r} (use a whole number of bytes or B, KB, MB, GB, KiB, MiB, GiB)"
+        )
+    return round(Fraction(m.group(1)) * unit)
+
+
+class _Bad(Exception):
+    """One problem with one value, raised by a converter and recorded by the checker."""
+
+    def __init__(self, message: str, node: Node | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; expected one of: {', '.join(choices)}"
+
+
+# --------------------------------------------------------------------------
+# converters: (value node, field name) -> value, or raise _Bad
+
+
+def _text(node: Node, name: str) -> str:
+    if not isinstance(node, ScalarNode):
+        raise _Bad(f"{name} must be a single value, not {_kind_of(node)}", node)
+    value = str(node.value).strip()
+    if not value or node.tag == _NULL_TAG:
+        raise _Bad(f"{name} is empty", node)
+    return value
+
+
+def _date_format(node: Node, name: str) -> str:
+    """A strptime format that names at least a day, month or year directive."""
+    value = _text(node, name)
+    if not re.search(r"%[dbBmyYjaAxc]", value):
+        raise _Bad(f"{name} {value!r} has no date directive (e.g. '%d/%m/%Y' or '%B %d, %Y')", node)
+    from datetime import datetime
+
+    try:
+        datetime(2026, 3, 12).strftime(value)
+    except ValueError as e:
+        raise _Bad(f"{name} {value!r} is not a valid date format: {e}", node) from None
+    return value
+
+
+def _key(node: Node, name: str) -> str:
+    value = _text(node, name)
+    if not _KEY_RE.fullmatch(value):
+        raise _Bad(
+            f"key {value!r} may only use lower-case letters, digits and '-' "
+            "and must start with a letter or digit (e.g. bmj-leader)",
+            node,
+        )
+    return value
+
+
+def _section(node: Node, name: str) -> str:
+    value = _text(node, name)
+    if not _SECTION_RE.fullmatch(value):
+        raise _Bad(
+            f"section {value!r} may only use lower-case letters, digits and '-' (e.g. latest)",
+            node,
+        )
+    return value
+
+
+def _url(node: Node, name: str) -> str:
+    value = _text(node, name)
+    m = _PLAIN_URL_RE.fullmatch(value)
+    if m is not None and int(m.group(1) or 0) <= 65535:
+        return value  # the common shape, without urlsplit's cost
+    try:
+        parts = urlsplit(value)
+        ok = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and not any(c.isspace() for c in value)
+        )
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _Bad(f"url {value!r} is not a web address (http:// or https:// and a host)", node)
+    return value
+
+
+def _kind(node: Node, name: str) -> Literal["feed", "page"]:
+    value = _text(node, name)
+    if value == "feed":
+        return "feed"
+    if value == "page":
+        return "page"
+    raise _Bad(f"kind must be 'feed' or 'page', not {value!r}" + _did_you_mean(value, _KINDS), node)
+
+
+def _flag(node: Node, name: str) -> bool:
+    value = node.value.strip().lower() if isinstance(node, ScalarNode) else None
+    if value is None or value not in _BOOLS:
+        raise _Bad(f"{name} must be true or false, not {_kind_of(node)}", node)
+    return _BOOLS[value]
+
+
+def _interval(node: Node, name: str) -> float:
+    value = _text(node, name)
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise _Bad(
+            f"{name}: {value!r} is not a duration; use a number and a unit (s, m, h, d), e.g. 30m",
+            node,
+        ) from None
+    if seconds <= 0:
+        raise _Bad(f"{name} must be longer than zero, not {value!r}", node)
+    return seconds
+
+
+def _size(node: Node, name: str) -> int:
+    value = _text(node, name)
+    try:
+        size = parse_size(value)
+    except ValueError:
+        raise _Bad(
+            f"{name}: {value!r} is not a size; use e.g. 10MiB, 512KiB or a number of bytes",
+            node,
+        ) from None
+    if size <= 0:
+        raise _Bad(f"{name} must be more than zero bytes, not {value!r}", node)
+    return size
+
+
+def _count(low: int, high: int) -> Callable[[Node, str], int]:
+    def convert(node: Node, name: str) -> int:
+        value = _text(node, name)
+        if not re.fullmatch(r"[+-]?\d+", value) or not low <= int(value) <= high:
+            raise _Bad(f"{name} must be a whole number from {low} to {high}, not {value!r}", node)
+        return int(value)
+
+    return convert
+
+
+def _cron(node: Node, name: str) -> str:
+    value = " ".join(_text(node, name).split())
+    error = _cron_error(value)
+    if error is not None:
+        raise _Bad(
+            f"cron {value!r} is not a valid schedule ({error}); use 5 fields: "
+            'minute hour day-of-month month day-of-week, e.g. "0 7 * * 1-5"',
+            node,
+        )
+    return value
+
+
+@lru_cache(maxsize=256)
+def _cron_error(value: str) -> str | None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone=UTC)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _param(value: str, node: Node, name: str) -> None:
+    if not _PARAM_RE.fullmatch(value):
+        raise _Bad(f"{name}: {value!r} is not a query parameter name (e.g. utm_source)", node)
+
+
+def _selector(node: Node, name: str) -> str:
+    value = _text(node, f"select.{name}")
+    css, attr = value, None
+    at = value.rfind("@")
+    if at >= 0 and _ATTR_RE.fullmatch(value[at + 1 :]):
+        css, attr = value[:at].strip(), value[at + 1 :]
+    elif at >= 0 and "[" not in value:
+        raise _Bad(f"select.{name}: after '@' comes an attribute name, e.g. a@href", node)
+    if attr is not None and name == "item":
+        raise _Bad(
+            "select.item picks the repeating element, it cannot read an attribute "
+            f"(remove '@{attr}')",
+            node,
+        )
+    if not css:
+        raise _Bad(f"select.{name}: put a CSS selector before '@{attr}', e.g. a@{attr}", node)
+    error = _css_error(css)
+    if error is not None:
+        raise _Bad(f"select.{name}: {css!r} is not a valid CSS selector ({error})", node)
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _css_error(css: str) -> str | None:
+    try:
+        import soupsieve
+    except ImportError:  # pragma: no cover - soupsieve comes with beautifulsoup4
+        return None
+    try:
+        soupsieve.compile(css)
+    except soupsieve.SelectorSyntaxError as e:
+        return str(e).splitlines()[0]
+    return None
