@@ -101,6 +101,12 @@ def main() -> None:
     ap.add_argument("--skip-reader", action="store_true")
     a = ap.parse_args()
 
+    # reader's files were byte-compiled by pip; compile ours too, so that neither
+    # side pays for compiling source on every start (PYTHONDONTWRITEBYTECODE)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "src"), str(ROOT / "db")],
+        check=True,
+    )
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     port = free_port()
     corpus = work / "corpus"

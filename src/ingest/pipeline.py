@@ -61,6 +61,12 @@ def _parse_job(source: Source, fetched: Fetched, now: datetime) -> tuple[str, An
         return "parse", f"unexpected {type(e).__name__} while parsing: {e}"
 
 
+def _warm_up() -> None:
+    import ingest.filters
+    import ingest.normalize
+    import ingest.parse.feed  # noqa: F401
+
+
 def next_due(source: Source, started: datetime) -> datetime:
     """When the source should be polled next after a poll at `started`."""
     if source.cron:
@@ -139,8 +145,11 @@ class Pipeline:
         now = self.clock()
         await loop.run_in_executor(self._db, self.store.sync_sources, sources, now)
         states = await loop.run_in_executor(self._db, self.store.fetch_states, sources)
-        if self._pool is None and any(s.key not in states for s in sources):
-            self._pool = _make_pool(_worker_count())  # a cold run: start parsing early
+        if any(s.key not in states for s in sources):  # sources never fetched: bodies will come
+            if self._pool is None:
+                self._pool = _make_pool(_worker_count())
+            for _ in range(_worker_count()):  # import the parsing stack while we fetch
+                self._pool.submit(_warm_up)
         self._queue = asyncio.Queue()
         writer = asyncio.create_task(self._writer())
         try:
