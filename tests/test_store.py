@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from ingest import dedupe
-from ingest.model import Fetched, Item, Source, SourceReport
+from ingest.model import Fetched, FetchState, Item, NextPoll, PollRecord, Source, SourceReport
 from ingest.store import Store
 from ingest.store.schema import SCHEMA_REVISION, metadata
 
@@ -44,7 +44,7 @@ def ok(source: Source, **kw: object) -> SourceReport:
 
 
 def save(store: Store, source: Source, batch: list[Item], when: datetime = T0) -> object:
-    record = (source, ok(source), None, when, when + timedelta(minutes=30), None)
+    record = PollRecord(source, ok(source), None, when, NextPoll(when + timedelta(minutes=30)))
     return store.save_poll(record, batch)
 
 
@@ -160,14 +160,15 @@ def test_latest_is_newest_first_and_filters_by_section_and_source(store: Store) 
 def test_poll_state_failures_and_recovery(store: Store) -> None:
     fail = SourceReport(source_key="a", ok=False, status=500, error="HTTP 500", error_kind="http")
     due = T0 + timedelta(minutes=30)
-    store.record_polls([(A, fail, None, T0, due, None), (A, fail, None, T0, due, None)])
+    failed = PollRecord(A, fail, None, T0, NextPoll(due))
+    store.record_polls([failed, failed])
     row = next(r for r in store.status() if r["key"] == "a")
     assert row["consecutive_failures"] == 2 and row["last_error"] == "HTTP 500"
     assert row["last_success_at"] is None and row["last_status"] == 500
 
     fetched = Fetched(source_key="a", url=A.url, final_url=A.url, status=200, etag='"v1"',
                       last_modified="Mon, 01 Jun 2026 08:00:00 GMT", body_hash="abc")  # fmt: skip
-    store.save_poll((A, ok(A), fetched, T0, due, None), [item(A, 1)])
+    store.save_poll(PollRecord(A, ok(A), fetched, T0, NextPoll(due)), [item(A, 1)])
     row = next(r for r in store.status() if r["key"] == "a")
     assert row["consecutive_failures"] == 0 and row["last_error"] is None
     assert row["last_success_at"] == T0 and row["items"] == 1 and row["next_due_at"] == due
@@ -176,7 +177,11 @@ def test_poll_state_failures_and_recovery(store: Store) -> None:
     states = store.fetch_states([A])
     assert states["a"].etag == '"v1"' and states["a"].body_hash == "abc"
     # validators belong to a URL: an edited URL starts afresh
-    assert store.fetch_states([replace(A, url="http://127.0.0.1:1/new.xml")]) == {}
+    moved = store.fetch_states([replace(A, url="http://127.0.0.1:1/new.xml")])
+    assert moved == {"a": FetchState()}
+    # and the failure count is what backoff starts from
+    store.record_polls([failed])
+    assert store.fetch_states([A])["a"].failures == 1
 
 
 def test_sources_removed_from_the_file_keep_their_stories(store: Store) -> None:

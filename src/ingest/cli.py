@@ -115,7 +115,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ingest import pipeline
+    from ingest import pipeline, workers
 
     if not args.verbose:  # each poll is printed below; the log would say it twice
         logging.getLogger("ingest.poll").setLevel(logging.ERROR)
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.sources}: no enabled sources; nothing to do")
         return EXIT_OK
     started = time.perf_counter()
-    pool = pipeline.start_parse_pool()  # first, while this process is small and single-threaded
+    pool = workers.start_parse_pool()  # first, while this process is small and single-threaded
     try:
         with _open_store(args) as store, _RunPrinter(len(chosen), args.format == "json") as out:
             reports = pipeline.run(
@@ -194,6 +194,8 @@ class _RunPrinter:
 
 
 def _report_line(r: SourceReport) -> str:
+    if r.skipped:
+        return f"skip  {r.source_key}: another process is polling it right now"
     if not r.ok:
         status = f" HTTP {r.status}" if r.status else ""
         return f"FAIL  {r.source_key}{status} ({r.elapsed_ms} ms): {r.error}"
@@ -212,7 +214,7 @@ def _report_dict(r: SourceReport) -> dict[str, Any]:
         "source": r.source_key, "ok": r.ok, "status": r.status, "new": r.new,
         "updated": r.updated, "entries": r.entries, "not_modified": r.not_modified,
         "unchanged": r.unchanged, "ms": r.elapsed_ms, "error": r.error,
-        "error_kind": r.error_kind, "moved_to": r.moved_to,
+        "error_kind": r.error_kind, "moved_to": r.moved_to, "skipped": r.skipped,
     }  # fmt: skip
 
 

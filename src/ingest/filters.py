@@ -4,7 +4,8 @@
 the words; `exclude` drops stories that mention any.  Words match whole and
 case-insensitively (`lead` does not match `leadership`; a phrase such as
 `patient safety` matches as written, across any whitespace), on the title and
-the summary's text with its HTML tags removed.  Pure: Items in, Items out;
+the summary's text with its HTML tags removed.  Stories older than the
+retention horizon are dropped here too.  Pure: Items in, Items out;
 it does not fetch, parse or store.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import lru_cache
 
 from ingest.model import Item, Source
@@ -40,8 +42,17 @@ def matches(words: Iterable[str], text: str) -> bool:
     return bool(pattern and pattern.search(text))
 
 
-def keep(source: Source, items: Sequence[Item]) -> tuple[Item, ...]:
-    """The Items that pass the source's include and exclude lists, in order."""
+def keep(
+    source: Source, items: Sequence[Item], *, not_before: datetime | None = None
+) -> tuple[Item, ...]:
+    """The Items that pass the source's include and exclude lists, in order.
+
+    With `not_before`, stories published earlier are dropped too (the
+    retention horizon: what pruning deleted must not come back on the next
+    poll).
+    """
+    if not_before is not None:
+        items = [i for i in items if i.published_at >= not_before]
     if not source.include and not source.exclude:
         return tuple(items)
     out = []

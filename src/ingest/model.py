@@ -20,7 +20,9 @@ __all__ = [
     "FetchState",
     "Fetched",
     "Item",
+    "NextPoll",
     "Plan",
+    "PollRecord",
     "RawEntry",
     "Settings",
     "Source",
@@ -65,15 +67,25 @@ class Settings:
     per_host: int = 8  # requests in flight to one host
     max_redirects: int = 5
     user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
+    # the unattended service (schedule.py, policy.py)
+    backoff_max: float = 6 * 3600.0  # longest wait between polls of a failing source, seconds
+    jitter: float = 0.1  # each wait is stretched or shrunk by up to this fraction
+    retention: float = 365 * 86400.0  # stories published longer ago are pruned, seconds
+    history: float = 30 * 86400.0  # poll log (fetches) rows older than this are pruned
 
 
 @dataclass(frozen=True, slots=True)
 class FetchState:
-    """What the last successful fetch of a source left behind, for the next one."""
+    """What earlier polls of a source left behind for the next one.
+
+    The validators and body hash come from the last successful fetch of the
+    source's current URL; `failures` counts the failed polls since.
+    """
 
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None  # sha256 hex of the last body we parsed
+    failures: int = 0  # consecutive failed polls before this one (for backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +118,7 @@ class Fetched:
 
     @property
     def state(self) -> FetchState:
-        return FetchState(self.etag, self.last_modified, self.body_hash)
+        return FetchState(self.etag, self.last_modified, self.body_hash, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,5 +189,27 @@ class SourceReport:
     error_kind: str | None = None
     moved_to: str | None = None
     retry_after: float | None = None
-    skipped: bool = False
+    max_age: float | None = None  # Cache-Control: max-age of the answer
+    skipped: bool = False  # not polled: another process holds the source's lease
     notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NextPoll:
+    """When a source is polled next, as policy.plan_next decided after a poll."""
+
+    due_at: datetime
+    retry_after_until: datetime | None = None  # the server asked us not to come back before
+    disabled_reason: str | None = None  # set when the source must not be polled again
+    backoff: float = 0.0  # seconds of wait added because the source is failing
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """One finished poll, as the pipeline hands it to the store to record."""
+
+    source: Source
+    report: SourceReport
+    fetched: Fetched | None  # None when nothing usable came back
+    started_at: datetime
+    next: NextPoll

@@ -1,35 +1,41 @@
 """Runs sources through the stages: fetch -> parse -> normalize -> dedupe -> store.
 
-`run` polls many sources at once: fetches concurrently on one event loop,
-parses and normalizes in a small pool of worker processes (feedparser is
-CPU-bound, so both cores work), and writes through one database thread.
-Every source ends as exactly one `SourceReport`; a failure of one source
+A `Pipeline` polls sources concurrently on one event loop: fetch.py does the
+HTTP, a process pool (workers.py) parses and normalizes, one database
+thread (recorder.py) writes, and policy.py says when each source is due
+next.  Every poll ends as exactly one `SourceReport`; a failure of one source
 (network, HTTP status, broken document, database) is caught here, recorded,
-and never stops the others.  Scheduling (when a source is due) is not decided
-here, and no stage's own logic lives here: this module only chains them.
+and never stops the others.  A source is polled only under its lease, so two
+processes never fetch it at once.  `run` is the one-shot entry point of
+`ingest run`; the scheduler (schedule.py) keeps a Pipeline open and calls
+`poll`.  No stage's own logic lives here: this module only chains them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
+import random
+import socket
+import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures import Executor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ingest import errors
-from ingest.model import Fetched, FetchState, Item, Settings, Source, SourceReport
+from ingest import errors, workers
+from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
+from ingest.policy import plan_next
+from ingest.recorder import Recorder
 
-if TYPE_CHECKING:  # kept out of the import so that start_parse_pool can fork a small process
+if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
     import httpx
 
-    from ingest.store import PollRecord, Store
+    from ingest.store import Store
 
-__all__ = ["Pipeline", "next_due", "parse_and_normalize", "run", "start_parse_pool"]
+__all__ = ["Pipeline", "lease_ttl", "make_owner", "run"]
 
 log = logging.getLogger("ingest.poll")
 
@@ -41,80 +47,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def parse_and_normalize(source: Source, fetched: Fetched, now: datetime) -> tuple[Item, ...]:
-    """The pure, CPU-heavy middle of the pipeline; runs in a worker process."""
-    from ingest.filters import keep
-    from ingest.normalize import normalize
-    from ingest.parse import parse
-
-    return keep(source, normalize(source, fetched.final_url, parse(source, fetched), now))
+def make_owner(role: str = "run") -> str:
+    """A lease owner id: host, pid and a random suffix (pids are reused)."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _parse_job(source: Source, fetched: Fetched, now: datetime) -> tuple[str, Any]:
-    # Results cross a process boundary: return plain tuples, not exceptions
-    # (exception subclasses with keyword-only arguments do not unpickle).
-    try:
-        return "ok", parse_and_normalize(source, fetched, now)
-    except errors.IngestError as e:
-        return e.kind, str(e)
-    except Exception as e:  # a bug or a library crash on hostile input
-        return "parse", f"unexpected {type(e).__name__} while parsing: {e}"
-
-
-def _warm_up() -> None:
-    import ingest.filters
-    import ingest.normalize
-    import ingest.parse.feed  # noqa: F401
-
-
-def next_due(source: Source, started: datetime) -> datetime:
-    """When the source should be polled next after a poll at `started`."""
-    if source.cron:
-        from apscheduler.triggers.cron import CronTrigger
-
-        fire = CronTrigger.from_crontab(source.cron, timezone=UTC).get_next_fire_time(None, started)
-        if fire is not None:
-            return fire.astimezone(UTC)  # type: ignore[no-any-return]
-    return started + timedelta(seconds=source.every)
-
-
-def _worker_count() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def _make_pool(workers: int) -> Executor:
-    # forkserver: workers start from a clean, small process that has imported
-    # only the parsing stack, not the HTTP client, the event loop or the DB.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.pipeline", "ingest.parse.feed", "ingest.normalize"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-
-def start_parse_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """Fork the parse workers now, while this process is still small.
-
-    Call it first thing in a short-lived process, before the HTTP client, the
-    database or any thread exists: the workers are forked at once (a fork
-    copies nothing big and no thread's locks) and import the parsing stack
-    on their first job, in parallel with the parent's own start-up.  The
-    caller shuts the pool down.  Long-lived callers that cannot promise a
-    thread-free process let `Pipeline` start a forkserver pool instead.
-    """
-    pool = ProcessPoolExecutor(
-        max_workers=workers or _worker_count(), mp_context=multiprocessing.get_context("fork")
-    )
-    pool.submit(os.getpid).result()  # a fork pool launches every worker on its first job
-    return pool
-
-
-@dataclass
-class _Pending:
-    record: PollRecord
-    batch: Sequence[Item] | None
+def lease_ttl(source: Source) -> float:
+    """How long a poll of `source` may hold its lease: fetch deadline plus parse and write."""
+    return source.timeout * 2 + 120.0
 
 
 class Pipeline:
-    """One run over many sources, sharing a client, a parse pool and a store."""
+    """Polls sources with a shared client, parse pool, database thread and lease owner."""
 
     def __init__(
         self,
@@ -125,6 +69,8 @@ class Pipeline:
         clock: Clock = _utcnow,
         parse_pool: Executor | None = None,
         progress: Progress | None = None,
+        owner: str | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         from ingest.fetch import Fetcher
 
@@ -133,40 +79,64 @@ class Pipeline:
         self.fetcher = Fetcher(client, self.settings)
         self.clock = clock
         self.progress = progress
+        self.owner = owner or make_owner()
+        self.rng = rng or random.Random()
+        self.recorder = Recorder(store)
         self._pool = parse_pool
         self._own_pool = parse_pool is None
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db")
-        self._queue: asyncio.Queue[tuple[_Pending, asyncio.Future[Any]] | None] | None = None
 
-    # -- the run --------------------------------------------------------------
+    async def __aenter__(self) -> Pipeline:
+        self.recorder.start()
+        return self
 
-    async def run(self, sources: Sequence[Source]) -> list[SourceReport]:
-        loop = asyncio.get_running_loop()
-        now = self.clock()
-        await loop.run_in_executor(self._db, self.store.sync_sources, sources, now)
-        states = await loop.run_in_executor(self._db, self.store.fetch_states, sources)
-        if any(s.key not in states for s in sources):  # sources never fetched: bodies will come
-            if self._pool is None:
-                self._pool = _make_pool(_worker_count())
-            for _ in range(_worker_count()):  # import the parsing stack while we fetch
-                self._pool.submit(_warm_up)
-        self._queue = asyncio.Queue()
-        writer = asyncio.create_task(self._writer())
-        try:
-            reports = await asyncio.gather(
-                *(self._one(s, states.get(s.key, FetchState())) for s in sources)
-            )
-        finally:
-            await self._queue.put(None)
-            await writer
-        return list(reports)
-
-    async def close(self) -> None:
-        self._db.shutdown(wait=True)
+    async def __aexit__(self, *exc: object) -> None:
+        await self.recorder.stop()
         if self._own_pool and self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    async def _one(self, source: Source, state: FetchState) -> SourceReport:
+    # -- one-shot: every given source, now ---------------------------------------
+
+    async def run(self, sources: Sequence[Source]) -> list[SourceReport]:
+        """Poll each source once, now (those leased by another process are skipped)."""
+        now = self.clock()
+        await self.recorder.call(self.store.sync_sources, sources, now)
+        states = await self.recorder.call(self.store.fetch_states, sources)
+        ttl = max((lease_ttl(s) for s in sources), default=0.0)
+        leased = await self.recorder.call(
+            self.store.acquire_leases, [s.key for s in sources], self.owner, now, ttl
+        )
+        if any(not states.get(s.key, FetchState()).body_hash for s in sources):
+            self.warm_up()  # never-fetched sources: bodies are coming, import the parsers now
+        reports = await asyncio.gather(
+            *(
+                self.poll(s, states.get(s.key, FetchState()))
+                if s.key in leased
+                else self._skipped(s)
+                for s in sources
+            )
+        )
+        return list(reports)
+
+    def warm_up(self) -> None:
+        pool = self._parse_pool()
+        for _ in range(workers.worker_count()):
+            pool.submit(workers.warm_up)
+
+    async def _skipped(self, source: Source) -> SourceReport:
+        report = SourceReport(
+            source_key=source.key,
+            ok=True,
+            skipped=True,
+            error="skipped: another process is polling this source right now",
+        )
+        if self.progress is not None:
+            self.progress(report)
+        return report
+
+    # -- one poll -------------------------------------------------------------------
+
+    async def poll(self, source: Source, state: FetchState) -> SourceReport:
+        """Fetch, parse and store one source whose lease this pipeline holds."""
         started = self.clock()
         t0 = asyncio.get_running_loop().time()
         fetched: Fetched | None = None
@@ -181,12 +151,13 @@ class Pipeline:
                 unchanged=fetched.unchanged,
                 moved_to=fetched.moved_to,
                 retry_after=fetched.retry_after,
+                max_age=fetched.max_age,
             )
             if fetched.needs_parse:
                 batch = await self._parse(source, fetched, started)
         except errors.IngestError as e:
             report = _failure(source, e, fetched)
-        except Exception as e:  # never let one source stop the run
+        except Exception as e:  # never let one source stop the others
             log.exception("unexpected error polling %s", source.key)
             report = SourceReport(
                 source_key=source.key,
@@ -194,97 +165,33 @@ class Pipeline:
                 error=f"internal error: {type(e).__name__}: {e}",
                 error_kind="internal",
             )
-        elapsed = int((asyncio.get_running_loop().time() - t0) * 1000)
-        report = replace(report, elapsed_ms=elapsed)
-        retry_until = (
-            started + timedelta(seconds=report.retry_after) if report.retry_after else None
-        )
-        record: PollRecord = (
-            source,
-            report,
-            fetched,
-            started,
-            next_due(source, started),
-            retry_until,
+        report = replace(report, elapsed_ms=int((asyncio.get_running_loop().time() - t0) * 1000))
+        failures = 0 if report.ok else state.failures + 1
+        nxt = plan_next(
+            source, report, now=started, failures=failures, settings=self.settings, rng=self.rng
         )
         if fetched is not None and fetched.content:
-            # the body is parsed; do not hold it until the write
-            record = (source, report, replace(fetched, content=b""), *record[3:])
-        report = await self._save(_Pending(record, batch))
+            fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
+        report = await self.recorder.save(PollRecord(source, report, fetched, started, nxt), batch)
         _log_report(report)
         if self.progress is not None:
             self.progress(report)
         return report
 
-    async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> tuple[Item, ...]:
+    def _parse_pool(self) -> Executor:
         if self._pool is None:
-            self._pool = _make_pool(_worker_count())
-        loop = asyncio.get_running_loop()
-        kind, value = await loop.run_in_executor(self._pool, _parse_job, source, fetched, now)
+            self._pool = workers.start_forkserver_pool()
+        return self._pool
+
+    async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> tuple[Item, ...]:
+        not_before = now - timedelta(seconds=self.settings.retention)
+        kind, value = await asyncio.get_running_loop().run_in_executor(
+            self._parse_pool(), workers.parse_job, source, fetched, now, not_before
+        )
         if kind != "ok":
             raise errors.ParseError(value)
         items: tuple[Item, ...] = value
         return items
-
-    # -- the database writer ----------------------------------------------------
-
-    async def _save(self, pending: _Pending) -> SourceReport:
-        assert self._queue is not None
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put((pending, done))
-        result: SourceReport = await done
-        return result
-
-    async def _writer(self) -> None:
-        """Drain the queue: stories one transaction per source, bare state in bulk."""
-        assert self._queue is not None
-        loop = asyncio.get_running_loop()
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            jobs = [first]
-            while not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
-            if None in jobs:
-                stop = True
-            real = [j for j in jobs if j is not None]
-            bare = [(p, f) for p, f in real if not p.batch]
-            full = [(p, f) for p, f in real if p.batch]
-            if bare:
-                results = await loop.run_in_executor(
-                    self._db, self._write_bare, [p.record for p, _ in bare]
-                )
-                for (_, f), r in zip(bare, results, strict=True):
-                    f.set_result(r)
-            for p, f in full:
-                report = await loop.run_in_executor(self._db, self._write_full, p)
-                f.set_result(report)
-
-    def _write_bare(self, records: list[PollRecord]) -> list[SourceReport]:
-        try:
-            self.store.record_polls(records)
-        except errors.StoreError as e:
-            return [_store_failed(r[1], e) for r in records]
-        return [r[1] for r in records]
-
-    def _write_full(self, pending: _Pending) -> SourceReport:
-        source, report, *_ = pending.record
-        try:
-            plan = self.store.save_poll(pending.record, pending.batch)
-        except errors.StoreError as e:
-            failed = _store_failed(report, e)
-            try:
-                self.store.record_polls([(source, failed, None, *pending.record[3:])])
-            except errors.StoreError:
-                log.error("cannot record the failure of %s either", source.key)
-            return failed
-        return replace(
-            report,
-            new=len(plan.new),
-            updated=len(plan.changed),
-            same=plan.same,
-            entries=len(pending.batch or ()),
-        )
 
 
 def _failure(source: Source, e: errors.IngestError, fetched: Fetched | None) -> SourceReport:
@@ -300,26 +207,24 @@ def _failure(source: Source, e: errors.IngestError, fetched: Fetched | None) -> 
     )
 
 
-def _store_failed(report: SourceReport, e: errors.StoreError) -> SourceReport:
-    return replace(report, ok=False, error=str(e), error_kind=e.kind)
-
-
 def _log_report(r: SourceReport) -> None:
+    extra = {
+        "source": r.source_key, "status": r.status, "new": r.new, "updated": r.updated,
+        "entries": r.entries, "ms": r.elapsed_ms, "error": r.error,
+    }  # fmt: skip
     if r.ok:
+        how = " not-modified" if r.not_modified else (" unchanged" if r.unchanged else "")
         log.info(
             "%s status=%s new=%d updated=%d entries=%d ms=%d%s",
-            r.source_key,
-            r.status,
-            r.new,
-            r.updated,
-            r.entries,
-            r.elapsed_ms,
-            " not-modified" if r.not_modified else (" unchanged" if r.unchanged else ""),
-        )
+            r.source_key, r.status, r.new, r.updated, r.entries, r.elapsed_ms, how,
+            extra=extra,
+        )  # fmt: skip
     else:
         log.warning(
-            "%s failed status=%s ms=%d error=%s", r.source_key, r.status, r.elapsed_ms, r.error
-        )
+            "%s failed status=%s ms=%d error=%s",
+            r.source_key, r.status, r.elapsed_ms, r.error,
+            extra=extra,
+        )  # fmt: skip
 
 
 async def _run_async(
@@ -333,14 +238,13 @@ async def _run_async(
 ) -> list[SourceReport]:
     from ingest.fetch import make_client
 
-    async with make_client(settings, transport=transport) as client:
-        pipeline = Pipeline(
+    async with (
+        make_client(settings, transport=transport) as client,
+        Pipeline(
             store, client, settings, clock=clock, progress=progress, parse_pool=parse_pool
-        )
-        try:
-            return await pipeline.run(sources)
-        finally:
-            await pipeline.close()
+        ) as pipeline,
+    ):
+        return await pipeline.run(sources)
 
 
 def run(
@@ -355,8 +259,8 @@ def run(
 ) -> list[SourceReport]:
     """Poll every source once, now; one report per source, in the given order.
 
-    `parse_pool` runs parse + normalize (see `start_parse_pool`); without one,
-    a forkserver pool is started when the first body needs parsing.
+    `parse_pool` runs parse + normalize (see `workers.start_parse_pool`);
+    without one, a forkserver pool is started when the first body needs it.
     """
     return asyncio.run(
         _run_async(sources, store, settings or Settings(), transport, clock, progress, parse_pool)

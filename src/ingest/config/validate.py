@@ -24,6 +24,7 @@ from ingest.config.values import (
     _cron,
     _date_format,
     _flag,
+    _fraction,
     _interval,
     _key,
     _kind,
@@ -78,7 +79,16 @@ _DEFAULT_FIELDS: Final = (
     "enabled",
     "strip_params",
 )
-_SETTINGS_FIELDS: Final = ("concurrency", "per_host", "max_redirects", "user_agent")
+_SETTINGS_FIELDS: Final = (
+    "concurrency",
+    "per_host",
+    "max_redirects",
+    "user_agent",
+    "backoff_max",
+    "jitter",
+    "retention",
+    "history",
+)
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
 _SOURCE_HINTS: Final = {f: f"; '{f}' belongs under select:" for f in _SELECT_FIELDS}
@@ -198,6 +208,10 @@ class _Checker(_FieldChecker):
             per_host=self._setting(f, "per_host", _count(1, 100_000), s.per_host),
             max_redirects=self._setting(f, "max_redirects", _count(0, 20), s.max_redirects),
             user_agent=self._setting(f, "user_agent", _text, s.user_agent),
+            backoff_max=self._setting(f, "backoff_max", _interval, s.backoff_max),
+            jitter=self._setting(f, "jitter", _fraction, s.jitter),
+            retention=self._setting(f, "retention", _interval, s.retention),
+            history=self._setting(f, "history", _interval, s.history),
         )
 
     def _setting(

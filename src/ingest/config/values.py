@@ -33,6 +33,7 @@ __all__ = [
     "_date_format",
     "_did_you_mean",
     "_flag",
+    "_fraction",
     "_interval",
     "_key",
     "_kind",
@@ -184,6 +185,20 @@ def _text(node: Node, name: str) -> str:
     value = str(node.value).strip()
     if not value or node.tag == _NULL_TAG:
         raise _Bad(f"{name} is empty", node)
+    return value
+
+
+def _fraction(node: Node, name: str) -> float:
+    """A number from 0 to 0.5 (jitter): `0.1` or `10%`."""
+    text = _text(node, name)
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise _Bad(
+            f"{name} must be a number from 0 to 0.5 (or 0% to 50%), not {text!r}", node
+        ) from None
+    if not 0 <= value <= 0.5:
+        raise _Bad(f"{name} must be from 0 to 0.5 (or 0% to 50%), not {text!r}", node)
     return value
 
 

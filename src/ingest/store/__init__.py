@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
-from ingest.model import FetchState, Item, Plan, Source, SourceReport
-from ingest.store import db, reads, writes
-from ingest.store.writes import PollRecord
+from ingest.model import FetchState, Item, Plan, PollRecord, Source, SourceReport
+from ingest.store import db, reads, service, writes
 
-__all__ = ["PollRecord", "Store"]
+__all__ = ["Store"]
 
 T = TypeVar("T")
 
@@ -79,11 +79,14 @@ class Store:
 
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
         """Store one successful poll's Items and its state in one transaction."""
-        source, report, fetched, started, due, retry_until = record
         with self._write() as conn:
-            plan = writes.save_items(conn, source, batch, started) if batch else Plan()
-            counted = _with_counts(report, plan, len(batch or ()))
-            writes.record_polls(conn, [(source, counted, fetched, started, due, retry_until)])
+            plan = (
+                writes.save_items(conn, record.source, batch, record.started_at)
+                if batch
+                else Plan()
+            )
+            counted = _with_counts(record.report, plan, len(batch or ()))
+            writes.record_polls(conn, [replace(record, report=counted)])
         return plan
 
     def record_polls(self, records: Sequence[PollRecord]) -> None:
@@ -93,17 +96,53 @@ class Store:
         with self._write() as conn:
             writes.record_polls(conn, records)
 
+    def acquire_leases(
+        self, keys: Sequence[str], owner: str, now: datetime, ttl: float
+    ) -> set[str]:
+        """Take each source nobody else is polling; returns the keys taken."""
+        with self._write() as conn:
+            return service.acquire_leases(conn, keys, owner, now, ttl)
+
+    def release_leases(self, keys: Sequence[str], owner: str) -> None:
+        with self._write() as conn:
+            service.release_leases(conn, keys, owner)
+
+    def heartbeat(self, name: str, owner: str, now: datetime, **kw: Any) -> None:
+        with self._write() as conn:
+            service.heartbeat(conn, name, owner, now, **kw)
+
+    def prune_batch(self, now: datetime, *, retention: float, history: float, batch: int) -> int:
+        """Delete one small batch of expired stories or poll-log rows; 0 when none are left."""
+        with self._write() as conn:
+            done = service.prune_items(conn, now - timedelta(seconds=retention), batch)
+            if done:
+                return done
+            return service.prune_fetches(conn, now - timedelta(seconds=history), batch)
+
     # -- reads ----------------------------------------------------------------
 
     def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]:
-        """Validators for each source, dropped where the source's URL changed."""
+        """What each polled source's next poll starts from.
+
+        Validators are dropped where the source's URL changed since they were
+        stored; sources never polled are absent.
+        """
         stored = self._read(reads.fetch_states)
         out: dict[str, FetchState] = {}
         for s in configured:
             url_and_state = stored.get(s.key)
-            if url_and_state is not None and url_and_state[0] == s.url:
-                out[s.key] = url_and_state[1]
+            if url_and_state is None:
+                continue
+            url, state = url_and_state
+            out[s.key] = state if url == s.url else FetchState(failures=state.failures)
         return out
+
+    def due(self, keys: Sequence[str], now: datetime, limit: int) -> list[str]:
+        """Of `keys`, the sources due at `now` and not leased, most overdue first."""
+        return self._read(lambda c: service.due_keys(c, keys, now, limit))
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        return self._read(lambda c: service.service_row(c, name))
 
     def latest(self, **kw: Any) -> list[dict[str, Any]]:
         return self._read(lambda c: reads.latest(c, **kw))
@@ -116,8 +155,6 @@ class Store:
 
 
 def _with_counts(report: SourceReport, plan: Plan, entries: int) -> SourceReport:
-    from dataclasses import replace
-
     return replace(
         report, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries
     )

@@ -20,7 +20,7 @@ __all__ = ["fetch_states", "latest", "source_status", "story_count"]
 
 
 def fetch_states(conn: Connection) -> dict[str, tuple[str | None, FetchState]]:
-    """Per source key: the URL the validators belong to, and the validators."""
+    """Per source key (polled or not): the URL the validators belong to, and the state."""
     rows = conn.execute(
         select(
             sources.c.key,
@@ -28,9 +28,10 @@ def fetch_states(conn: Connection) -> dict[str, tuple[str | None, FetchState]]:
             sources.c.etag,
             sources.c.last_modified,
             sources.c.body_hash,
+            sources.c.consecutive_failures,
         )
     )
-    return {r[0]: (r[1], FetchState(r[2], r[3], r[4])) for r in rows}
+    return {r[0]: (r[1], FetchState(r[2], r[3], r[4], r[5] or 0)) for r in rows}
 
 
 def latest(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -34,12 +35,13 @@ __all__ = [
     "item_sources",
     "items",
     "metadata",
+    "services",
     "sources",
 ]
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -102,6 +104,15 @@ sources = Table(
     Column("moved_to", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # schedule (0002): the interval as configured, why polling stopped, the
+    # wait added by backoff, and which process is polling the source right now
+    Column("every_seconds", Float),
+    Column("cron", Text),
+    Column("disabled_reason", Text),
+    Column("backoff_seconds", Float, nullable=False, server_default="0"),
+    Column("lease_owner", Text),
+    Column("lease_until", UTCDateTime),
+    Index("ix_sources_next_due", "next_due_at"),
 )
 
 items = Table(
@@ -154,4 +165,16 @@ fetches = Table(
     Column("error", Text),
     Index("ix_fetches_source_started", "source_key", "started_at"),
     Index("ix_fetches_started", "started_at"),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("name", Text, primary_key=True),  # "scheduler"
+    Column("owner", Text, nullable=False),  # host:pid of the process
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_tick_at", UTCDateTime, nullable=False),
+    Column("config_path", Text),
+    Column("config_error", Text),  # the last sources.yaml edit that was refused, if any
+    Column("stopped_at", UTCDateTime),
 )

@@ -18,13 +18,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from ingest import dedupe
-from ingest.model import Fetched, Item, Plan, Source, SourceReport
+from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.store.schema import fetches, item_sources, items, sources
 
-__all__ = ["PollRecord", "record_polls", "save_items", "sync_sources"]
-
-# (source, report, fetched or None, started_at, next_due_at, retry_after_until)
-PollRecord = tuple[Source, SourceReport, Fetched | None, datetime, datetime, datetime | None]
+__all__ = ["record_polls", "save_items", "sync_sources"]
 
 _CHUNK = 500
 
@@ -45,56 +42,40 @@ def _chunks(values: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
         yield values[i : i + n]
 
 
+_SYNCED = ("key", "name", "url", "kind", "section", "enabled", "in_config", "every_seconds", "cron")
+
+
+def _synced(s: Source) -> tuple[Any, ...]:
+    every = None if s.cron else s.every
+    return (s.key, s.name, s.url, s.kind, s.section, s.enabled, True, every, s.cron)
+
+
 def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) -> int:
     """Make the `sources` rows match the configuration; returns rows written.
 
     Sources no longer in the file keep their row (their stories stay) with
-    `in_config` false.  Unchanged rows are not written.
+    `in_config` false.  Unchanged rows are not written.  A source whose URL
+    an editor changed starts afresh: a `410 Gone` that disabled it, and a
+    recorded permanent move, are cleared.
     """
-    cols = (
-        sources.c.key,
-        sources.c.name,
-        sources.c.url,
-        sources.c.kind,
-        sources.c.section,
-        sources.c.enabled,
-        sources.c.in_config,
-    )
-    existing = {row[0]: tuple(row) for row in conn.execute(select(*cols))}
-    wanted = {s.key: (s.key, s.name, s.url, s.kind, s.section, s.enabled, True) for s in configured}
+    existing = {
+        row[0]: tuple(row) for row in conn.execute(select(*(sources.c[c] for c in _SYNCED)))
+    }
+    wanted = {s.key: _synced(s) for s in configured}
     fresh = [w for k, w in wanted.items() if k not in existing]
     changed = [w for k, w in wanted.items() if k in existing and existing[k] != w]
     gone = [k for k, row in existing.items() if k not in wanted and row[6]]
     if fresh:
         conn.execute(
             _insert(conn, sources).on_conflict_do_nothing(index_elements=["key"]),
-            [
-                dict(
-                    zip(
-                        ("key", "name", "url", "kind", "section", "enabled", "in_config"),
-                        w,
-                        strict=True,
-                    ),
-                    created_at=now,
-                    updated_at=now,
-                )
-                for w in fresh
-            ],
+            [dict(zip(_SYNCED, w, strict=True), created_at=now, updated_at=now) for w in fresh],
         )
     for w in changed:
-        conn.execute(
-            update(sources)
-            .where(sources.c.key == w[0])
-            .values(
-                name=w[1],
-                url=w[2],
-                kind=w[3],
-                section=w[4],
-                enabled=w[5],
-                in_config=True,
-                updated_at=now,
-            )
-        )
+        values = dict(zip(_SYNCED[1:], w[1:], strict=True), updated_at=now)
+        if existing[w[0]][2] != w[2]:  # the URL changed
+            values.update(disabled_reason=None, moved_to=None, consecutive_failures=0,
+                          backoff_seconds=0, next_due_at=None, retry_after_until=None)  # fmt: skip
+        conn.execute(update(sources).where(sources.c.key == w[0]).values(**values))
     if gone:
         conn.execute(
             update(sources).where(sources.c.key.in_(gone)).values(in_config=False, updated_at=now)
@@ -222,24 +203,28 @@ def _apply_changes(
     )
 
 
-def _state_values(
-    source: Source,
-    report: SourceReport,
-    fetched: Fetched | None,
-    started_at: datetime,
-    next_due_at: datetime,
-    retry_after_until: datetime | None,
-) -> dict[str, Any]:
+def _state_values(record: PollRecord) -> dict[str, Any]:
+    source, report, fetched, started = (
+        record.source,
+        record.report,
+        record.fetched,
+        record.started_at,
+    )
     values: dict[str, Any] = {
-        "last_attempt_at": started_at,
+        "last_attempt_at": started,
         "last_status": report.status,
-        "next_due_at": next_due_at,
-        "retry_after_until": retry_after_until,
-        "updated_at": started_at,
+        "next_due_at": record.next.due_at,
+        "retry_after_until": record.next.retry_after_until,
+        "backoff_seconds": record.next.backoff,
+        "updated_at": started,
+        "lease_owner": None,  # the poll is over: free the source for the next one
+        "lease_until": None,
     }
+    if record.next.disabled_reason:
+        values["disabled_reason"] = record.next.disabled_reason
     if report.ok:
         values.update(
-            last_success_at=started_at,
+            last_success_at=started,
             last_error=None,
             last_error_kind=None,
             consecutive_failures=0,
@@ -276,8 +261,9 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
     """
     groups: dict[tuple[bool, tuple[str, ...]], list[dict[str, Any]]] = {}
     log_rows = []
-    for source, report, fetched, started, due, retry_until in records:
-        values = _state_values(source, report, fetched, started, due, retry_until)
+    for record in records:
+        source, report = record.source, record.report
+        values = _state_values(record)
         shape = (report.ok, tuple(sorted(values)))
         params = {f"v_{k}": v for k, v in values.items()}
         params["b_key"] = source.key
@@ -285,7 +271,7 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
         log_rows.append(
             {
                 "source_key": source.key,
-                "started_at": started,
+                "started_at": record.started_at,
                 "duration_ms": report.elapsed_ms,
                 "url": source.url,
                 "status": report.status,

@@ -1,0 +1,116 @@
+"""The pipeline's one database thread: finished polls in, committed transactions out.
+
+Polls arrive from many coroutines at once; this module queues them and
+writes them through the store from a single thread: each poll that carries
+stories in its own transaction, and the polls that carry none (304,
+unchanged body, failure) that are waiting at the same moment together in
+one.  A write that fails becomes a failed report, and that failure is still
+recorded when possible.  It does not decide what to write (store and dedupe
+do) nor when a source is due (policy does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ingest import errors
+from ingest.model import Item, PollRecord, SourceReport
+
+if TYPE_CHECKING:
+    from ingest.store import Store
+
+__all__ = ["Recorder"]
+
+log = logging.getLogger("ingest.poll")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    record: PollRecord
+    batch: Sequence[Item] | None
+    done: asyncio.Future[SourceReport]
+
+
+class Recorder:
+    """Serialises every database call of a pipeline onto one thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db")
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._drain())
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        self._thread.shutdown(wait=True)
+
+    async def save(self, record: PollRecord, batch: Sequence[Item] | None) -> SourceReport:
+        """Queue one finished poll; returns its report with the stored counts."""
+        done: asyncio.Future[SourceReport] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(record, batch, done))
+        return await done
+
+    async def _drain(self) -> None:
+        stop = False
+        while not stop:
+            jobs = [await self._queue.get()]
+            while not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            stop = None in jobs
+            real = [j for j in jobs if j is not None]
+            bare = [j for j in real if not j.batch]
+            if bare:
+                results = await self.call(self._write_bare, [j.record for j in bare])
+                for job, report in zip(bare, results, strict=True):
+                    job.done.set_result(report)
+            for job in real:
+                if job.batch:
+                    job.done.set_result(await self.call(self._write_full, job))
+
+    def _write_bare(self, records: list[PollRecord]) -> list[SourceReport]:
+        try:
+            self.store.record_polls(records)
+        except errors.StoreError as e:
+            log.error("cannot record %d polls: %s", len(records), e)
+            return [_store_failed(r.report, e) for r in records]
+        return [r.report for r in records]
+
+    def _write_full(self, job: _Job) -> SourceReport:
+        record = job.record
+        try:
+            plan = self.store.save_poll(record, job.batch)
+        except errors.StoreError as e:
+            failed = _store_failed(record.report, e)
+            try:
+                self.store.record_polls([replace(record, report=failed, fetched=None)])
+            except errors.StoreError:
+                log.error("cannot record the failure of %s either", record.source.key)
+            return failed
+        return replace(
+            record.report,
+            new=len(plan.new),
+            updated=len(plan.changed),
+            same=plan.same,
+            entries=len(job.batch or ()),
+        )
+
+
+def _store_failed(report: SourceReport, e: errors.StoreError) -> SourceReport:
+    return replace(report, ok=False, error=str(e), error_kind=e.kind)

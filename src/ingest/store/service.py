@@ -1,0 +1,143 @@
+"""The queries the unattended service needs: due sources, leases, heartbeat, pruning.
+
+Leases make "one fetch per source at a time" hold across processes: a poller
+takes a source by setting `lease_owner`/`lease_until` in one conditional
+UPDATE (only where no live lease exists), and recording the poll frees it; a
+crashed poller's lease simply runs out.  Pruning deletes in small batches,
+each its own short transaction, so it never holds the write lock for long.
+Each function takes a Connection in a transaction the caller owns; nothing
+here decides *when* a source is due (that is policy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.engine import Connection
+
+from ingest.store.schema import fetches, items, services, sources
+
+__all__ = [
+    "acquire_leases",
+    "due_keys",
+    "heartbeat",
+    "prune_fetches",
+    "prune_items",
+    "release_leases",
+    "service_row",
+]
+
+
+def _lease_free(now: datetime) -> Any:
+    return or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+
+
+def due_keys(conn: Connection, keys: Sequence[str], now: datetime, limit: int) -> list[str]:
+    """Of `keys`, those due at `now` and free to poll, most overdue first."""
+    wanted = set(keys)
+    rows = conn.execute(
+        select(sources.c.key)
+        .where(
+            sources.c.enabled.is_(True),
+            sources.c.in_config.is_(True),
+            sources.c.disabled_reason.is_(None),
+            or_(sources.c.next_due_at.is_(None), sources.c.next_due_at <= now),
+            or_(sources.c.retry_after_until.is_(None), sources.c.retry_after_until <= now),
+            _lease_free(now),
+        )
+        .order_by(sources.c.next_due_at.is_not(None), sources.c.next_due_at, sources.c.key)
+    )
+    return [r[0] for r in rows if r[0] in wanted][:limit]
+
+
+def acquire_leases(
+    conn: Connection, keys: Sequence[str], owner: str, now: datetime, ttl: float
+) -> set[str]:
+    """Take the lease of each of `keys` that nobody else holds; returns those taken."""
+    if not keys:
+        return set()
+    until = now + timedelta(seconds=ttl)
+    taken: set[str] = set()
+    for i in range(0, len(keys), 500):
+        rows = conn.execute(
+            update(sources)
+            .where(
+                sources.c.key.in_(keys[i : i + 500]),
+                or_(_lease_free(now), sources.c.lease_owner == owner),
+            )
+            .values(lease_owner=owner, lease_until=until)
+            .returning(sources.c.key)
+        )
+        taken.update(r[0] for r in rows)
+    return taken
+
+
+def release_leases(conn: Connection, keys: Sequence[str], owner: str) -> None:
+    """Give back leases `owner` took but did not use (a poll cancelled at shutdown)."""
+    if keys:
+        conn.execute(
+            update(sources)
+            .where(sources.c.key.in_(list(keys)), sources.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+def heartbeat(
+    conn: Connection,
+    name: str,
+    owner: str,
+    now: datetime,
+    *,
+    started_at: datetime,
+    config_path: str | None,
+    config_error: str | None,
+    stopped: bool = False,
+) -> None:
+    """Record that the service `name` is alive (or has stopped cleanly)."""
+    values = {
+        "owner": owner,
+        "started_at": started_at,
+        "last_tick_at": now,
+        "config_path": config_path,
+        "config_error": config_error,
+        "stopped_at": now if stopped else None,
+    }
+    done = conn.execute(update(services).where(services.c.name == name).values(**values))
+    if not done.rowcount:
+        conn.execute(services.insert().values(name=name, **values))
+
+
+def service_row(conn: Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(select(services).where(services.c.name == name)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def prune_items(conn: Connection, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` stories published and first seen before `cutoff`."""
+    ids = select(items.c.id).where(
+        and_(items.c.published_at < cutoff, items.c.first_seen_at < cutoff)
+    )
+    chosen = [r[0] for r in conn.execute(ids.order_by(items.c.published_at).limit(batch))]
+    if not chosen:
+        return 0
+    # item_sources rows go with them (ON DELETE CASCADE)
+    conn.execute(delete(items).where(items.c.id.in_(chosen)))
+    return len(chosen)
+
+
+def prune_fetches(conn: Connection, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` poll-log rows older than `cutoff`."""
+    chosen = [
+        r[0]
+        for r in conn.execute(
+            select(fetches.c.id).where(fetches.c.started_at < cutoff).order_by(fetches.c.id)
+            .limit(batch)
+        )
+    ]  # fmt: skip
+    if not chosen:
+        return 0
+    conn.execute(delete(fetches).where(fetches.c.id.in_(chosen)))
+    return len(chosen)
