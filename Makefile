@@ -24,13 +24,13 @@ test: $(STAMP)
 	$(BIN)/pytest $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks db/migrations
-	$(BIN)/ruff format --check src tests benchmarks db/migrations
+	$(BIN)/ruff check src tests benchmarks db/migrations scheduler.py
+	$(BIN)/ruff format --check src tests benchmarks db/migrations scheduler.py
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks db/migrations
-	$(BIN)/ruff check --fix src tests benchmarks db/migrations
+	$(BIN)/ruff format src tests benchmarks db/migrations scheduler.py
+	$(BIN)/ruff check --fix src tests benchmarks db/migrations scheduler.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -1,6 +1,6 @@
 """The `ingest` command: arguments in, printing out, exit codes.
 
-Subcommands: check, run, latest, status.  Each takes `--sources FILE` and
+Subcommands: check, run, latest, status, schedule, health.  Each takes `--sources FILE` and
 `--db URL`.  This module parses arguments, calls config, pipeline and store,
 and formats what they return (plain lines, rich tables for people, JSON for
 programs); it holds no pipeline logic.  Heavy libraries are imported inside
@@ -62,17 +62,47 @@ def _parser() -> argparse.ArgumentParser:
     latest.add_argument("--format", choices=("table", "json"), default="table")
     status = sub.add_parser("status", parents=[common], help="show each source's state")
     status.add_argument("--format", choices=("table", "json"), default="table")
+    schedule = sub.add_parser(
+        "schedule", parents=[common], help="run the unattended service (= python scheduler.py)"
+    )
+    schedule.add_argument("--once", action="store_true", help="poll what is due, then exit")
+    schedule.add_argument("--log-format", choices=("text", "json"), default="text")
+    schedule.add_argument(
+        "--grace", type=_seconds, default=20.0, metavar="DURATION",
+        help="on SIGTERM, how long polls in flight may finish (default 20s)",
+    )  # fmt: skip
+    health = sub.add_parser("health", parents=[common], help="exit 1 unless the service is healthy")
+    health.add_argument(
+        "--max-silence", type=_seconds, default=60.0, metavar="DURATION",
+        help="longest time since the scheduler's last tick (default 60s)",
+    )  # fmt: skip
+    health.add_argument(
+        "--stale", type=float, default=3.0, metavar="FACTOR",
+        help="a source is stale after FACTOR intervals without success (0: do not check)",
+    )  # fmt: skip
+    health.add_argument("--format", choices=("text", "json"), default="text")
     return p
+
+
+def _seconds(text: str) -> float:
+    from ingest.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    handler = {"check": _check, "run": _run, "latest": _latest, "status": _status}
+    from ingest import logs
+
+    base = logging.INFO if args.command == "schedule" else logging.WARNING
+    logs.setup(base - 10 * min(args.verbose, 2), getattr(args, "log_format", "text"))
+    handler = {
+        "check": _check, "run": _run, "latest": _latest, "status": _status,
+        "schedule": _schedule, "health": _health,
+    }  # fmt: skip
     try:
         code: int = handler[args.command](args)
     except errors.ConfigError as e:
@@ -218,6 +248,47 @@ def _report_dict(r: SourceReport) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# -- schedule / health ---------------------------------------------------------
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ingest.schedule import Service, Timing
+
+    with _open_store(args) as store:
+        service = Service(args.sources, store, timing=Timing(grace=args.grace), once=args.once)
+        return asyncio.run(service.run())
+
+
+def _health(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    from ingest.health import assess
+    from ingest.schedule import SERVICE_NAME
+
+    with _open_store(args) as store:
+        verdict = assess(
+            store.service(SERVICE_NAME),
+            store.status(),
+            datetime.now(UTC),
+            max_silence=args.max_silence,
+            stale=args.stale,
+        )
+    if args.format == "json":
+        out = {"ok": verdict.ok, "scheduler": verdict.scheduler,
+               "problems": list(verdict.problems), "stale": list(verdict.stale)}  # fmt: skip
+        print(json.dumps(out))
+    else:
+        if verdict.ok:
+            print(f"healthy: {verdict.scheduler}")
+        else:
+            print(f"UNHEALTHY: {len(verdict.problems)} problem(s)")
+            for problem in verdict.problems:
+                print(f"- {problem}")
+    return EXIT_OK if verdict.ok else EXIT_FAILED
+
+
 # -- latest -------------------------------------------------------------------
 
 
@@ -258,17 +329,22 @@ def _status(args: argparse.Namespace) -> int:
             "key", "name", "url", "kind", "section", "enabled", "in_config", "last_attempt_at",
             "last_success_at", "last_status", "last_entries", "items", "consecutive_failures",
             "next_due_at", "retry_after_until", "last_error", "last_error_kind", "moved_to",
+            "backoff_seconds", "disabled_reason", "every_seconds", "cron", "lease_owner",
+            "lease_until",
         )  # fmt: skip
         print(json.dumps([{k: _iso(r.get(k)) for k in keep} for r in rows], indent=2))
         return EXIT_OK
     table = _table(
-        ("source", "last attempt", "last success", "HTTP", "items", "fails", "next due", "error")
-    )
+        ("source", "last attempt", "last success", "HTTP", "items", "fails", "backoff",
+         "next due", "error")
+    )  # fmt: skip
     for r in rows:
         key = r["key"] + ("" if r["in_config"] else " (removed)")
         if not r["enabled"]:
             key += " (disabled)"
         error = r["last_error"] or ""
+        if r["disabled_reason"]:
+            error = f"DISABLED ({r['disabled_reason']}); " + error
         if r["moved_to"]:
             error = (error + "; " if error else "") + f"moved permanently to {r['moved_to']}"
         table.add_row(
@@ -278,11 +354,21 @@ def _status(args: argparse.Namespace) -> int:
             str(r["last_status"] or ""),
             str(r["items"]),
             str(r["consecutive_failures"] or ""),
+            _duration(r["backoff_seconds"]),
             _when(r["next_due_at"]),
             error,
         )
     _print_table(table, empty="no sources polled yet: run `ingest run` first")
     return EXIT_OK
+
+
+def _duration(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 def _when(value: datetime | None) -> str:
@@ -304,7 +390,8 @@ def _print_table(table: Any, *, empty: str) -> None:
     if not table.row_count:
         print(empty)
         return
-    Console(soft_wrap=not sys.stdout.isatty()).print(table)
+    # on a terminal, fit its width; into a pipe or file, do not wrap cells at 80 columns
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

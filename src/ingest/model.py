@@ -70,6 +70,7 @@ class Settings:
     # the unattended service (schedule.py, policy.py)
     backoff_max: float = 6 * 3600.0  # longest wait between polls of a failing source, seconds
     jitter: float = 0.1  # each wait is stretched or shrunk by up to this fraction
+    respect_max_age: bool = True  # a server's Cache-Control: max-age is a lower bound on waits
     retention: float = 365 * 86400.0  # stories published longer ago are pruned, seconds
     history: float = 30 * 86400.0  # poll log (fetches) rows older than this are pruned
 

@@ -117,6 +117,14 @@ class Pipeline:
         )
         return list(reports)
 
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings from here on (a reloaded sources.yaml); polls in flight keep theirs."""
+        from ingest.fetch import Fetcher
+
+        if settings != self.settings:
+            self.settings = settings
+            self.fetcher = Fetcher(self.fetcher.client, settings)
+
     def warm_up(self) -> None:
         pool = self._parse_pool()
         for _ in range(workers.worker_count()):

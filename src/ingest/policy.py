@@ -5,7 +5,8 @@ interval or `cron` times, each wait stretched or shrunk by a little random
 jitter so that many sources with one interval spread out; a server's
 `Cache-Control: max-age` is a lower bound on the wait; a failing source
 backs off exponentially (doubling per consecutive failure, capped at
-`Settings.backoff_max`) and returns to its interval on the first success;
+`Settings.backoff_max`) and returns to its interval on the first success
+(`Settings.respect_max_age` false turns the max-age floor off);
 `Retry-After` is obeyed; `410 Gone` disables the source.  It takes values
 and a random source and returns a `NextPoll`; it never reads a clock,
 a database or the network.
@@ -24,12 +25,52 @@ MAX_RETRY_AFTER = 7 * 86400.0  # a Retry-After longer than a week is read as a w
 _CRON_JITTER_MAX = 60.0  # cron times are meant to be kept: at most a minute late
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field as names, which APScheduler 3 reads as crontab does.
+
+    APScheduler 3 numbers weekdays from 0 = Monday, crontab from 0 (or 7) = Sunday,
+    so "1-5" (weekdays in crontab) would be Tuesday to Saturday there.  A field
+    this cannot read is passed on unchanged.
+    """
+    if field == "*":
+        return field
+
+    def day(token: str) -> int:
+        return int(token) if token.isdigit() else _WEEKDAYS.index(token[:3])
+
+    days: set[int] = set()
+    try:
+        for part in field.lower().split(","):
+            span, _, step = part.partition("/")
+            first, _, last = span.partition("-")
+            if span == "*":
+                lo, hi = 0, 6
+            else:
+                lo = day(first)
+                hi = day(last) if last else (7 if step else lo)
+            if not 0 <= lo <= hi <= 7:
+                return field
+            days.update(d % 7 for d in range(lo, hi + 1, int(step or 1)))
+    except ValueError:
+        return field
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
 def base_interval(source: Source, after: datetime) -> float:
     """Seconds from `after` to the source's next regular poll (every or cron)."""
     if source.cron:
         from apscheduler.triggers.cron import CronTrigger
 
-        fire = CronTrigger.from_crontab(source.cron, timezone=UTC).get_next_fire_time(None, after)
+        minute, hour, day, month, weekday = source.cron.split()
+        trigger = CronTrigger(
+            minute=minute, hour=hour, day=day, month=month,
+            day_of_week=_crontab_weekdays(weekday), timezone=UTC,
+        )  # fmt: skip
+        # strictly after `after`: a poll made on a fire time is due at the next one
+        fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
         if fire is not None:
             return max(1.0, float((fire - after).total_seconds()))
     return source.every
@@ -60,8 +101,12 @@ def plan_next(
         retry_until = now + timedelta(seconds=min(report.retry_after, MAX_RETRY_AFTER))
 
     if report.ok:
-        wait = max(interval, report.max_age or 0.0) + jitter
-        return NextPoll(now + timedelta(seconds=max(1.0, wait)), retry_until)
+        floor = (report.max_age or 0.0) if settings.respect_max_age else 0.0
+        wait = max(interval, floor) + jitter
+        due = now + timedelta(seconds=max(1.0, wait))
+        if retry_until is not None and retry_until > due:
+            due = retry_until  # Retry-After is obeyed on a success too
+        return NextPoll(due, retry_until)
 
     if report.status == 410:
         reason = f"gone: the server answered HTTP 410 at {now:%Y-%m-%d %H:%M} UTC"

@@ -88,6 +88,7 @@ _SETTINGS_FIELDS: Final = (
     "jitter",
     "retention",
     "history",
+    "respect_max_age",
 )
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
@@ -212,6 +213,7 @@ class _Checker(_FieldChecker):
             jitter=self._setting(f, "jitter", _fraction, s.jitter),
             retention=self._setting(f, "retention", _interval, s.retention),
             history=self._setting(f, "history", _interval, s.history),
+            respect_max_age=self._setting(f, "respect_max_age", _flag, s.respect_max_age),
         )
 
     def _setting(

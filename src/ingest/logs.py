@@ -1,0 +1,53 @@
+"""Log set-up for the command line and the service: readable lines or JSON lines.
+
+One job: configure the `logging` root handler.  `--log-format json` writes
+one JSON object per line with the time, level, logger, message and, for poll
+lines, the structured fields (source, status, new, updated, entries, ms,
+error) that pipeline.py attaches; log shippers read that without parsing
+text.  It does not decide what is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+__all__ = ["POLL_FIELDS", "JsonFormatter", "setup"]
+
+POLL_FIELDS = ("source", "status", "new", "updated", "entries", "ms", "error")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in POLL_FIELDS:
+            if hasattr(record, field):
+                out[field] = getattr(record, field)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def setup(level: int, fmt: str = "text") -> None:
+    """Send logs to stderr at `level`, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for chatty in ("apscheduler", "alembic", "httpx"):  # our own poll line says it all
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,290 @@
+"""The unattended service: APScheduler wiring around one long-lived Pipeline.
+
+`Service.run` keeps every source current until SIGTERM/SIGINT: a tick job
+(every second) polls the sources that are due in the database and free to
+lease; a reload job (every 5 s) picks up edits to sources.yaml, keeping the
+last good configuration when an edit is invalid; a prune job deletes expired
+stories and poll history in small batches; every tick leaves a heartbeat for
+`ingest health`.  On a stop signal it takes no new polls, lets in-flight
+polls finish within a grace period, and returns 0.  When a source is due is
+policy.py's decision and the schedule itself lives in the database, so a
+restart neither refetches everything nor forgets anything.  This module wires
+jobs and signals; it does not fetch, parse or store by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest import errors
+from ingest.config import Config, load_config
+from ingest.model import FetchState, Source, SourceReport
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ingest.pipeline import Pipeline
+    from ingest.store import Store
+
+__all__ = ["SERVICE_NAME", "Service", "Timing"]
+
+log = logging.getLogger("ingest.schedule")
+SERVICE_NAME = "scheduler"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How often the service's own jobs run, in seconds."""
+
+    tick: float = 1.0
+    reload: float = 5.0
+    heartbeat: float = 5.0
+    prune: float = 3600.0
+    prune_batch: int = 500
+    grace: float = 20.0  # in-flight polls get this long to finish on shutdown
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    """One scheduler process over one sources file and one database."""
+
+    def __init__(
+        self,
+        sources_path: str,
+        store: Store,
+        *,
+        timing: Timing | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        once: bool = False,
+    ) -> None:
+        self.path = sources_path
+        self.store = store
+        self.timing = timing or Timing()
+        self.transport = transport
+        self.clock = clock
+        self.once = once
+        self.config: Config = load_config(sources_path)  # invalid at start: ConfigError
+        self._stamp = self._file_stamp()
+        self.config_error: str | None = None
+        self.inflight: dict[str, asyncio.Task[SourceReport]] = {}
+        self.reports: list[SourceReport] = []
+        self._stop = asyncio.Event()
+        self._started = clock()
+        self._last_beat: datetime | None = None
+        self._pipeline: Pipeline | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: no new polls; waiting for %d in flight", len(self.inflight))
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Serve until stopped (or, with once=True, poll what is due and return)."""
+        from ingest.fetch import make_client
+        from ingest.pipeline import Pipeline, make_owner
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        settings = self.config.settings
+        async with (
+            make_client(settings, transport=self.transport) as client,
+            Pipeline(self.store, client, settings, clock=self.clock,
+                     owner=make_owner("scheduler")) as pipeline,
+        ):  # fmt: skip
+            self._pipeline = pipeline
+            await self._db(self.store.sync_sources, self.config.sources, self.clock())
+            if self.once:
+                await self.tick()
+                await self._drain(None)  # every poll is bounded by its own deadline
+                return 0 if all(r.ok for r in self.reports) else 1
+            scheduler = self._scheduler()
+            scheduler.start()
+            log.info(
+                "scheduler started: %d sources (%d enabled) from %s, database %s",
+                len(self.config.sources), len(self.config.enabled()), self.path, self.store.url,
+            )  # fmt: skip
+            try:
+                await self._stop.wait()
+            finally:
+                scheduler.shutdown(wait=False)
+                await self._drain(self.timing.grace)
+                await self._beat(stopped=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("scheduler stopped")
+        return 0
+
+    def _scheduler(self) -> Any:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        t = self.timing
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        first = datetime.now(UTC)
+        jobs: list[tuple[Callable[[], Any], float, str]] = [
+            (self.tick, t.tick, "tick"),
+            (self.reload, t.reload, "reload"),
+            (self.prune, t.prune, "prune"),
+        ]
+        for fn, every, name in jobs:
+            scheduler.add_job(
+                _guarded(fn, name), "interval", seconds=every, id=name, next_run_time=first,
+                max_instances=1, coalesce=True, misfire_grace_time=None,
+            )  # fmt: skip
+        return scheduler
+
+    async def _drain(self, grace: float | None) -> None:
+        """Let in-flight polls finish for `grace` seconds, then cancel the rest."""
+        tasks = list(self.inflight.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            cancelled = [k for k, t in self.inflight.items() if t in pending]
+            log.warning("cancelled %d polls at shutdown: %s", len(cancelled), ", ".join(cancelled))
+            assert self._pipeline is not None
+            await self._db(self.store.release_leases, cancelled, self._pipeline.owner)
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        assert self._pipeline is not None
+        return await self._pipeline.recorder.call(fn, *args)
+
+    # -- jobs -------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Start a poll of every due source that no process is polling."""
+        if self._stop.is_set():
+            return
+        assert self._pipeline is not None
+        now = self.clock()
+        await self._beat()
+        room = self.config.settings.concurrency * 2 - len(self.inflight)
+        if room <= 0:
+            return
+        wanted = {s.key: s for s in self.config.enabled() if s.key not in self.inflight}
+        due = await self._db(self.store.due, list(wanted), now, room)
+        if not due:
+            return
+        from ingest.pipeline import lease_ttl
+
+        ttl = max(lease_ttl(wanted[k]) for k in due)
+        taken = await self._db(self.store.acquire_leases, due, self._pipeline.owner, now, ttl)
+        chosen = [wanted[k] for k in due if k in taken]
+        states = await self._db(self.store.fetch_states, chosen)
+        for source in chosen:
+            task = asyncio.create_task(self._poll(source, states.get(source.key, FetchState())))
+            self.inflight[source.key] = task
+            task.add_done_callback(functools.partial(self._finished, source.key))
+
+    def _finished(self, key: str, _task: asyncio.Task[SourceReport]) -> None:
+        self.inflight.pop(key, None)
+
+    async def _poll(self, source: Source, state: FetchState) -> SourceReport:
+        assert self._pipeline is not None
+        report = await self._pipeline.poll(source, state)
+        if self.once:
+            self.reports.append(report)
+        return report
+
+    async def reload(self) -> None:
+        """Pick up an edited sources.yaml; an invalid edit keeps the last good one."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            config = load_config(self.path)
+        except errors.ConfigError as e:
+            self.config_error = str(e)
+            log.error(
+                "%s is invalid; still running the last good configuration (%d sources):\n%s",
+                self.path, len(self.config.sources), e,
+            )  # fmt: skip
+            await self._beat(force=True)
+            return
+        before = {s.key: s for s in self.config.sources}
+        after = {s.key: s for s in config.sources}
+        added = sorted(after.keys() - before.keys())
+        removed = sorted(before.keys() - after.keys())
+        changed = sorted(k for k in after.keys() & before.keys() if after[k] != before[k])
+        self.config, self.config_error = config, None
+        await self._db(self.store.sync_sources, config.sources, self.clock())
+        assert self._pipeline is not None
+        self._pipeline.apply_settings(config.settings)
+        log.info(
+            "reloaded %s: %d sources; added %s; removed %s; changed %s",
+            self.path, len(config.sources), added or "none", removed or "none", changed or "none",
+        )  # fmt: skip
+        await self._beat(force=True)
+
+    async def prune(self) -> None:
+        """Delete expired stories and poll history, a small batch at a time."""
+        s, total = self.config.settings, 0
+        while not self._stop.is_set():
+            done = await self._db(
+                lambda: self.store.prune_batch(
+                    self.clock(), retention=s.retention, history=s.history,
+                    batch=self.timing.prune_batch,
+                )
+            )  # fmt: skip
+            if not done:
+                break
+            total += done
+            await asyncio.sleep(0.05)  # let polls write between batches
+        if total:
+            log.info("pruned %d expired stories and poll-log rows", total)
+
+    async def _beat(self, *, force: bool = False, stopped: bool = False) -> None:
+        now = self.clock()
+        due = self._last_beat is None or (now - self._last_beat).total_seconds() >= (
+            self.timing.heartbeat
+        )
+        if not (force or stopped or due):
+            return
+        self._last_beat = now
+        assert self._pipeline is not None
+        await self._db(
+            lambda: self.store.heartbeat(
+                SERVICE_NAME, self._pipeline.owner if self._pipeline else "", now,
+                started_at=self._started, config_path=os.path.abspath(self.path),
+                config_error=self.config_error, stopped=stopped,
+            )
+        )  # fmt: skip
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = Path(self.path).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+
+def _guarded(fn: Callable[[], Any], name: str) -> Callable[[], Any]:
+    """A job that logs its failure and lets the service go on (a DB hiccup is not fatal)."""
+
+    async def job() -> None:
+        try:
+            await fn()
+        except Exception:
+            log.exception("the %s job failed; it will run again", name)
+
+    job.__name__ = f"ingest_{name}"
+    return job
