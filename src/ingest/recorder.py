@@ -1,10 +1,11 @@
 """The pipeline's one database thread: finished polls in, committed transactions out.
 
 Polls arrive from many coroutines at once; this module queues them and
-writes them through the store from a single thread: each poll that carries
-stories in its own transaction, and the polls that carry none (304,
-unchanged body, failure) that are waiting at the same moment together in
-one.  A write that fails becomes a failed report, and that failure is still
+writes them through the store from a single thread: the polls waiting at
+the same moment are written together, those that carry stories in one
+transaction (one by one if that fails, so one bad poll cannot sink the
+others) and those that carry none (304, unchanged body, failure) in another.
+A write that fails becomes a failed report, and that failure is still
 recorded when possible.  It does not decide what to write (store and dedupe
 do) nor when a source is due (policy does).
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingest import errors
-from ingest.model import Item, PollRecord, SourceReport
+from ingest.model import Item, Plan, PollRecord, SourceReport
 
 if TYPE_CHECKING:
     from ingest.store import Store
@@ -80,9 +81,10 @@ class Recorder:
                 results = await self.call(self._write_bare, [j.record for j in bare])
                 for job, report in zip(bare, results, strict=True):
                     job.done.set_result(report)
-            for job in real:
-                if job.batch:
-                    job.done.set_result(await self.call(self._write_full, job))
+            full = [j for j in real if j.batch]
+            if full:
+                for job, report in zip(full, await self.call(self._write_full, full), strict=True):
+                    job.done.set_result(report)
 
     def _write_bare(self, records: list[PollRecord]) -> list[SourceReport]:
         try:
@@ -92,7 +94,18 @@ class Recorder:
             return [_store_failed(r.report, e) for r in records]
         return [r.report for r in records]
 
-    def _write_full(self, job: _Job) -> SourceReport:
+    def _write_full(self, jobs: list[_Job]) -> list[SourceReport]:
+        """Polls with stories: together in one transaction, one by one if that fails."""
+        if len(jobs) > 1:
+            try:
+                plans = self.store.save_polls([(j.record, j.batch) for j in jobs])
+            except errors.StoreError as e:
+                log.warning("writing %d polls together failed (%s); one by one", len(jobs), e)
+            else:
+                return [_counted(j, p) for j, p in zip(jobs, plans, strict=True)]
+        return [self._write_one(j) for j in jobs]
+
+    def _write_one(self, job: _Job) -> SourceReport:
         record = job.record
         try:
             plan = self.store.save_poll(record, job.batch)
@@ -103,13 +116,17 @@ class Recorder:
             except errors.StoreError:
                 log.error("cannot record the failure of %s either", record.source.key)
             return failed
-        return replace(
-            record.report,
-            new=len(plan.new),
-            updated=len(plan.changed),
-            same=plan.same,
-            entries=len(job.batch or ()),
-        )
+        return _counted(job, plan)
+
+
+def _counted(job: _Job, plan: Plan) -> SourceReport:
+    return replace(
+        job.record.report,
+        new=len(plan.new),
+        updated=len(plan.changed),
+        same=plan.same,
+        entries=len(job.batch or ()),
+    )
 
 
 def _store_failed(report: SourceReport, e: errors.StoreError) -> SourceReport:

@@ -79,15 +79,22 @@ class Store:
 
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
         """Store one successful poll's Items and its state in one transaction."""
+        return self.save_polls([(record, batch)])[0]
+
+    def save_polls(self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]) -> list[Plan]:
+        """Store several polls' Items and states in one transaction (all or none)."""
+        plans = []
         with self._write() as conn:
-            plan = (
-                writes.save_items(conn, record.source, batch, record.started_at)
-                if batch
-                else Plan()
-            )
-            counted = _with_counts(record.report, plan, len(batch or ()))
-            writes.record_polls(conn, [replace(record, report=counted)])
-        return plan
+            for record, batch in polls:
+                plan = (
+                    writes.save_items(conn, record.source, batch, record.started_at)
+                    if batch
+                    else Plan()
+                )
+                counted = _with_counts(record.report, plan, len(batch or ()))
+                writes.record_polls(conn, [replace(record, report=counted)])
+                plans.append(plan)
+        return plans
 
     def record_polls(self, records: Sequence[PollRecord]) -> None:
         """Record polls that stored no stories (304, unchanged, failures) together."""

@@ -113,9 +113,9 @@ def _story_row(item: Item, now: datetime) -> dict[str, Any]:
     }
 
 
-def _ids_by_url(conn: Connection, urls: Iterable[str]) -> dict[str, int]:
+def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for chunk in _chunks(list(urls)):
+    for chunk in _chunks(urls):
         rows = conn.execute(
             select(items.c.canonical_url, items.c.id).where(items.c.canonical_url.in_(chunk))
         )
@@ -128,11 +128,15 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
     plan = dedupe.plan(batch, _known(conn, source.key, [i.entry_key for i in batch]))
     if plan.new:
         stories = dedupe.first_by_canonical_url(plan.new)
-        conn.execute(
-            _insert(conn, items).on_conflict_do_nothing(index_elements=["canonical_url"]),
+        inserted = conn.execute(
+            _insert(conn, items)
+            .on_conflict_do_nothing(index_elements=["canonical_url"])
+            .returning(items.c.canonical_url, items.c.id),
             [_story_row(item, now) for item in stories.values()],
         )
-        ids = _ids_by_url(conn, stories)
+        ids = {r[0]: r[1] for r in inserted if r is not None}
+        # stories another source stored first were not inserted: look their ids up
+        ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         conn.execute(
             _insert(conn, item_sources).on_conflict_do_nothing(
                 index_elements=["source_key", "entry_key"]
