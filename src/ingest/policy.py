@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ingest.model import NextPoll, Settings, Source, SourceReport
 
-__all__ = ["MAX_RETRY_AFTER", "base_interval", "plan_next"]
+__all__ = ["MAX_RETRY_AFTER", "base_interval", "cron_trigger", "plan_next"]
 
 MAX_RETRY_AFTER = 7 * 86400.0  # a Retry-After longer than a week is read as a week
 _CRON_JITTER_MAX = 60.0  # cron times are meant to be kept: at most a minute late
@@ -59,16 +60,27 @@ def _crontab_weekdays(field: str) -> str:
     return ",".join(_WEEKDAYS[d] for d in sorted(days))
 
 
+def cron_trigger(expression: str) -> Any:
+    """An APScheduler CronTrigger (UTC) for a five-field crontab expression.
+
+    Raises ValueError for an expression that is not five valid fields.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"a cron expression has 5 fields, not {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month,
+        day_of_week=_crontab_weekdays(weekday), timezone=UTC,
+    )  # fmt: skip
+
+
 def base_interval(source: Source, after: datetime) -> float:
     """Seconds from `after` to the source's next regular poll (every or cron)."""
     if source.cron:
-        from apscheduler.triggers.cron import CronTrigger
-
-        minute, hour, day, month, weekday = source.cron.split()
-        trigger = CronTrigger(
-            minute=minute, hour=hour, day=day, month=month,
-            day_of_week=_crontab_weekdays(weekday), timezone=UTC,
-        )  # fmt: skip
+        trigger = cron_trigger(source.cron)
         # strictly after `after`: a poll made on a fire time is due at the next one
         fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
         if fire is not None:

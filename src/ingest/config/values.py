@@ -15,7 +15,6 @@ import difflib
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC
 from fractions import Fraction
 from functools import lru_cache
 from typing import Final, Literal
@@ -325,10 +324,10 @@ def _cron(node: Node, name: str) -> str:
 
 @lru_cache(maxsize=256)
 def _cron_error(value: str) -> str | None:
-    from apscheduler.triggers.cron import CronTrigger
+    from ingest.policy import cron_trigger  # crontab weekdays (0 or 7 = Sunday), as polled
 
     try:
-        CronTrigger.from_crontab(value, timezone=UTC)
+        cron_trigger(value)
     except ValueError as e:
         return str(e)
     return None
