@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,10 +86,16 @@ class Service:
         self._started = clock()
         self._last_beat: datetime | None = None
         self._pipeline: Pipeline | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
     def request_stop(self) -> None:
+        """Stop taking polls and wind down; safe to call from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self.request_stop)  # asyncio.Event is not thread-safe
+            return
         if not self._stop.is_set():
             log.info("stopping: no new polls; waiting for %d in flight", len(self.inflight))
         self._stop.set()
@@ -98,8 +105,12 @@ class Service:
         from ingest.fetch import make_client
         from ingest.pipeline import Pipeline, make_owner
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        loop = self._loop = asyncio.get_running_loop()
+        # signal handlers can only be installed from the main thread; a service run in
+        # another thread (embedded, tests) is stopped with request_stop() instead
+        main = threading.current_thread() is threading.main_thread()
+        signals = (signal.SIGTERM, signal.SIGINT) if main else ()
+        for sig in signals:
             loop.add_signal_handler(sig, self.request_stop)
         settings = self.config.settings
         async with (
@@ -112,6 +123,7 @@ class Service:
             if self.once:
                 await self.tick()
                 await self._drain(None)  # every poll is bounded by its own deadline
+                await _guarded(self.prune, "prune")()  # --once from a timer: no prune job
                 return 0 if all(r.ok for r in self.reports) else 1
             scheduler = self._scheduler()
             scheduler.start()
@@ -125,7 +137,7 @@ class Service:
                 scheduler.shutdown(wait=False)
                 await self._drain(self.timing.grace)
                 await self._beat(stopped=True)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("scheduler stopped")
         return 0
@@ -176,7 +188,9 @@ class Service:
         assert self._pipeline is not None
         now = self.clock()
         await self._beat()
-        room = self.config.settings.concurrency * 2 - len(self.inflight)
+        # the service takes a bounded batch per tick; --once has one tick: all that is due
+        batch = len(self.config.sources) if self.once else self.config.settings.concurrency * 2
+        room = batch - len(self.inflight)
         if room <= 0:
             return
         wanted = {s.key: s for s in self.config.enabled() if s.key not in self.inflight}
@@ -275,6 +289,13 @@ class Service:
         except OSError:
             return None
         return (st.st_mtime_ns, st.st_size)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _guarded(fn: Callable[[], Any], name: str) -> Callable[[], Any]:
