@@ -4,7 +4,9 @@ One job: hand tests the real things they run against — ``feed_server`` (a star
 ``FeedServer``, see tests/feedserver.py), ``sqlite_url``, ``postgres_url``, ``pg_url`` (a
 throw-away PostgreSQL database) and ``db_url`` (each store test once on SQLite and once on
 PostgreSQL). It does not create schemas or tables (the store's migrations do), does not
-write sources.yaml files, and never mocks anything.
+write sources.yaml files, and never mocks anything. It sets ``INGEST_ALLOW_NETWORKS`` to
+loopback for the session, so the network guard lets the fetcher (and ``ingest`` subprocesses)
+reach the loopback test servers.
 
 PostgreSQL comes from ``INGEST_TEST_POSTGRES_URL`` (SQLAlchemy form, e.g.
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); without it, or when the server is
@@ -30,6 +32,15 @@ from feedserver import FeedServer
 
 PG_ENV = "INGEST_TEST_POSTGRES_URL"
 PG_EXAMPLE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The network guard refuses loopback unless allowed; every test server is on 127.0.0.0/8.
+LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the fetcher reach the loopback test servers, here and in `ingest` subprocesses."""
+    allowed = os.environ.get("INGEST_ALLOW_NETWORKS", "").strip()
+    if LOOPBACK_ALLOWED not in allowed:
+        os.environ["INGEST_ALLOW_NETWORKS"] = ",".join(filter(None, (allowed, LOOPBACK_ALLOWED)))
 
 
 def libpq_url(sqlalchemy_url: str) -> str:

@@ -1,12 +1,13 @@
-"""filters.py: include/exclude keyword lists, whole words, case-insensitive."""
+"""filters.py: include/exclude keyword lists (whole words, any case), max_age and retention."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.filters import keep, matches
+from ingest.filters import keep, matches, verdicts
 from ingest.model import Item, Source
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -58,3 +59,41 @@ def test_no_lists_keeps_everything_and_entities_are_text() -> None:
     assert keep(Source(key="s", name="S", url="https://x.org/"), items) == tuple(items)
     src = Source(key="s", name="S", url="https://x.org/", include=("café",))
     assert [i.title for i in keep(src, items)] == ["b"]
+
+
+def dated(title: str, days_old: float) -> Item:
+    return replace(story(title), published_at=NOW - timedelta(days=days_old))
+
+
+def test_max_age_skips_stories_published_longer_ago() -> None:
+    src = Source(key="s", name="S", url="https://x.org/", max_age=30 * 86400.0)
+    items = [dated("new", 1), dated("edge", 30), dated("old", 30.5)]
+    assert [i.title for i in keep(src, items, now=NOW)] == ["new", "edge"]
+    assert keep(src, items) == tuple(items)  # without a `now` there is no age to judge
+
+
+def test_the_stricter_of_max_age_and_retention_wins() -> None:
+    items = [dated("a", 5), dated("b", 50), dated("c", 500)]
+    loose = Source(key="s", name="S", url="https://x.org/", max_age=400 * 86400.0)
+    strict = Source(key="s", name="S", url="https://x.org/", max_age=10 * 86400.0)
+    retention = NOW - timedelta(days=365)
+    assert [i.title for i in keep(loose, items, not_before=retention, now=NOW)] == ["a", "b"]
+    assert [i.title for i in keep(strict, items, not_before=retention, now=NOW)] == ["a"]
+
+
+def test_verdicts_say_why() -> None:
+    src = Source(key="s", name="S", url="https://x.org/", include=("leader",),
+                 exclude=("obituary",), max_age=7 * 86400.0)  # fmt: skip
+    items = [dated("A leader", 1), dated("Weather", 1), dated("Leader obituary", 1),
+             dated("Old leader", 8), dated("Ancient leader", 900)]  # fmt: skip
+    got = verdicts(src, items, not_before=NOW - timedelta(days=365), now=NOW)
+    assert [why for _, why in got] == [
+        None,
+        "mentions none of the include words",
+        "mentions 'obituary' (exclude)",
+        f"published {NOW - timedelta(days=8):%Y-%m-%d}, older than max_age 7d",
+        f"published {NOW - timedelta(days=900):%Y-%m-%d}, older than max_age 7d",
+    ]
+    retained = Source(key="s", name="S", url="https://x.org/")
+    ((_, why),) = verdicts(retained, [dated("x", 900)], not_before=NOW - timedelta(days=365))
+    assert why is not None and "retention" in why

@@ -1,10 +1,12 @@
 """The `ingest` command: arguments in, printing out, exit codes.
 
-Subcommands: check, run, latest, status, schedule, health.  Each takes `--sources FILE` and
-`--db URL`.  This module parses arguments, calls config, pipeline and store,
-and formats what they return (plain lines, rich tables for people, JSON for
-programs); it holds no pipeline logic.  Heavy libraries are imported inside
-the subcommand that needs them, so a short command starts fast.
+Subcommands: check, run, try, latest, status, schedule, health, serve, export.
+Each takes `--sources FILE` and `--db URL`.  This module parses arguments,
+calls config, pipeline, trial and store, and prints what they return (the
+tables and JSON of latest, status and try are laid out in cli_format.py); it
+holds no pipeline logic.  Heavy
+libraries are imported inside the subcommand that needs them, so a short
+command starts fast.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest import __version__, errors
@@ -32,6 +35,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LATEST_FIELDS = (
     "id", "url", "title", "summary", "published_at", "first_seen_at", "updated_at", "section",
     "source", "source_name", "sources", "image_url", "author", "date_source", "canonical_url",
+    "kind", "duration", "media_url", "is_short",
 )  # fmt: skip
 
 
@@ -55,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="poll every enabled source once, now")
     run.add_argument("--only", nargs="+", metavar="KEY", help="poll only these sources")
     run.add_argument("--format", choices=("text", "json"), default="text")
+    trial = sub.add_parser(
+        "try", parents=[common], help="poll one source (a key, or a URL) once; store nothing"
+    )
+    trial.add_argument("target", metavar="KEY|URL", help="a source's key, or a feed or page URL")
+    trial.add_argument("--kind", choices=("feed", "page"), help="for a URL: feed (default) or page")
+    trial.add_argument(
+        "--select", action="append", default=[], metavar="FIELD=CSS",
+        help="for a URL: a selector, e.g. --select 'item=ul.news > li' (repeat; makes it a page)",
+    )  # fmt: skip
+    trial.add_argument("--format", choices=("table", "json"), default="table")
     latest = sub.add_parser("latest", parents=[common], help="print the current list")
     latest.add_argument("--section", help="only this section (latest, blogs, videos, ...)")
     latest.add_argument("--source", help="only stories this source carried")
@@ -81,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
         help="a source is stale after FACTOR intervals without success (0: do not check)",
     )  # fmt: skip
     health.add_argument("--format", choices=("text", "json"), default="text")
+    web = argparse.ArgumentParser(add_help=False)  # serve and export: docs/downstream.md
+    web.add_argument("--templates", type=Path, metavar="DIR", help="your templates, tried first")
+    web.add_argument("--base-url", metavar="URL", help="public address, for absolute feed links")
+    serve = sub.add_parser("serve", parents=[common, web], help="serve the page, API and feeds")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    export = sub.add_parser("export", parents=[common, web], help="write the site as files")
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    export.add_argument("--limit", type=int, default=100, help="stories per JSON file (100)")
     return p
 
 
@@ -98,10 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest import logs
 
     base = logging.INFO if args.command == "schedule" else logging.WARNING
-    logs.setup(base - 10 * min(args.verbose, 2), getattr(args, "log_format", "text"))
+    logs.setup(
+        base - 10 * min(args.verbose, 2),
+        getattr(args, "log_format", "text"),
+        # `ingest run` prints a line per poll itself; the log would say it twice
+        quiet_polls=args.command == "run" and not args.verbose,
+    )
     handler = {
-        "check": _check, "run": _run, "latest": _latest, "status": _status,
-        "schedule": _schedule, "health": _health,
+        "check": _check, "run": _run, "try": _try, "latest": _latest, "status": _status,
+        "schedule": _schedule, "health": _health, "serve": _serve, "export": _export,
     }  # fmt: skip
     try:
         code: int = handler[args.command](args)
@@ -135,7 +163,10 @@ def _open_store(args: argparse.Namespace) -> Store:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ingest.netguard import NetGuard
+
     config = _load(args)
+    NetGuard.from_settings(config.settings)  # a bad $INGEST_ALLOW_NETWORKS is a problem too
     enabled = len(config.enabled())
     print(f"{args.sources}: {len(config.sources)} sources ({enabled} enabled), no problems")
     return EXIT_OK
@@ -147,8 +178,6 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ingest import pipeline, workers
 
-    if not args.verbose:  # each poll is printed below; the log would say it twice
-        logging.getLogger("ingest.poll").setLevel(logging.ERROR)
     config = _load(args)
     chosen = list(config.enabled())
     if args.only:
@@ -215,37 +244,14 @@ class _RunPrinter:
             self._progress.stop()
 
     def report(self, r: SourceReport) -> None:
-        line = json.dumps(_report_dict(r)) if self.json_lines else _report_line(r)
+        from ingest import cli_format
+
+        line = cli_format.report_json(r) if self.json_lines else cli_format.report_line(r)
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
             self._progress.advance(self._task)
         else:
             print(line, flush=True)
-
-
-def _report_line(r: SourceReport) -> str:
-    if r.skipped:
-        return f"skip  {r.source_key}: another process is polling it right now"
-    if not r.ok:
-        status = f" HTTP {r.status}" if r.status else ""
-        return f"FAIL  {r.source_key}{status} ({r.elapsed_ms} ms): {r.error}"
-    if r.not_modified:
-        what = "not modified"
-    elif r.unchanged:
-        what = "unchanged"
-    else:
-        what = f"{r.new} new, {r.updated} updated, {r.entries} entries"
-    extra = f"; moved permanently to {r.moved_to}" if r.moved_to else ""
-    return f"ok    {r.source_key} HTTP {r.status}: {what} ({r.elapsed_ms} ms){extra}"
-
-
-def _report_dict(r: SourceReport) -> dict[str, Any]:
-    return {
-        "source": r.source_key, "ok": r.ok, "status": r.status, "new": r.new,
-        "updated": r.updated, "entries": r.entries, "not_modified": r.not_modified,
-        "unchanged": r.unchanged, "ms": r.elapsed_ms, "error": r.error,
-        "error_kind": r.error_kind, "moved_to": r.moved_to, "skipped": r.skipped,
-    }  # fmt: skip
 
 
 # -- schedule / health ---------------------------------------------------------
@@ -289,109 +295,89 @@ def _health(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
-# -- latest -------------------------------------------------------------------
+# -- serve / export (ingest.web) ----------------------------------------------
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+def _serve(args: argparse.Namespace) -> int:
+    from ingest.web.app import serve
+
+    with _open_store(args) as store:
+        return serve(store, host=args.host, port=args.port, templates=args.templates,
+                     base_url=args.base_url)  # fmt: skip
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ingest.web.export import export_site
+
+    with _open_store(args) as store:
+        report = export_site(store, args.out, templates=args.templates,
+                             base_url=args.base_url, limit=args.limit)  # fmt: skip
+    print(report.summary())
+    return EXIT_OK
+
+
+# -- try, latest, status (laid out by cli_format) ---------------------------
+
+
+def _try(args: argparse.Namespace) -> int:
+    from ingest import cli_format
+    from ingest.model import Settings
+    from ingest.trial import run_trial, source_for_url
+
+    target = args.target
+    if "://" in target:
+        try:
+            source = source_for_url(target, args.kind, args.select)
+        except ValueError as e:
+            print(f"ingest try: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        settings = _load(args).settings if Path(args.sources).is_file() else Settings()
+    else:
+        if args.kind or args.select:
+            print("ingest try: --kind and --select are for a URL, not a key", file=sys.stderr)
+            return EXIT_USAGE
+        config = _load(args)
+        found = config.get(target)
+        if found is None:
+            print(f"ingest: no source named {target} in {args.sources}", file=sys.stderr)
+            return EXIT_USAGE
+        source, settings = found, config.settings
+    trial = run_trial(source, settings)
+    if args.format == "json":
+        print(cli_format.trial_json(trial))
+    elif trial.ok:
+        cli_format.print_trial(trial)
+    else:
+        status = f" HTTP {trial.status}" if trial.status else ""
+        print(f"FAIL  {source.key}{status}: {trial.error}", file=sys.stderr)
+    return EXIT_OK if trial.ok else EXIT_FAILED
 
 
 def _latest(args: argparse.Namespace) -> int:
+    from ingest import cli_format
+
     if args.limit < 1:
         print("ingest: --limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     with _open_store(args) as store:
         rows = store.latest(section=args.section, source=args.source, limit=args.limit)
     if args.format == "json":
-        out = [{k: _iso(r.get(k)) for k in LATEST_FIELDS} for r in rows]
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    table = _table(("published", "title", "source", "section"))
-    for r in rows:
-        table.add_row(
-            r["published_at"].strftime("%Y-%m-%d %H:%M"),
-            r["title"],
-            ",".join(r["sources"]),
-            r["section"],
-        )
-    _print_table(table, empty="no stories yet: run `ingest run` first")
+        print(cli_format.latest_json(rows, LATEST_FIELDS))
+    else:
+        cli_format.print_latest(rows)
     return EXIT_OK
-
-
-# -- status -------------------------------------------------------------------
 
 
 def _status(args: argparse.Namespace) -> int:
+    from ingest import cli_format
+
     with _open_store(args) as store:
         rows = store.status()
     if args.format == "json":
-        keep = (
-            "key", "name", "url", "kind", "section", "enabled", "in_config", "last_attempt_at",
-            "last_success_at", "last_status", "last_entries", "items", "consecutive_failures",
-            "next_due_at", "retry_after_until", "last_error", "last_error_kind", "moved_to",
-            "backoff_seconds", "disabled_reason", "every_seconds", "cron", "lease_owner",
-            "lease_until",
-        )  # fmt: skip
-        print(json.dumps([{k: _iso(r.get(k)) for k in keep} for r in rows], indent=2))
-        return EXIT_OK
-    table = _table(
-        ("source", "last attempt", "last success", "HTTP", "items", "fails", "backoff",
-         "next due", "error")
-    )  # fmt: skip
-    for r in rows:
-        key = r["key"] + ("" if r["in_config"] else " (removed)")
-        if not r["enabled"]:
-            key += " (disabled)"
-        error = r["last_error"] or ""
-        if r["disabled_reason"]:
-            error = f"DISABLED ({r['disabled_reason']}); " + error
-        if r["moved_to"]:
-            error = (error + "; " if error else "") + f"moved permanently to {r['moved_to']}"
-        table.add_row(
-            key,
-            _when(r["last_attempt_at"]),
-            _when(r["last_success_at"]),
-            str(r["last_status"] or ""),
-            str(r["items"]),
-            str(r["consecutive_failures"] or ""),
-            _duration(r["backoff_seconds"]),
-            _when(r["next_due_at"]),
-            error,
-        )
-    _print_table(table, empty="no sources polled yet: run `ingest run` first")
+        print(cli_format.status_json(rows))
+    else:
+        cli_format.print_status(rows)
     return EXIT_OK
-
-
-def _duration(seconds: float | None) -> str:
-    if not seconds:
-        return ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
-
-
-def _table(columns: Sequence[str]) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    return table
-
-
-def _print_table(table: Any, *, empty: str) -> None:
-    from rich.console import Console
-
-    if not table.row_count:
-        print(empty)
-        return
-    # on a terminal, fit its width; into a pipe or file, do not wrap cells at 80 columns
-    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

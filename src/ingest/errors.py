@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BlockedError",
     "ConfigError",
     "ConfigProblem",
     "FetchError",
@@ -65,6 +66,12 @@ class NetworkError(FetchError):
     """DNS, connection refused or reset, TLS: the server could not be talked to."""
 
     kind = "network"
+
+
+class BlockedError(FetchError):
+    """The network guard refused the address (private, loopback, ...) or the URL's scheme."""
+
+    kind = "blocked"
 
 
 class TimeoutError(FetchError):

@@ -8,6 +8,12 @@ decompression while streaming, global and per-host concurrency limits,
 `Retry-After` and `Cache-Control: max-age` read off the answer, and byte-
 identical bodies recognised by hash so they are not parsed again.
 
+Every connection passes the network guard (`netguard.py`): the client that
+`make_client` builds refuses private, loopback, link-local and other
+non-public addresses unless the operator allowed them, after DNS and on
+every redirect hop, and connects to the very address it checked.  A refusal
+is a `BlockedError`.
+
 It does not parse, decide schedules, or touch the database.  httpx errors are
 translated here into the `FetchError` family.
 """
@@ -28,8 +34,9 @@ import httpx
 
 from ingest import errors
 from ingest.model import Fetched, FetchState, Settings, Source
+from ingest.netguard import NetGuard, Refused, guarded_resolver
 
-__all__ = ["ACCEPT", "Fetcher", "make_client", "parse_retry_after"]
+__all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "make_client", "parse_retry_after"]
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/rdf+xml, application/feed+json, "
@@ -41,17 +48,30 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
 def make_client(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    guard: NetGuard | None = None,
 ) -> httpx.AsyncClient:
-    """The client ingest uses: aiohttp's connection pool under httpx's API.
+    """The client ingest uses: aiohttp's connection pool under httpx's API, guarded.
 
     httpx's own pool slows down badly past a few dozen concurrent requests
     (docs/performance.md); the `httpx-aiohttp` transport keeps httpx's API
     with aiohttp's pool.  Tests inject `httpx.MockTransport` or a plain
     `httpx.AsyncHTTPTransport` instead.
+
+    `guard` (default: `NetGuard.from_settings`, i.e. `allow_networks` plus
+    `INGEST_ALLOW_NETWORKS`) decides which addresses may be connected to; a
+    malformed `INGEST_ALLOW_NETWORKS` raises `ConfigError`.  An injected
+    `httpx.MockTransport` opens no socket and is left unguarded unless a
+    `guard` is given.
     """
     if transport is None:
-        transport = _aiohttp_transport(settings)
+        guard = guard or NetGuard.from_settings(settings)
+        transport = GuardedTransport(_aiohttp_transport(settings, guard), guard, resolves=True)
+    elif guard is not None or not isinstance(transport, httpx.MockTransport):
+        guard = guard or NetGuard.from_settings(settings)
+        transport = GuardedTransport(transport, guard, resolves=False)
     return httpx.AsyncClient(
         transport=transport,
         headers={
@@ -64,21 +84,56 @@ def make_client(
     )
 
 
-def _aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+def _aiohttp_transport(settings: Settings, guard: NetGuard) -> httpx.AsyncBaseTransport:
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
-    def session() -> aiohttp.ClientSession:
+    def session() -> aiohttp.ClientSession:  # called on the first request, in the loop
         connector = aiohttp.TCPConnector(
             limit=settings.concurrency,
             limit_per_host=settings.per_host,
-            ttl_dns_cache=300,
+            ttl_dns_cache=300,  # caches only what the guarded resolver let through
             enable_cleanup_closed=False,
+            resolver=guarded_resolver(guard),
         )
         return aiohttp.ClientSession(connector=connector, trust_env=False)
 
     transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
     return transport
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Runs the network guard before `inner` sends a request.
+
+    `resolves=True` means `inner` resolves names through `guarded_resolver`
+    (the aiohttp transport): only the scheme and IP-literal hosts, which
+    aiohttp connects to without a lookup, are checked here.  `resolves=False`
+    (any other transport): the name is resolved and checked here, and the
+    request goes to the first allowed address, keeping the `Host` header and
+    the TLS server name, so nothing is looked up twice.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, guard: NetGuard, *, resolves: bool) -> None:
+        self.inner = inner
+        self.guard = guard
+        self.resolves = resolves
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = self.guard.check_url(str(request.url))
+        if host is not None and not self.resolves:
+            port = request.url.port or (443 if request.url.scheme == "https" else 80)
+            address = (await self.guard.resolve(host, port))[0]
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(host=address),
+                headers=request.headers,  # Host: still the name
+                stream=request.stream,
+                extensions={**request.extensions, "sni_hostname": host},
+            )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -180,13 +235,19 @@ class Fetcher:
                         url = target
                         continue
                     return await self._answer(source, state, url, resp, moved_to)
+            except Refused as e:
+                raise errors.BlockedError(str(e), url=url) from e
             except httpx.TimeoutException as e:
+                if _caused_by(e, Refused):
+                    raise errors.BlockedError(_refusal(e), url=url) from e
                 if not _timed_out(e):
                     raise errors.NetworkError(_network_message(url, e), url=url) from e
                 raise errors.TimeoutError(
                     f"timed out talking to {_host(url)}: {e or type(e).__name__}", url=url
                 ) from e
             except httpx.TransportError as e:
+                if _caused_by(e, Refused):
+                    raise errors.BlockedError(_refusal(e), url=url) from e
                 raise errors.NetworkError(_network_message(url, e), url=url) from e
             except (httpx.HTTPError, httpx.InvalidURL) as e:
                 raise errors.FetchError(f"{type(e).__name__}: {e}", url=url) from e
@@ -286,6 +347,16 @@ def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
+def _refusal(e: BaseException) -> str:
+    """The guard's message from the `Refused` somewhere in `e`'s causes."""
+    cur: BaseException | None = e
+    for _ in range(20):  # a cause chain is short; never loop on a cyclic one
+        if cur is None or isinstance(cur, Refused):
+            break
+        cur = cur.__cause__ or cur.__context__
+    return str(cur) if isinstance(cur, Refused) else str(e)
+
+
 def _network_message(url: str, e: httpx.TransportError) -> str:
     text = str(e) or type(e).__name__
     lowered = text.lower()
@@ -295,7 +366,20 @@ def _network_message(url: str, e: httpx.TransportError) -> str:
         return f"cannot resolve {host} ({reason}); is this machine offline?"
     if "refused" in lowered or _caused_by(e, ConnectionRefusedError):
         return f"connection refused by {_host(url)}"
+    if _disconnected(e):  # aiohttp's message is the repr of a half-read response
+        return f"{_host(url)} closed the connection before a complete answer"
     return f"cannot talk to {_host(url)}: {text}"
+
+
+def _disconnected(e: BaseException) -> bool:
+    cur: BaseException | None = e
+    for _ in range(20):
+        if cur is None:
+            return False
+        if type(cur).__name__ == "ServerDisconnectedError":
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 _DNS_FAILURES = (

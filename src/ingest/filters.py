@@ -5,8 +5,10 @@ the words; `exclude` drops stories that mention any.  Words match whole and
 case-insensitively (`lead` does not match `leadership`; a phrase such as
 `patient safety` matches as written, across any whitespace), on the title and
 the summary's text with its HTML tags removed.  Stories older than the
-retention horizon are dropped here too.  Pure: Items in, Items out;
-it does not fetch, parse or store.
+retention horizon, or than the source's own `max_age`, are dropped here too
+(the stricter of the two wins).  `verdicts` says why each dropped story was
+dropped (for `ingest try`); `keep` is what the pipeline stores.  Pure: Items
+in, Items out; it does not fetch, parse or store.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from ingest.model import Item, Source
 
-__all__ = ["keep", "matches"]
+__all__ = ["keep", "matches", "verdicts"]
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -42,25 +44,66 @@ def matches(words: Iterable[str], text: str) -> bool:
     return bool(pattern and pattern.search(text))
 
 
-def keep(
-    source: Source, items: Sequence[Item], *, not_before: datetime | None = None
-) -> tuple[Item, ...]:
-    """The Items that pass the source's include and exclude lists, in order.
+def _found(words: Iterable[str], text: str) -> str | None:
+    pattern = _pattern(tuple(words))
+    m = pattern.search(text) if pattern else None
+    return m.group(0) if m else None
 
-    With `not_before`, stories published earlier are dropped too (the
-    retention horizon: what pruning deleted must not come back on the next
-    poll).
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def verdicts(
+    source: Source,
+    items: Sequence[Item],
+    *,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[tuple[Item, str | None], ...]:
+    """Each Item with why the source's filters drop it, or None when it is kept.
+
+    `not_before` is the retention horizon (what pruning deleted must not come
+    back on the next poll); with `now`, the source's `max_age` drops stories
+    published more than that long before it.
     """
-    if not_before is not None:
-        items = [i for i in items if i.published_at >= not_before]
-    if not source.include and not source.exclude:
-        return tuple(items)
-    out = []
+    max_age_limit = None
+    if source.max_age is not None and now is not None:
+        max_age_limit = now - timedelta(seconds=source.max_age)
+    out: list[tuple[Item, str | None]] = []
     for item in items:
-        text = _text(item)
-        if source.include and not matches(source.include, text):
-            continue
-        if source.exclude and matches(source.exclude, text):
-            continue
-        out.append(item)
+        why: str | None = None
+        day = f"{item.published_at:%Y-%m-%d}"
+        if max_age_limit is not None and item.published_at < max_age_limit:
+            assert source.max_age is not None
+            why = f"published {day}, older than max_age {_age(source.max_age)}"
+        elif not_before is not None and item.published_at < not_before:
+            why = f"published {day}, before the retention horizon (settings: retention)"
+        elif source.include or source.exclude:
+            text = _text(item)
+            if source.include and not matches(source.include, text):
+                why = "mentions none of the include words"
+            elif source.exclude and (word := _found(source.exclude, text)) is not None:
+                why = f"mentions {word!r} (exclude)"
+        out.append((item, why))
     return tuple(out)
+
+
+def keep(
+    source: Source,
+    items: Sequence[Item],
+    *,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[Item, ...]:
+    """The Items that pass the source's filters (see `verdicts`), in order."""
+    if not source.include and not source.exclude and source.max_age is None:
+        if not_before is None:
+            return tuple(items)
+        return tuple(i for i in items if i.published_at >= not_before)
+    return tuple(
+        item for item, why in verdicts(source, items, not_before=not_before, now=now) if why is None
+    )

@@ -37,8 +37,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def setup(level: int, fmt: str = "text") -> None:
-    """Send logs to stderr at `level`, as text or JSON lines."""
+def setup(level: int, fmt: str = "text", *, quiet_polls: bool = False) -> None:
+    """Send logs to stderr at `level`, as text or JSON lines.
+
+    `quiet_polls` keeps the per-poll lines (logger `ingest.poll`) to errors.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -49,5 +52,6 @@ def setup(level: int, fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("ingest.poll").setLevel(logging.ERROR if quiet_polls else logging.NOTSET)
     for chatty in ("apscheduler", "alembic", "httpx"):  # our own poll line says it all
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

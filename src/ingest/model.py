@@ -16,10 +16,13 @@ from typing import Literal
 __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_TIMEOUT",
+    "CuratedItem",
     "DateSource",
     "FetchState",
     "Fetched",
     "Item",
+    "ItemKind",
+    "MediaKind",
     "NextPoll",
     "Plan",
     "PollRecord",
@@ -32,8 +35,22 @@ __all__ = [
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
-SourceKind = Literal["feed", "page"]
+SourceKind = Literal["feed", "page", "curated"]
 DateSource = Literal["published", "updated", "first_seen"]
+MediaKind = Literal["video", "audio"]
+ItemKind = Literal["article", "video", "audio"]
+
+
+@dataclass(frozen=True, slots=True)
+class CuratedItem:
+    """One story an editor wrote under a `kind: curated` source (validated)."""
+
+    title: str
+    url: str
+    summary: str | None = None  # plain text
+    image: str | None = None
+    date: datetime | None = None  # aware UTC
+    line: int = 0  # where the item starts in its file, for messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +71,8 @@ class Source:
     select: tuple[tuple[str, str], ...] = ()  # kind: page only; (field, selector) pairs
     date_format: str | None = None  # kind: page only; strptime format tried first
     day_first: bool = True  # kind: page only; 03/04/2026 is 3 April
+    max_age: float | None = None  # seconds; stories published longer ago are skipped
+    items: tuple[CuratedItem, ...] = ()  # kind: curated only; the stories themselves
     timeout: float = DEFAULT_TIMEOUT  # seconds for the whole request
     max_body: int = DEFAULT_MAX_BODY  # bytes, counted after decompression
     line: int = 0  # where the source starts in its file, for messages
@@ -73,6 +92,11 @@ class Settings:
     respect_max_age: bool = True  # a server's Cache-Control: max-age is a lower bound on waits
     retention: float = 365 * 86400.0  # stories published longer ago are pruned, seconds
     history: float = 30 * 86400.0  # poll log (fetches) rows older than this are pruned
+    # hostile sources (netguard.py, bounds.py, docs/security.md)
+    allow_networks: tuple[str, ...] = ()  # CIDRs the network guard lets through (`defaults:`)
+    max_entries: int = 1000  # entries kept from one document, the newest
+    parse_cpu: float = 20.0  # CPU seconds one document's parse may take
+    parse_memory: int = 512 * 1024 * 1024  # bytes one parse may add to its worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +111,7 @@ class FetchState:
     last_modified: str | None = None
     body_hash: str | None = None  # sha256 hex of the last body we parsed
     failures: int = 0  # consecutive failed polls before this one (for backoff)
+    discovered_url: str | None = None  # the feed an HTML page at the source's URL pointed to
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +120,14 @@ class Fetched:
 
     `not_modified` is a 304; `unchanged` is a 200 whose body hashes the same
     as the last one.  In both cases `content` is empty and nothing is parsed.
+    A `kind: curated` source is "fetched" without a request (status 0): its
+    body hash is the hash of the items an editor wrote.
     """
 
     source_key: str
     url: str  # the URL we asked for
     final_url: str  # after redirects: the base for relative links
-    status: int
+    status: int  # HTTP status; 0 when no request was made (kind: curated)
     content: bytes = b""
     content_type: str | None = None
     etag: str | None = None
@@ -112,6 +139,7 @@ class Fetched:
     moved_to: str | None = None  # target of a 301/308 on the first hop
     retry_after: float | None = None  # seconds the server asked us to wait
     max_age: float | None = None  # Cache-Control: max-age, seconds
+    discovered_url: str | None = None  # `url` is the feed an HTML page at the source's URL named
 
     @property
     def needs_parse(self) -> bool:
@@ -119,7 +147,7 @@ class Fetched:
 
     @property
     def state(self) -> FetchState:
-        return FetchState(self.etag, self.last_modified, self.body_hash, 0)
+        return FetchState(self.etag, self.last_modified, self.body_hash, 0, self.discovered_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +157,9 @@ class RawEntry:
     Dates are timezone-aware UTC datetimes when the document had a parseable
     one.  `images` lists candidate image URLs in order of preference
     (media:thumbnail, media:content, itunes:image, image enclosures); `base`
-    is the xml:base in force for the entry, if any.
+    is the xml:base in force for the entry, if any.  Talks and podcasts carry
+    `media_url` (their video or audio file), `media_kind` and `duration`
+    (whole seconds).
     """
 
     id: str | None = None
@@ -142,6 +172,9 @@ class RawEntry:
     author: str | None = None
     base: str | None = None
     images: tuple[str, ...] = ()
+    duration: int | None = None  # seconds
+    media_url: str | None = None
+    media_kind: MediaKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +193,10 @@ class Item:
     author: str | None = None
     image_url: str | None = None
     content_hash: str = ""  # changes when what readers see changes
+    kind: ItemKind = "article"
+    duration: int | None = None  # seconds, for videos and audio
+    media_url: str | None = None  # the video or audio itself (a file, or an embeddable player)
+    is_short: bool = False  # a YouTube Short
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +229,7 @@ class SourceReport:
     retry_after: float | None = None
     max_age: float | None = None  # Cache-Control: max-age of the answer
     skipped: bool = False  # not polled: another process holds the source's lease
+    discovered_url: str | None = None  # polled through the feed an HTML page at its URL named
     notes: tuple[str, ...] = field(default=())
 
 

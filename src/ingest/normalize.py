@@ -17,7 +17,23 @@ Decisions worth knowing:
   canonical key ``urn:ingest:<source key>:<entry key>``, so it never merges
   with another source's story.
 - `Item.title` is plain text (entities decoded, tags removed): escape it
-  when writing HTML.  `Item.summary` is sanitized HTML.
+  when writing HTML.  A `<` left in it that could open a tag gets a space
+  after it ("a< b"), so even a page that forgets to escape a title shows
+  text, never markup (tests/test_xss.py).  `Item.summary` is sanitized HTML.
+- `Item.kind` is "video" or "audio" when the entry carries such media, and
+  "video" for links to YouTube videos and TED talks; else "article".  A
+  YouTube link under /shorts/ is a Short (`is_short`).  A video without a
+  media URL gets its embeddable player when the link names one (YouTube's
+  /embed/ID, TED's embed.ted.com).
+- Talk titles "Talk | Speaker" (TED's form) become title "Talk" and author
+  "Speaker" when the title has exactly one " | " and the part after it is
+  the entry's own author (any entry: the name is said twice), or, for
+  videos and audio only, looks like a person's name (2-6 capitalised
+  words, no digits, no words such as "Part" or "Episode").  An article
+  whose title has a "|" before anything but its author's name is never
+  touched.
+- `content_hash` covers the media fields only for items that have some, so
+  articles hash as they always did.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import nh3
 
-from ingest.model import DateSource, Item, RawEntry, Source
+from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
 
 __all__ = [
     "MAX_SUMMARY",
@@ -87,6 +103,7 @@ _DROP_WITH_CONTENT = frozenset(
 )
 _TAG = re.compile(r"<(?:!--.*?-->|/?[A-Za-z][^>]*>)", re.DOTALL)
 _SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z!/?])")  # where an HTML parser would start a tag
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _IMG_SRC = re.compile(r"""\ssrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _CHAR_REF = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
@@ -230,7 +247,7 @@ def _item(
     summary = _sanitize(body, base) if body else ""
     title = _plain(raw.title)[:MAX_TITLE] if raw.title else ""
     if not title:
-        title = _shorten(_html_text(summary), TITLE_FROM_SUMMARY)
+        title = _shorten(_inert(_html_text(summary)), TITLE_FROM_SUMMARY)
         if not title:
             return None
     published_at, date_source = _date(raw, now)
@@ -250,8 +267,18 @@ def _item(
     url = clean_url(link, strip) if link else ""
     image_url = _image(raw, base, summary, body)
     author = _plain(raw.author) if raw.author else ""
+    player = _video_player(link) if link else None  # (embed URL, is a Short) of a video link
+    kind: ItemKind = raw.media_kind or ("video" if player else "article")
+    media_url = _http_url(raw.media_url, base)
+    if kind == "video" and media_url is None and player:
+        media_url = player[0]
+    is_short = kind == "video" and player is not None and player[1]
+    duration = raw.duration if kind != "article" or media_url else None
+    title, author = _split_speaker(title, author, talk=kind != "article")
     stamp = "" if date_source == "first_seen" else published_at.isoformat()
-    seen_fields = (url, title, summary, image_url or "", author or "", stamp)
+    seen_fields: tuple[str, ...] = (url, title, summary, image_url or "", author or "", stamp)
+    if kind != "article" or media_url:  # articles keep the hashes they always had
+        seen_fields += (kind, str(duration or ""), media_url or "", "short" if is_short else "")
     return Item(
         source_key=source.key,
         entry_key=entry_key,
@@ -265,7 +292,91 @@ def _item(
         author=author or None,
         image_url=image_url,
         content_hash=hashlib.sha1("\x00".join(seen_fields).encode()).hexdigest(),
+        kind=kind,
+        duration=duration,
+        media_url=media_url,
+        is_short=is_short,
     )
+
+
+# -- talks and videos ---------------------------------------------------------------
+
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com"})
+_YOUTUBE_PATH = re.compile(r"/(?:shorts|embed|live|v)/([A-Za-z0-9_-]{6,20})(?:[/?#]|$)")
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{6,20}")
+_TED_TALK = re.compile(r"/talks/([\w-]+)/?$")
+_NOT_NAMES = frozenset(
+    {
+        *("part", "episode", "ep", "chapter", "series", "season", "vol", "volume"),
+        *("trailer", "official", "full", "live", "highlights", "interview"),
+        *("keynote", "panel", "webinar", "podcast", "talk", "video", "short", "shorts"),
+    }
+)
+_NAME_PARTICLES = frozenset(
+    {"de", "da", "di", "del", "della", "der", "den", "van", "von", "le", "la", "du", "dos"}
+    | {"das", "bin", "ibn", "al", "el", "y", "and", "&"}
+)
+
+
+def _video_player(url: str) -> tuple[str, bool] | None:
+    """For a link to a YouTube video or a TED talk: its embeddable player, and whether it
+    is a YouTube Short; None for any other link."""
+    lowered = url.lower()
+    if "youtu" not in lowered and "ted.com" not in lowered:  # the common case, without parsing
+        return None
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    path = parts.path
+    if host == "youtu.be":
+        video = path.strip("/")
+        if not _YOUTUBE_ID.fullmatch(video):
+            return None
+        return "https://www.youtube.com/embed/" + video, False
+    if host in _YOUTUBE_HOSTS:
+        found = None
+        if path == "/watch":
+            for part in parts.query.split("&"):
+                name, _, value = part.partition("=")
+                if name == "v" and _YOUTUBE_ID.fullmatch(value):
+                    found = value
+                    break
+        elif (m := _YOUTUBE_PATH.match(path)) is not None:
+            found = m.group(1)
+        if found is None:
+            return None
+        return "https://www.youtube.com/embed/" + found, path.startswith("/shorts/")
+    if host in ("ted.com", "www.ted.com") and (m := _TED_TALK.match(path)) is not None:
+        return "https://embed.ted.com/talks/" + m.group(1), False
+    return None
+
+
+def _split_speaker(title: str, author: str, *, talk: bool) -> tuple[str, str]:
+    """("Talk", "Speaker") from "Talk | Speaker" (see the module doc), else unchanged."""
+    if " | " not in title:
+        return title, author
+    name, _, speaker = title.partition(" | ")
+    name, speaker = name.strip(), speaker.strip()
+    if not name or not speaker or "|" in speaker:
+        return title, author
+    if (author and speaker.casefold() == author.casefold()) or (talk and _name_like(speaker)):
+        return name, speaker
+    return title, author
+
+
+def _name_like(text: str) -> bool:
+    words = text.split()
+    if not 2 <= len(words) <= 6 or len(text) > 60 or any(c.isdigit() for c in text):
+        return False
+    for word in words:
+        bare = word.strip(".,'\u2019()").lower()
+        if bare in _NOT_NAMES:
+            return False
+        if not (word[0].isupper() or bare in _NAME_PARTICLES):
+            return False
+    return True
 
 
 def _http_url(url: str | None, base: str) -> str | None:
@@ -309,8 +420,13 @@ def _plain(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:
-        text = _TAG.sub(" ", _SCRIPT.sub(" ", text))
+        text = _inert(_TAG.sub(" ", _SCRIPT.sub(" ", text)))
     return " ".join(text.split())
+
+
+def _inert(text: str) -> str:
+    """Plain text that no HTML parser reads a tag in: "<" + letter becomes "< " + letter."""
+    return _TAG_OPEN.sub("< ", text) if "<" in text else text
 
 
 def _html_text(fragment: str) -> str:

@@ -9,6 +9,12 @@ and never stops the others.  A source is polled only under its lease, so two
 processes never fetch it at once.  `run` is the one-shot entry point of
 `ingest run`; the scheduler (schedule.py) keeps a Pipeline open and calls
 `poll`.  No stage's own logic lives here: this module only chains them.
+
+Two kinds of source take another path through `fetch_source`: a `kind:
+curated` source is "fetched" without any request (its items are in the
+file), and a `kind: feed` source whose URL answers with an HTML page is
+polled through the feed that page names (`parse.discover`), which later
+polls then ask for directly.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ingest import errors, workers
+from ingest.bounds import ParseLimits
 from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
 from ingest.policy import plan_next
 from ingest.recorder import Recorder
@@ -33,14 +40,17 @@ from ingest.recorder import Recorder
 if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
     import httpx
 
+    from ingest.fetch import Fetcher
     from ingest.store import Store
 
-__all__ = ["Pipeline", "lease_ttl", "make_owner", "run"]
+__all__ = ["Pipeline", "fetch_source", "lease_ttl", "make_owner", "run"]
 
 log = logging.getLogger("ingest.poll")
 
 Clock = Callable[[], datetime]
 Progress = Callable[[SourceReport], None]
+FindLinks = Callable[[bytes, str], Awaitable[tuple[str, ...]]]
+_FEED_GONE = frozenset({404, 410})  # a discovered feed answering this: read the page again
 
 
 def _utcnow() -> datetime:
@@ -50,6 +60,22 @@ def _utcnow() -> datetime:
 def make_owner(role: str = "run") -> str:
     """A lease owner id: host, pid and a random suffix (pids are reused)."""
     return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner (`make_owner`) is a process of this host that has exited."""
+    _, _, where = owner.partition("@")
+    host = where.rpartition(":")[0]  # "host:pid", without the random suffix
+    host, _, pid_text = host.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, another user's
+        return False
+    return False
 
 
 def lease_ttl(source: Source) -> float:
@@ -102,9 +128,12 @@ class Pipeline:
         await self.recorder.call(self.store.sync_sources, sources, now)
         states = await self.recorder.call(self.store.fetch_states, sources)
         ttl = max((lease_ttl(s) for s in sources), default=0.0)
-        leased = await self.recorder.call(
-            self.store.acquire_leases, [s.key for s in sources], self.owner, now, ttl
-        )
+        keys = [s.key for s in sources]
+        leased = await self.recorder.call(self.store.acquire_leases, keys, self.owner, now, ttl)
+        if len(leased) < len(keys) and await self._free_dead_leases(set(keys) - leased):
+            leased |= await self.recorder.call(
+                self.store.acquire_leases, keys, self.owner, now, ttl
+            )
         if any(not states.get(s.key, FetchState()).body_hash for s in sources):
             self.warm_up()  # never-fetched sources: bodies are coming, import the parsers now
         reports = await asyncio.gather(
@@ -116,6 +145,26 @@ class Pipeline:
             )
         )
         return list(reports)
+
+    async def _free_dead_leases(self, keys: set[str]) -> bool:
+        """Release leases held by processes of this host that no longer exist.
+
+        A run killed with SIGKILL cannot give its leases back; they would
+        keep its sources from being polled until they expire (timeout x 2 +
+        2 min).  An owner is `role@host:pid:suffix` (`make_owner`): on the
+        same host, a pid that is gone is a dead owner.  Returns whether any
+        lease was released.
+        """
+        rows = await self.recorder.call(self.store.status)
+        dead: dict[str, list[str]] = {}
+        for row in rows:
+            owner = row.get("lease_owner")
+            if row["key"] in keys and owner and _owner_is_dead(owner):
+                dead.setdefault(owner, []).append(row["key"])
+        for owner, held in dead.items():
+            log.warning("releasing %d leases of %s, which is not running", len(held), owner)
+            await self.recorder.call(self.store.release_leases, held, owner)
+        return bool(dead)
 
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings from here on (a reloaded sources.yaml); polls in flight keep theirs."""
@@ -150,16 +199,17 @@ class Pipeline:
         fetched: Fetched | None = None
         batch: tuple[Item, ...] | None = None
         try:
-            fetched = await self.fetcher.fetch(source, state)
+            fetched = await fetch_source(self.fetcher, source, state, self._find_links)
             report = SourceReport(
                 source_key=source.key,
                 ok=True,
-                status=fetched.status,
+                status=fetched.status or None,
                 not_modified=fetched.not_modified,
                 unchanged=fetched.unchanged,
                 moved_to=fetched.moved_to,
                 retry_after=fetched.retry_after,
                 max_age=fetched.max_age,
+                discovered_url=fetched.discovered_url,
             )
             if fetched.needs_parse:
                 batch = await self._parse(source, fetched, started)
@@ -191,15 +241,80 @@ class Pipeline:
             self._pool = workers.start_forkserver_pool()
         return self._pool
 
+    async def _find_links(self, content: bytes, url: str) -> tuple[str, ...]:
+        from ingest.parse.discover import find_feed_links
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._parse_pool(), find_feed_links, content, url)
+
     async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> tuple[Item, ...]:
         not_before = now - timedelta(seconds=self.settings.retention)
+        if source.kind == "curated":  # a few items from the file: not worth a worker process
+            return workers.parse_and_normalize(source, fetched, now, not_before)
+        limits = ParseLimits.of(self.settings)
         kind, value = await asyncio.get_running_loop().run_in_executor(
-            self._parse_pool(), workers.parse_job, source, fetched, now, not_before
+            self._parse_pool(), workers.parse_job, source, fetched, now, not_before, limits
         )
         if kind != "ok":
             raise errors.ParseError(value)
         items: tuple[Item, ...] = value
         return items
+
+
+async def _find_links_here(content: bytes, url: str) -> tuple[str, ...]:
+    from ingest.parse.discover import find_feed_links
+
+    return find_feed_links(content, url)
+
+
+async def fetch_source(
+    fetcher: Fetcher,
+    source: Source,
+    state: FetchState,
+    find_links: FindLinks = _find_links_here,
+) -> Fetched:
+    """One poll's answer for `source`: what parse reads next (raises `IngestError`s).
+
+    - `kind: curated`: no request; the items' hash stands in for a body hash,
+      so a poll whose items did not change is `unchanged`.
+    - `kind: feed` with a `state.discovered_url`: that feed is asked for
+      directly; if it is gone (404, 410), the page is read again for a new one.
+    - `kind: feed` answering with an HTML page: the first feed that the page
+      names (`find_links`, run where the caller wants the CPU spent) is
+      fetched and returned, with `discovered_url` set; a page that names none
+      is a `ParseError` saying so.
+    """
+    if source.kind == "curated":
+        from ingest.parse.curated import items_hash
+
+        digest = items_hash(source)
+        unchanged = digest == state.body_hash
+        return Fetched(source.key, source.url, source.url, 0, body_hash=digest, unchanged=unchanged)
+    if source.kind == "feed" and state.discovered_url:
+        try:
+            fetched = await fetcher.fetch(replace(source, url=state.discovered_url), state)
+            return replace(fetched, discovered_url=state.discovered_url)
+        except errors.HTTPStatusError as e:
+            if e.status not in _FEED_GONE:
+                raise
+            log.info("%s: discovered feed %s is gone; reading the page again", source.key, e.url)
+            state = FetchState(failures=state.failures)
+    fetched = await fetcher.fetch(source, state)
+    if source.kind != "feed" or not fetched.needs_parse:
+        return fetched
+    from ingest.parse.discover import looks_like_html
+
+    if not looks_like_html(fetched.content):
+        return fetched
+    found = await find_links(fetched.content, fetched.final_url)
+    links = [u for u in found if u not in (source.url, fetched.final_url)]  # not the page itself
+    if not links:
+        raise errors.ParseError(
+            f"{fetched.final_url}: not a feed: looks like an HTML page, and no feed link was "
+            'found on it (<link rel="alternate" type="application/rss+xml" href="...">)'
+        )
+    feed = await fetcher.fetch(replace(source, url=links[0]), FetchState(failures=state.failures))
+    return replace(feed, discovered_url=links[0])
 
 
 def _failure(source: Source, e: errors.IngestError, fetched: Fetched | None) -> SourceReport:

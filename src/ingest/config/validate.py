@@ -1,7 +1,8 @@
 """Check a whole sources file: the top level, defaults:, settings: and each source.
 
 This module's one job is `_Checker`: compose the text, walk the top-level keys,
-`defaults:`, `settings:` and `sources:` (with each page's `select:`), apply the
+`defaults:`, `settings:` and `sources:` (with each page's `select:` and each
+curated source's `items:`), apply the
 defaults to every source, and return the sources and settings, or raise one
 `ConfigError` with every problem in line order.  It does not read files or
 build the `Config` (the package's `load_config` and `parse_config` do), judge
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal, TypeAlias, TypeVar
 
 import yaml
@@ -20,14 +21,17 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.fields import _fail, _FieldChecker
 from ingest.config.values import (
+    _Bad,
     _count,
     _cron,
     _date_format,
     _flag,
     _fraction,
     _interval,
+    _item_date,
     _key,
     _kind,
+    _network,
     _param,
     _section,
     _selector,
@@ -44,7 +48,7 @@ from ingest.config.yaml_nodes import (
     _TextResolver,
 )
 from ingest.errors import ConfigError
-from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, Settings, Source
+from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Settings, Source
 
 __all__ = ["_Checker"]
 
@@ -69,6 +73,8 @@ _SOURCE_FIELDS: Final = (
     "max_body",
     "date_format",
     "day_first",
+    "max_age",
+    "items",
 )
 _DEFAULT_FIELDS: Final = (
     "every",
@@ -78,6 +84,7 @@ _DEFAULT_FIELDS: Final = (
     "section",
     "enabled",
     "strip_params",
+    "allow_networks",
 )
 _SETTINGS_FIELDS: Final = (
     "concurrency",
@@ -89,16 +96,31 @@ _SETTINGS_FIELDS: Final = (
     "retention",
     "history",
     "respect_max_age",
+    "max_entries",
+    "parse_cpu",
+    "parse_memory",
 )
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
-_SOURCE_HINTS: Final = {f: f"; '{f}' belongs under select:" for f in _SELECT_FIELDS}
+_ITEM_FIELDS: Final = ("title", "url", "summary", "image", "date")
+_SOURCE_HINTS: Final = {
+    **{f: f"; '{f}' belongs under select:" for f in _SELECT_FIELDS},
+    "allow_networks": "; 'allow_networks' applies to every source, put it under defaults:",
+}
+_SETTINGS_HINTS: Final = {"allow_networks": "; 'allow_networks' belongs under defaults:"}
 _DEFAULT_HINTS: Final = {
     f: f"; '{f}' cannot be a default, set it on each source"
     for f in _SOURCE_FIELDS
     if f not in _DEFAULT_FIELDS
 }
 _DEFAULT_EVERY: Final = Source(key="", name="", url="").every
+
+
+def _image(node: Node, name: str) -> str:
+    try:
+        return _url(node, name)
+    except _Bad as e:
+        raise _Bad(e.message.replace("url ", f"{name} ", 1), e.node) from None
 
 
 def _label(f: Mapping[str, tuple[Node, Node]]) -> str:
@@ -119,6 +141,7 @@ class _Defaults:
     section: str = "latest"
     enabled: bool = True
     strip_params: tuple[str, ...] = ()
+    allow_networks: tuple[str, ...] = ()
 
 
 class _Checker(_FieldChecker):
@@ -157,6 +180,8 @@ class _Checker(_FieldChecker):
         top = self.fields(root, _TOP_FIELDS, "unknown top-level key", "")
         defaults = self.defaults(top["defaults"]) if "defaults" in top else _Defaults()
         settings = self.settings(top["settings"]) if "settings" in top else Settings()
+        if defaults.allow_networks:  # process-wide, though written under defaults:
+            settings = replace(settings, allow_networks=defaults.allow_networks)
         sources: list[Source] = []
         if "sources" not in top:
             self.add(1, "the file has no 'sources:' list")
@@ -195,6 +220,9 @@ class _Checker(_FieldChecker):
             d.enabled = d.enabled if enabled is None else enabled
         if "strip_params" in f:
             d.strip_params = self.strings(f["strip_params"], "strip_params", w, _param)
+        if "allow_networks" in f:
+            networks = self.strings(f["allow_networks"], "allow_networks", w, _network)
+            d.allow_networks = tuple(dict.fromkeys(networks))
         return d
 
     def settings(self, pair: tuple[Node, Node]) -> Settings:
@@ -203,7 +231,7 @@ class _Checker(_FieldChecker):
         if node is None:
             return s
         w = "settings: "
-        f = self.fields(node, _SETTINGS_FIELDS, "unknown setting", w)
+        f = self.fields(node, _SETTINGS_FIELDS, "unknown setting", w, _SETTINGS_HINTS)
         return Settings(
             concurrency=self._setting(f, "concurrency", _count(1, 100_000), s.concurrency),
             per_host=self._setting(f, "per_host", _count(1, 100_000), s.per_host),
@@ -214,6 +242,9 @@ class _Checker(_FieldChecker):
             retention=self._setting(f, "retention", _interval, s.retention),
             history=self._setting(f, "history", _interval, s.history),
             respect_max_age=self._setting(f, "respect_max_age", _flag, s.respect_max_age),
+            max_entries=self._setting(f, "max_entries", _count(1, 1_000_000), s.max_entries),
+            parse_cpu=self._setting(f, "parse_cpu", _interval, s.parse_cpu),
+            parse_memory=self._setting(f, "parse_memory", _size, s.parse_memory),
         )
 
     def _setting(
@@ -260,9 +291,20 @@ class _Checker(_FieldChecker):
         # an optional field left empty (`every:`) counts as not given
         given = {n: pair for n, pair in f.items() if pair[1].tag != _NULL_TAG}
 
+        kind: Literal["feed", "page", "curated"] | None = "feed"
+        if "kind" in given:
+            kind = self.convert(given["kind"], _kind, "kind")  # None: reported; skip select checks
+
         key = self._required(f, "key", _key, node)
         name = self._required(f, "name", _text, node)
-        url = self._required(f, "url", _url, node)
+        url: str | None = ""
+        if kind != "curated":
+            url = self._required(f, "url", _url, node)
+        elif "url" in f:
+            self.add(
+                _line(f["url"][0]),
+                "'url' is not used by kind: curated (each item has its own url); remove it",
+            )
         if key is not None:
             line = _line(f["key"][1])
             if key in seen:
@@ -273,10 +315,6 @@ class _Checker(_FieldChecker):
                 )
             else:
                 seen[key] = line
-
-        kind: Literal["feed", "page"] | None = "feed"
-        if "kind" in given:
-            kind = self.convert(given["kind"], _kind, "kind")  # None: reported; skip select checks
 
         section = d.section
         if "section" in given:
@@ -310,11 +348,14 @@ class _Checker(_FieldChecker):
         max_body = d.max_body
         if "max_body" in given:
             max_body = self.convert(given["max_body"], _size, "max_body") or max_body
+        max_age = (
+            self.convert(given["max_age"], _interval, "max_age") if "max_age" in given else None
+        )
 
         date_format: str | None = None
         day_first = True
         for field in ("date_format", "day_first"):
-            if field in given and kind == "feed":
+            if field in given and kind in ("feed", "curated"):
                 self.add(_line(given[field][0]), f"'{field}' is only for pages (kind: page)")
         if "date_format" in given:
             date_format = self.convert(given["date_format"], _date_format, "date_format")
@@ -339,6 +380,21 @@ class _Checker(_FieldChecker):
                 "kind: page needs a 'select:' block with at least item, title and link",
             )
 
+        items: tuple[CuratedItem, ...] = ()
+        if kind == "curated":
+            if "items" in f:
+                items = self.curated_items(f["items"])
+            else:
+                self.add(
+                    _line(f["kind"][0]),
+                    "kind: curated needs an 'items:' list (each item with at least title and url)",
+                )
+        elif "items" in given and kind is not None:
+            self.add(
+                _line(given["items"][0]),
+                "'items' is only for curated sources; add 'kind: curated' or remove the items",
+            )
+
         if len(self.problems) > before or key is None or name is None or url is None:
             return None
         if kind is None:  # pragma: no cover - a bad kind is always a reported problem
@@ -358,6 +414,8 @@ class _Checker(_FieldChecker):
             select=select,
             date_format=date_format,
             day_first=day_first,
+            max_age=max_age,
+            items=items,
             timeout=timeout,
             max_body=max_body,
             line=_line(node),
@@ -396,4 +454,58 @@ class _Checker(_FieldChecker):
             value = self.convert(field_pair, _selector, name)
             if value is not None:
                 out.append((name, value))
+        return tuple(out)
+
+    def curated_items(self, pair: tuple[Node, Node]) -> tuple[CuratedItem, ...]:
+        """A curated source's `items:` list; every mistake is reported at its line."""
+        node = pair[1]
+        if _is_null(node) or (isinstance(node, SequenceNode) and not node.value):
+            self.add(_line(pair[0]), "'items' lists no items; add at least one (title and url)")
+            return ()
+        if not isinstance(node, SequenceNode):
+            self.add(
+                _line(node),
+                f"'items' must be a list of items (each starting with '- title:'), "
+                f"not {_kind_of(node)}",
+            )
+            return ()
+        out: list[CuratedItem] = []
+        seen: dict[str, int] = {}
+        w = "items: "
+        for item in node.value:
+            if not isinstance(item, MappingNode):
+                what = "empty" if _is_null(item) else _kind_of(item)
+                self.add(
+                    _line(item), f"{w}each item must be a block of key: value lines, not {what}"
+                )
+                continue
+            f = self.fields(item, _ITEM_FIELDS, "unknown field", w)
+            given = {n: pair for n, pair in f.items() if pair[1].tag != _NULL_TAG}
+            values: dict[str, str | None] = {}
+            for field in ("title", "url"):
+                if field not in given:
+                    where = _line(f[field][0]) if field in f else _line(item)
+                    self.add(where, f"{w}this item has no '{field}' (required)")
+                    values[field] = None
+                else:
+                    convert = _url if field == "url" else _text
+                    values[field] = self.convert(given[field], convert, field, w)
+            summary = (
+                self.convert(given["summary"], _text, "summary", w) if "summary" in given else None
+            )
+            image = self.convert(given["image"], _image, "image", w) if "image" in given else None
+            date = self.convert(given["date"], _item_date, "date", w) if "date" in given else None
+            title, url = values["title"], values["url"]
+            if url is not None:
+                line = _line(given["url"][1])
+                if url in seen:
+                    self.add(
+                        line,
+                        f"{w}url {url!r} is listed twice (lines {seen[url]} and {line}); "
+                        "one story is one item",
+                    )
+                    continue
+                seen[url] = line
+            if title is not None and url is not None:
+                out.append(CuratedItem(title, url, summary, image, date, _line(item)))
         return tuple(out)

@@ -15,6 +15,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from fractions import Fraction
 from functools import lru_cache
 from typing import Final, Literal
@@ -34,8 +35,10 @@ __all__ = [
     "_flag",
     "_fraction",
     "_interval",
+    "_item_date",
     "_key",
     "_kind",
+    "_network",
     "_param",
     "_section",
     "_selector",
@@ -46,7 +49,7 @@ __all__ = [
     "parse_size",
 ]
 
-_KINDS: Final = ("feed", "page")
+_KINDS: Final = ("feed", "page", "curated")
 
 _KEY_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SECTION_RE: Final = re.compile(r"[a-z0-9-]+")
@@ -256,13 +259,39 @@ def _url(node: Node, name: str) -> str:
     return value
 
 
-def _kind(node: Node, name: str) -> Literal["feed", "page"]:
+def _kind(node: Node, name: str) -> Literal["feed", "page", "curated"]:
     value = _text(node, name)
     if value == "feed":
         return "feed"
     if value == "page":
         return "page"
-    raise _Bad(f"kind must be 'feed' or 'page', not {value!r}" + _did_you_mean(value, _KINDS), node)
+    if value == "curated":
+        return "curated"
+    raise _Bad(
+        f"kind must be 'feed', 'page' or 'curated', not {value!r}" + _did_you_mean(value, _KINDS),
+        node,
+    )
+
+
+def _item_date(node: Node, name: str) -> datetime:
+    """A curated item's date: 2026-03-12 (ISO, optionally with a time), 12 March 2026,
+    or March 12, 2026; a time without a zone is UTC."""
+    value = _text(node, name)
+    moment: datetime | None = None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        for form in ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y"):
+            try:
+                moment = datetime.strptime(" ".join(value.split()), form)
+                break
+            except ValueError:
+                continue
+    if moment is None:
+        raise _Bad(
+            f"{name} {value!r} is not a date; write it as 2026-03-12 (or 12 March 2026)", node
+        )
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _flag(node: Node, name: str) -> bool:
@@ -331,6 +360,16 @@ def _cron_error(value: str) -> str | None:
     except ValueError as e:
         return str(e)
     return None
+
+
+def _network(value: str, node: Node, name: str) -> None:
+    """A CIDR network for the network guard (`127.0.0.0/8`, `::1/128`)."""
+    from ingest.netguard import parse_network
+
+    try:
+        parse_network(value)
+    except ValueError as e:
+        raise _Bad(f"{name}: {e}", node) from None
 
 
 def _param(value: str, node: Node, name: str) -> None:

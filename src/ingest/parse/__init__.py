@@ -1,7 +1,8 @@
 """Turn a fetched document into `RawEntry` values, by the source's kind.
 
 One job: dispatch `Fetched` content to the reader for `Source.kind` (feeds to
-`parse.feed`, pages to `parse.page`).  It does no reading itself, no cleaning
+`parse.feed`, pages to `parse.page`, curated sources' own items to
+`parse.curated`).  It does no reading itself, no cleaning
 (that is `ingest.normalize`) and no I/O.  Importing it is cheap: the readers
 (and so feedparser and the page reader's libraries) are imported on first use.
 """
@@ -31,4 +32,8 @@ def parse(source: Source, fetched: Fetched) -> tuple[RawEntry, ...]:
         from ingest.parse.page import parse_page
 
         return parse_page(source, fetched.content, fetched.final_url)
+    if source.kind == "curated":
+        from ingest.parse.curated import curated_entries
+
+        return curated_entries(source)
     raise ParseError(f"{source.key}: unknown source kind {source.kind!r}")

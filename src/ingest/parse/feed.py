@@ -6,6 +6,13 @@ carries them.  It does not fetch anything (feedparser is handed the bytes, never
 a URL or a path), does not clean text, sanitize HTML, resolve or canonicalize
 links, or decide identity: that is `ingest.normalize`.
 
+Talks and podcasts: an entry's video or audio (a `video/*` or `audio/*`
+enclosure, else a media:content of that type or medium) gives `media_url` and
+`media_kind`; `duration` comes from itunes:duration (seconds, MM:SS or
+H:MM:SS) else media:content's `duration`; a YouTube entry (yt:videoId) is a
+video whose `media_url` is its embeddable player, https://www.youtube.com/embed/ID.
+JSON Feed attachments are read the same way.
+
 Safety: a DOCTYPE's internal subset (where ENTITY declarations live) is cut out
 of the bytes before feedparser sees them, so no entity is ever expanded (no
 "billion laughs") and no external entity is ever read (no XXE); feedparser's
@@ -26,9 +33,9 @@ from typing import Any
 import feedparser
 
 from ingest.errors import ParseError
-from ingest.model import RawEntry
+from ingest.model import MediaKind, RawEntry
 
-__all__ = ["parse_feed"]
+__all__ = ["parse_duration", "parse_feed"]
 
 # Before the root element: where a DOCTYPE may sit.
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
@@ -59,6 +66,11 @@ _WIDE_ENCODINGS = (
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 _JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+_YOUTUBE_EMBED = "https://www.youtube.com/embed/"
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{6,20}")
+_CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:\.\d+)?")
+_ISO_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", re.IGNORECASE)
+_MAX_DURATION = 7 * 86400  # longer is not a real talk or episode: ignored
 
 
 def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tuple[RawEntry, ...]:
@@ -171,6 +183,7 @@ def _describe(data: bytes) -> str:
 
 def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
     content = next((_text(c.get("value")) for c in e.get("content") or () if c.get("value")), None)
+    media_url, media_kind, duration = _media(e)
     return RawEntry(
         id=_text(e.get("id")),
         link=_entry_link(e),
@@ -182,6 +195,9 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
         author=_author(e),
         base=_entry_base(e, url),
         images=_images(e),
+        duration=duration,
+        media_url=media_url,
+        media_kind=media_kind,
     )
 
 
@@ -249,6 +265,77 @@ def _images(e: Mapping[str, Any]) -> tuple[str, ...]:
     return _unique(found)
 
 
+def _media(e: Mapping[str, Any]) -> tuple[str | None, MediaKind | None, int | None]:
+    """The entry's video or audio: (URL, kind, duration in seconds), each possibly None.
+
+    Enclosures first (a podcast's file), then media:content; a YouTube entry
+    is a video played through its embed URL when it names no media file.
+    """
+    found: list[tuple[str, MediaKind]] = []
+    for link in e.get("links") or ():
+        kind = _media_kind(None, link.get("type"))
+        href = _text(link.get("href"))
+        if link.get("rel") == "enclosure" and kind and href:
+            found.append((href, kind))
+    duration = parse_duration(e.get("itunes_duration"))
+    for m in e.get("media_content") or ():
+        kind = _media_kind(m.get("medium"), m.get("type"))
+        src = _text(m.get("url"))
+        if kind and src:
+            found.append((src, kind))
+            if duration is None:
+                duration = parse_duration(m.get("duration"))
+    media_url, media_kind = found[0] if found else (None, None)
+    video_id = _text(e.get("yt_videoid"))
+    if video_id and _YOUTUBE_ID.fullmatch(video_id):
+        media_kind = "video"
+        media_url = media_url or _YOUTUBE_EMBED + video_id
+    return media_url, media_kind, duration
+
+
+def _media_kind(medium: object, mime: object) -> MediaKind | None:
+    """ "video" or "audio" from a media:content `medium` or a MIME type, else None."""
+    for value in (medium, str(mime or "").partition("/")[0]):
+        word = str(value or "").strip().lower()
+        if word == "video":
+            return "video"
+        if word == "audio":
+            return "audio"
+    return None
+
+
+def parse_duration(value: object) -> int | None:
+    """Whole seconds from a media duration: 872, "872", "14:32", "0:14:32", "PT14M32S".
+
+    None for anything else, for zero, and for more than a week (a typo, not a talk).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = _text(value)
+        if text is None:
+            return None
+        clock, iso = _CLOCK.fullmatch(text), _ISO_DURATION.fullmatch(text)
+        if clock is not None:
+            hours, minutes, secs = (int(g or 0) for g in clock.groups())
+            if (clock.group(1) is not None and minutes > 59) or secs > 59:
+                return None
+            seconds = float(hours * 3600 + minutes * 60 + secs)
+        elif iso is not None and text.upper() != "PT":
+            hours, minutes = int(iso.group(1) or 0), int(iso.group(2) or 0)
+            seconds = hours * 3600 + minutes * 60 + float(iso.group(3) or 0)
+        else:
+            try:
+                seconds = float(text)
+            except ValueError:
+                return None
+    if not 0 < seconds <= _MAX_DURATION:  # also refuses NaN
+        return None
+    return round(seconds)
+
+
 def _unique(urls: Iterable[object]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for u in urls:
@@ -285,6 +372,7 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
     authors = item.get("authors") or [item.get("author")]  # `author`: JSON Feed 1.0
     named = [a for a in authors if isinstance(a, dict)] if isinstance(authors, list) else []
     author = next((_text(a.get("name")) for a in named), None)
+    media_url, media_kind, duration = _json_media(item.get("attachments"))
     return RawEntry(
         id=_text(str(item_id)) if isinstance(item_id, str | int) else None,
         link=_text(item.get("url")) or _text(item.get("external_url")),
@@ -295,7 +383,24 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
         updated=_iso(item.get("date_modified")),
         author=author,
         images=_unique((item.get("image"), item.get("banner_image"))),
+        duration=duration,
+        media_url=media_url,
+        media_kind=media_kind,
     )
+
+
+def _json_media(attachments: object) -> tuple[str | None, MediaKind | None, int | None]:
+    """The first video or audio attachment of a JSON Feed item: (URL, kind, duration)."""
+    if not isinstance(attachments, list):
+        return None, None, None
+    for a in attachments:
+        if not isinstance(a, dict):
+            continue
+        kind = _media_kind(None, a.get("mime_type"))
+        url = _text(a.get("url"))
+        if kind and url:
+            return url, kind, parse_duration(a.get("duration_in_seconds"))
+    return None, None, None
 
 
 def _iso(value: object) -> datetime | None:

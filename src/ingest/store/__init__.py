@@ -131,8 +131,9 @@ class Store:
     def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]:
         """What each polled source's next poll starts from.
 
-        Validators are dropped where the source's URL changed since they were
-        stored; sources never polled are absent.
+        Validators belong to the URL they came from (the source's own, or the
+        feed discovered on it) and are dropped where that changed since they
+        were stored; sources never polled are absent.
         """
         stored = self._read(reads.fetch_states)
         out: dict[str, FetchState] = {}
@@ -141,7 +142,9 @@ class Store:
             if url_and_state is None:
                 continue
             url, state = url_and_state
-            out[s.key] = state if url == s.url else FetchState(failures=state.failures)
+            if url != (state.discovered_url or s.url):
+                state = FetchState(failures=state.failures, discovered_url=state.discovered_url)
+            out[s.key] = state
         return out
 
     def due(self, keys: Sequence[str], now: datetime, limit: int) -> list[str]:
@@ -159,6 +162,12 @@ class Store:
 
     def story_count(self) -> int:
         return self._read(reads.story_count)
+
+    def sections(self) -> list[str]:
+        return self._read(reads.sections)
+
+    def last_change(self) -> datetime | None:
+        return self._read(reads.last_change)
 
 
 def _with_counts(report: SourceReport, plan: Plan, entries: int) -> SourceReport:

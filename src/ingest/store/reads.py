@@ -10,13 +10,13 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from ingest.model import FetchState
 from ingest.store.schema import item_sources, items, sources
 
-__all__ = ["fetch_states", "latest", "source_status", "story_count"]
+__all__ = ["fetch_states", "last_change", "latest", "sections", "source_status", "story_count"]
 
 
 def fetch_states(conn: Connection) -> dict[str, tuple[str | None, FetchState]]:
@@ -29,9 +29,10 @@ def fetch_states(conn: Connection) -> dict[str, tuple[str | None, FetchState]]:
             sources.c.last_modified,
             sources.c.body_hash,
             sources.c.consecutive_failures,
+            sources.c.discovered_url,
         )
     )
-    return {r[0]: (r[1], FetchState(r[2], r[3], r[4], r[5] or 0)) for r in rows}
+    return {r[0]: (r[1], FetchState(r[2], r[3], r[4], r[5] or 0, r[6])) for r in rows}
 
 
 def latest(
@@ -41,8 +42,14 @@ def latest(
     source: str | None = None,
     since: datetime | None = None,
     limit: int = 20,
+    before: tuple[datetime, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Stories newest first, with every source that carried each one."""
+    """Stories newest first, with every source that carried each one.
+
+    `before` is a keyset cursor: only stories strictly after that
+    `(published_at, id)` in the newest-first order (an index range scan on
+    `ix_items_section_published` / `ix_items_published`).
+    """
     query = (
         select(
             items.c.id,
@@ -59,6 +66,10 @@ def latest(
             items.c.section,
             items.c.source_key.label("source"),
             sources.c.name.label("source_name"),
+            items.c.kind,
+            items.c.duration_seconds.label("duration"),
+            items.c.media_url,
+            items.c.is_short,
         )
         .join(sources, sources.c.key == items.c.source_key)
         .order_by(items.c.published_at.desc(), items.c.id.desc())
@@ -71,6 +82,8 @@ def latest(
         query = query.where(items.c.id.in_(carried))
     if since is not None:
         query = query.where(items.c.published_at >= since)
+    if before is not None:
+        query = query.where(tuple_(items.c.published_at, items.c.id) < before)
     rows = [dict(r._mapping) for r in conn.execute(query)]
     carriers: dict[int, list[str]] = defaultdict(list)
     if rows:
@@ -101,6 +114,17 @@ def source_status(conn: Connection) -> list[dict[str, Any]]:
         d["items"] = int(counts.get(d["key"], 0))
         out.append(d)
     return out
+
+
+def sections(conn: Connection) -> list[str]:
+    """Every section a configured source feeds, sorted."""
+    return sorted(conn.execute(select(sources.c.section).distinct()).scalars())
+
+
+def last_change(conn: Connection) -> datetime | None:
+    """When ingest last wrote anything (every poll touches `sources.updated_at`)."""
+    value: datetime | None = conn.execute(select(func.max(sources.c.updated_at))).scalar_one()
+    return value
 
 
 def story_count(conn: Connection) -> int:

@@ -41,7 +41,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -112,6 +112,8 @@ sources = Table(
     Column("backoff_seconds", Float, nullable=False, server_default="0"),
     Column("lease_owner", Text),
     Column("lease_until", UTCDateTime),
+    # discovery (0003): the feed an HTML page at `url` named; polls ask for it directly
+    Column("discovered_url", Text),
     Index("ix_sources_next_due", "next_due_at"),
 )
 
@@ -132,6 +134,11 @@ items = Table(
     Column("content_hash", Text, nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # talks and videos (0003)
+    Column("kind", Text, nullable=False, server_default="article"),  # article | video | audio
+    Column("duration_seconds", Integer),
+    Column("media_url", Text),
+    Column("is_short", Boolean, nullable=False, server_default="0"),
     Index("ix_items_section_published", "section", "published_at", "id"),
     Index("ix_items_published", "published_at", "id"),
 )

@@ -55,8 +55,8 @@ def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) 
 
     Sources no longer in the file keep their row (their stories stay) with
     `in_config` false.  Unchanged rows are not written.  A source whose URL
-    an editor changed starts afresh: a `410 Gone` that disabled it, and a
-    recorded permanent move, are cleared.
+    an editor changed starts afresh: a `410 Gone` that disabled it, a
+    recorded permanent move and a discovered feed are cleared.
     """
     existing = {
         row[0]: tuple(row) for row in conn.execute(select(*(sources.c[c] for c in _SYNCED)))
@@ -74,7 +74,8 @@ def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) 
         values = dict(zip(_SYNCED[1:], w[1:], strict=True), updated_at=now)
         if existing[w[0]][2] != w[2]:  # the URL changed
             values.update(disabled_reason=None, moved_to=None, consecutive_failures=0,
-                          backoff_seconds=0, next_due_at=None, retry_after_until=None)  # fmt: skip
+                          backoff_seconds=0, next_due_at=None, retry_after_until=None,
+                          discovered_url=None)  # fmt: skip
         conn.execute(update(sources).where(sources.c.key == w[0]).values(**values))
     if gone:
         conn.execute(
@@ -110,6 +111,10 @@ def _story_row(item: Item, now: datetime) -> dict[str, Any]:
         "content_hash": item.content_hash,
         "first_seen_at": now,
         "updated_at": now,
+        "kind": item.kind,
+        "duration_seconds": item.duration,
+        "media_url": item.media_url,
+        "is_short": item.is_short,
     }
 
 
@@ -179,6 +184,10 @@ def _apply_changes(
             "image_url": item.image_url,
             "content_hash": item.content_hash,
             "updated_at": now,
+            "kind": item.kind,
+            "duration_seconds": item.duration,
+            "media_url": item.media_url,
+            "is_short": item.is_short,
         }
         if item.date_source != "first_seen":  # an undated story keeps the time we first saw it
             values.update(published_at=item.published_at, date_source=item.date_source)
@@ -208,12 +217,7 @@ def _apply_changes(
 
 
 def _state_values(record: PollRecord) -> dict[str, Any]:
-    source, report, fetched, started = (
-        record.source,
-        record.report,
-        record.fetched,
-        record.started_at,
-    )
+    report, fetched, started = record.report, record.fetched, record.started_at
     values: dict[str, Any] = {
         "last_attempt_at": started,
         "last_status": report.status,
@@ -240,7 +244,8 @@ def _state_values(record: PollRecord) -> dict[str, Any]:
                 etag=fetched.etag,
                 last_modified=fetched.last_modified,
                 body_hash=fetched.body_hash,
-                state_url=source.url,
+                state_url=fetched.url,  # the discovered feed's, when the source has one
+                discovered_url=fetched.discovered_url,
             )
     else:
         values.update(last_error=report.error, last_error_kind=report.error_kind)
@@ -277,7 +282,7 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
                 "source_key": source.key,
                 "started_at": record.started_at,
                 "duration_ms": report.elapsed_ms,
-                "url": source.url,
+                "url": record.fetched.url if record.fetched is not None else source.url,
                 "status": report.status,
                 "outcome": _outcome(report),
                 "entries": report.entries,

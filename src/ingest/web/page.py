@@ -1,0 +1,149 @@
+"""The collection page: Jinja2 templates a publisher can override, and what they are given.
+
+`environment(templates)` looks in the publisher's directory first, then in
+the templates shipped with ingest (`ingest/web/templates/`: `base.html`,
+`index.html`, `story.html`, `style.css`), so overriding one file keeps the
+rest.  Autoescaping is on: titles are plain text and are escaped; summaries
+are sanitized HTML stored by normalize and are passed as `Markup`, so
+templates print them as they are.  `render_page` is pure: stories in, HTML
+out; docs/downstream.md lists the variables a template gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError
+from markupsafe import Markup
+
+from ingest import __version__
+from ingest.errors import IngestError
+
+__all__ = [
+    "PAGE_SECTIONS",
+    "SHIPPED",
+    "PageSection",
+    "TemplateProblem",
+    "environment",
+    "heading",
+    "render_page",
+    "story_view",
+]
+
+SHIPPED = Path(__file__).parent / "templates"
+SITE_TITLE = "News and resources"
+
+
+@dataclass(frozen=True, slots=True)
+class PageSection:
+    key: str
+    heading: str
+    limit: int
+    layout: str  # "cards" (image on top, summary) or "list" (compact rows)
+    summaries: bool
+
+
+# The four lists of the collection page, in page order (DESIGN.md's seed page).
+PAGE_SECTIONS = (
+    PageSection("highlighted", "Highlighted resources", 3, "cards", True),
+    PageSection("videos", "Videos", 3, "cards", True),
+    PageSection("blogs", "Blog posts", 4, "rows", True),
+    PageSection("latest", "Latest news and research", 15, "list", False),
+)
+EXTRA_SECTION = PageSection("", "", 6, "rows", True)  # any other section a source feeds
+
+
+class TemplateProblem(IngestError):
+    """A publisher's template directory is missing or one of its templates is broken."""
+
+    kind = "template"
+
+
+def heading(section: str) -> str:
+    for s in PAGE_SECTIONS:
+        if s.key == section:
+            return s.heading
+    return section.replace("-", " ").capitalize()
+
+
+def environment(templates: Path | None = None) -> Environment:
+    """The Jinja2 environment: `templates` (if given) in front of the shipped ones."""
+    loaders = []
+    if templates is not None:
+        if not templates.is_dir():
+            raise TemplateProblem(f"template directory {templates} does not exist")
+        loaders.append(FileSystemLoader(str(templates)))
+    loaders.append(FileSystemLoader(str(SHIPPED)))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    try:
+        env.get_template("index.html")  # a broken template fails at start, not per request
+    except TemplateError as e:
+        raise TemplateProblem(f"cannot load the page template: {e}") from e
+    return env
+
+
+def _http(url: object) -> str | None:
+    """The URL if it is http(s), else None (defence in depth: normalize already checks)."""
+    text = str(url or "")
+    return text if text.lower().startswith(("https://", "http://")) else None
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%b %Y}"
+
+
+def story_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored story as templates see it: every column, plus ready-to-print fields."""
+    published: datetime = row["published_at"]
+    view = dict(row)
+    view.update(
+        url=_http(row.get("url")),
+        image_url=_http(row.get("image_url")),
+        summary=Markup(row.get("summary") or ""),  # sanitized by normalize: print as is
+        date_iso=published.isoformat(),
+        date_text=_day(published),
+    )
+    return view
+
+
+def render_page(
+    env: Environment,
+    sections: Sequence[tuple[PageSection, Sequence[Mapping[str, Any]]]],
+    *,
+    updated: datetime | None,
+) -> bytes:
+    """index.html for these sections and their stories (newest first)."""
+    context = {
+        "site_title": SITE_TITLE,
+        "generator": f"ingest {__version__}",
+        "updated": updated,
+        "updated_iso": updated.isoformat() if updated else None,
+        "updated_text": _day(updated) if updated else None,
+        "sections": [
+            {
+                "key": s.key,
+                "heading": s.heading,
+                "layout": s.layout,
+                "summaries": s.summaries,
+                "atom": f"feeds/{s.key}.atom",
+                "json": f"feeds/{s.key}.json",
+                "stories": [story_view(r) for r in rows],
+            }
+            for s, rows in sections
+        ],
+    }
+    try:
+        html = env.get_template("index.html").render(context)
+    except TemplateError as e:
+        raise TemplateProblem(f"cannot render the page: {e}") from e
+    return html.encode("utf-8")

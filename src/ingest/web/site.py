@@ -1,0 +1,157 @@
+"""The site's documents, built from the Store: the page, API answers, feeds, health.
+
+`Site` is what `ingest serve` and `ingest export` share, so the files an
+export writes are the bodies the server sends.  Each method returns a `Body`:
+the bytes, their media type, and the Last-Modified moment (the newest
+`updated_at` of the stories in it; for a body without stories, the last time
+ingest wrote to the database).  HTTP itself (ETag, 304) is app.py's job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest import errors
+from ingest.cli import LATEST_FIELDS
+from ingest.store import Store
+from ingest.web import feeds, page
+from ingest.web.params import ItemsQuery, encode_cursor
+
+__all__ = ["FEED_LIMIT", "Body", "Site", "item_json"]
+
+FEED_LIMIT = 50  # entries per feed
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+JSON_TYPE = "application/json"
+HTML_TYPE = "text/html; charset=utf-8"
+_SECTION = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    content: bytes
+    media_type: str
+    last_modified: datetime
+    status: int = 200
+
+
+def item_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A story with the fields of `ingest latest --format json` (timestamps ISO 8601 UTC)."""
+    return {k: _iso(row.get(k)) for k in LATEST_FIELDS}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Site:
+    """The documents of one database, rendered with one set of templates."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        templates: Path | None = None,
+        base_url: str | None = None,
+        feed_limit: int = FEED_LIMIT,
+    ) -> None:
+        self.store = store
+        self.env = page.environment(templates)
+        self.base_url = _with_slash(base_url) if base_url else None
+        self.feed_limit = feed_limit
+
+    # -- what exists ---------------------------------------------------------------
+
+    def sections(self) -> list[str]:
+        """The page's four sections, then every other section a source feeds."""
+        keys = [s.key for s in page.PAGE_SECTIONS]
+        keys += [k for k in self.store.sections() if k not in keys and _SECTION.fullmatch(k)]
+        return keys
+
+    def _modified(self, rows: Sequence[Mapping[str, Any]]) -> datetime:
+        newest = max((r["updated_at"] for r in rows), default=None)
+        if newest is None:
+            newest = self.store.last_change()
+        return newest or EPOCH
+
+    # -- documents -----------------------------------------------------------------
+
+    def page(self) -> Body:
+        chosen: list[tuple[page.PageSection, list[dict[str, Any]]]] = []
+        for key in self.sections():
+            spec = next((s for s in page.PAGE_SECTIONS if s.key == key), None)
+            if spec is None:
+                spec = page.PageSection(
+                    key, page.heading(key), page.EXTRA_SECTION.limit,
+                    page.EXTRA_SECTION.layout, page.EXTRA_SECTION.summaries,
+                )  # fmt: skip
+            chosen.append((spec, self.store.latest(section=key, limit=spec.limit)))
+        everything = [r for _, rows in chosen for r in rows]
+        newest = max((r["updated_at"] for r in everything), default=None)
+        html = page.render_page(self.env, chosen, updated=newest)
+        return Body(html, HTML_TYPE, self._modified(everything))
+
+    def items(self, query: ItemsQuery, *, paginate: bool = True) -> Body:
+        """`{"items": [...], "next_cursor": ...}`, newest first; with `paginate=False`
+        (static export) `next_cursor` is always null."""
+        rows = self.store.latest(
+            section=query.section,
+            source=query.source,
+            since=query.since,
+            limit=query.limit + 1,
+            before=query.before,
+        )
+        more, rows = len(rows) > query.limit, rows[: query.limit]
+        cursor = None
+        if more and paginate:
+            cursor = encode_cursor(rows[-1]["published_at"], rows[-1]["id"])
+        body = json_bytes({"items": [item_json(r) for r in rows], "next_cursor": cursor})
+        return Body(body, JSON_TYPE, self._modified(rows))
+
+    def feed(self, section: str, kind: str, *, request_base: str | None = None) -> Body | None:
+        """The section's Atom (`kind="atom"`) or JSON Feed (`"json"`); None for an unknown
+        section.  Links are absolute with a base URL (configured, else the request's)."""
+        if section not in self.sections():
+            return None
+        rows = self.store.latest(section=section, limit=self.feed_limit)
+        base = self.base_url or (_with_slash(request_base) if request_base else None)
+        title = page.heading(section)
+        if kind == "atom":
+            feed_id = f"{self.base_url}feeds/{section}.atom" if self.base_url else None
+            content = feeds.atom(rows, section=section, title=title, base_url=base, feed_id=feed_id)
+            media_type = feeds.ATOM_TYPE
+        else:
+            content = feeds.json_feed(rows, section=section, title=title, base_url=base)
+            media_type = feeds.JSON_FEED_TYPE
+        return Body(content, media_type, self._modified(rows))
+
+    def health(self) -> Body:
+        """200 with the story count when the database answers, else 503."""
+        try:
+            count = self.store.story_count()
+            changed = self.store.last_change() or EPOCH
+        except errors.StoreError as e:
+            down = {"status": "unavailable", "database": "unreachable", "error": str(e)}
+            return Body(json_bytes(down), JSON_TYPE, EPOCH, status=503)
+        data = {"status": "ok", "database": "reachable", "stories": count}
+        return Body(json_bytes(data), JSON_TYPE, changed)
+
+    def error(self, status: int, message: str, **extra: Any) -> Body:
+        try:
+            changed = self.store.last_change() or EPOCH
+        except errors.StoreError:
+            changed = EPOCH
+        return Body(json_bytes({"error": message, **extra}), JSON_TYPE, changed, status=status)
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,197 @@
+"""`kind: curated` sources: stories the editors write in sources.yaml themselves.
+
+One job: check that curated items are read as written (tests/data/config has
+the file-driven validation cases, mistakes with their lines), stored and
+deduplicated like any story without a single network request, that an edit
+updates the story in place on the next poll and an unchanged file costs
+nothing, that the scheduler polls them, and that the project's sources.yaml
+carries the seed page's highlighted resources and video picks this way.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main
+from ingest.config import load_config
+from ingest.model import CuratedItem
+from ingest.normalize import normalize
+from ingest.parse.curated import curated_entries, items_hash
+
+HERE = Path(__file__).parent
+REPO_SOURCES = HERE.parent / "sources.yaml"
+
+PICKS = """\
+sources:
+  - key: picks
+    name: Editors' picks
+    kind: curated
+    section: highlighted
+    items:
+      - title: "Inclusion: essential leadership prerequisite or optional extra?"
+        url: https://www.kingsfund.org.uk/insight-and-analysis/blogs/inclusion?utm_source=x
+        summary: Research suggests 'inclusion' is a critical part of the answer <really>.
+        date: 2026-03-01
+      - title: R&D for leaders
+        url: https://example.org/r-and-d
+        image: https://example.org/r-and-d.png
+  - key: talks
+    name: Talk picks
+    kind: curated
+    section: videos
+    items:
+      - title: How to turn a group of strangers into a team
+        url: https://www.ted.com/talks/amy_edmondson_how_to_turn_a_group_of_strangers_into_a_team
+      - title: A short on kindness
+        url: https://www.youtube.com/shorts/aBcDeFgHiJk
+"""
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "sources.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _latest(db: str, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
+    capsys.readouterr()
+    assert main(["latest", "--db", db, "--limit", "50", "--format", "json", *args]) == 0
+    rows: list[dict[str, object]] = json.loads(capsys.readouterr().out)
+    return rows
+
+
+def test_items_are_read_as_written() -> None:
+    cfg = load_config(HERE / "data" / "config" / "valid_curated.yaml")
+    source = cfg.sources[0]
+    first, second, third = source.items
+    assert first == CuratedItem(
+        title="Coaching & Mentoring Handbook: NHS Leadership Academy",
+        url="https://www.leadershipacademy.nhs.uk/resources/coaching-and-mentoring-handbook/",
+        summary="This handbook explains more about coaching and mentoring.\n\nA second paragraph.",
+        image="https://www.leadershipacademy.nhs.uk/img/handbook.png",
+        date=datetime(2026, 3, 12, tzinfo=UTC),
+        line=11,
+    )
+    assert second.date == datetime(2026, 3, 12, tzinfo=UTC) and second.summary is None
+    assert third.date == datetime(2026, 3, 12, 9, 30, tzinfo=UTC)
+
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    items = normalize(source, "", curated_entries(source), now)
+    assert items[0].title == "Coaching & Mentoring Handbook: NHS Leadership Academy"
+    assert items[0].summary == (
+        "<p>This handbook explains more about coaching and mentoring.</p><p>A second paragraph.</p>"
+    )
+    assert items[0].image_url == "https://www.leadershipacademy.nhs.uk/img/handbook.png"
+    assert items[0].entry_key == "url:" + items[0].canonical_url  # identity: the canonical URL
+    assert [i.date_source for i in items] == ["published"] * 3
+
+
+def test_the_items_hash_changes_with_what_the_items_become() -> None:
+    source = load_config(HERE / "data" / "config" / "valid_curated.yaml").sources[0]
+    from dataclasses import replace
+
+    same = replace(source, every=60.0, max_age=None)
+    edited = replace(source, items=(replace(source.items[0], title="New"), *source.items[1:]))
+    assert items_hash(same) == items_hash(source)
+    assert items_hash(edited) != items_hash(source)
+    assert items_hash(replace(source, exclude=("x",))) != items_hash(source)
+
+
+def test_curated_sources_are_stored_and_edits_update_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a curated source must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    sources = _write(tmp_path, PICKS)
+    db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "ok    picks: 2 new, 0 updated, 2 entries" in out  # no HTTP status: no request
+    assert "ok    talks: 2 new" in out
+    picks = {r["title"]: r for r in _latest(db, capsys, "--source", "picks")}
+    inclusion = picks["Inclusion: essential leadership prerequisite or optional extra?"]
+    assert inclusion["url"] == "https://www.kingsfund.org.uk/insight-and-analysis/blogs/inclusion"
+    assert inclusion["summary"] == (
+        "Research suggests 'inclusion' is a critical part of the answer &lt;really&gt;."
+    )
+    assert inclusion["published_at"] == "2026-03-01T00:00:00+00:00"
+    assert inclusion["section"] == "highlighted" and inclusion["kind"] == "article"
+    assert picks["R&D for leaders"]["image_url"] == "https://example.org/r-and-d.png"
+    assert picks["R&D for leaders"]["date_source"] == "first_seen"
+    talks = {r["title"]: r for r in _latest(db, capsys, "--section", "videos")}
+    talk = talks["How to turn a group of strangers into a team"]
+    assert talk["kind"] == "video"
+    assert talk["media_url"] == (
+        "https://embed.ted.com/talks/amy_edmondson_how_to_turn_a_group_of_strangers_into_a_team"
+    )
+    assert talks["A short on kindness"]["is_short"] is True
+
+    # polled again, unedited: nothing to do
+    assert main(["run", "--sources", sources, "--db", db, "--only", "picks"]) == 0
+    assert "ok    picks: unchanged" in capsys.readouterr().out
+
+    # an editor fixes a title and adds an item: the story is updated in place
+    edited = PICKS.replace("R&D for leaders", "Research and development for leaders").replace(
+        "        image: https://example.org/r-and-d.png\n",
+        "        image: https://example.org/r-and-d.png\n"
+        "      - title: A third pick\n        url: https://example.org/third\n",
+    )
+    _write(tmp_path, edited)
+    assert main(["run", "--sources", sources, "--db", db, "--only", "picks"]) == 0
+    assert "ok    picks: 1 new, 1 updated, 3 entries" in capsys.readouterr().out
+    after = {r["url"]: r for r in _latest(db, capsys, "--source", "picks")}
+    renamed = after["https://example.org/r-and-d"]
+    assert renamed["title"] == "Research and development for leaders"
+    assert renamed["id"] == picks["R&D for leaders"]["id"]
+    assert renamed["first_seen_at"] == picks["R&D for leaders"]["first_seen_at"]
+    assert len(after) == 3
+
+
+def test_the_scheduler_polls_curated_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = _write(tmp_path, PICKS)
+    db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+    assert main(["schedule", "--once", "--sources", sources, "--db", db]) == 0
+    assert len(_latest(db, capsys)) == 4
+    capsys.readouterr()
+    assert main(["status", "--db", db, "--format", "json"]) == 0
+    status = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert status["picks"]["kind"] == "curated" and status["picks"]["last_status"] is None
+    assert status["picks"]["next_due_at"] > status["picks"]["last_attempt_at"]
+
+
+def test_the_project_sources_file_carries_the_seed_page_picks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = load_config(REPO_SOURCES)
+    highlighted, videos = cfg.get("highlighted"), cfg.get("videos")
+    assert highlighted is not None and videos is not None
+    assert (highlighted.kind, highlighted.section) == ("curated", "highlighted")
+    assert [i.title for i in highlighted.items] == [
+        "Inclusion: essential leadership prerequisite or optional extra?",
+        "Developing allied health professional leaders — an interactive guide for clinicians "
+        "and trust boards",
+        "Coaching & Mentoring Handbook: NHS Leadership Academy",
+    ]
+    assert all(i.summary for i in highlighted.items)
+    assert (videos.kind, videos.section) == ("curated", "videos")
+    assert [i.url for i in videos.items] == [
+        "https://www.ted.com/talks/amy_edmondson_how_to_turn_a_group_of_strangers_into_a_team",
+        "https://www.ted.com/talks/judith_heumann_our_fight_for_disability_rights_and_why_we_re_not_done_yet",
+    ]
+    db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+    assert main(["run", "--sources", str(REPO_SOURCES), "--db", db,
+                 "--only", "highlighted", "videos"]) == 0  # fmt: skip
+    rows = _latest(db, capsys)
+    assert len(rows) == 5
+    assert {r["kind"] for r in rows if r["section"] == "videos"} == {"video"}
