@@ -362,6 +362,7 @@ def test_memory_budget_stops_a_greedy_parse_and_the_worker_lives_on(
     assert pool.submit(workers.parse_job, FEED, ok, NOW, None, limits).result(10)[0] == "ok"
 
 
+@pytest.mark.slow
 def test_a_job_stuck_in_c_is_killed_and_only_it_fails() -> None:
     """`sum(range(10**10))` runs in C for minutes and never lets the CPU timer's handler
     run: the kernel's RLIMIT_CPU kills the worker.  The job that was running beside it

@@ -178,6 +178,7 @@ def alive(pid: int) -> bool:
 # -- crash safety -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_exactly_the_uninterrupted_stories(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -234,6 +235,7 @@ def test_kill_9_mid_run_then_rerun_gives_exactly_the_uninterrupted_stories(
 # -- two runs at once -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_store_each_story_once(lab: Lab, db_url: str) -> None:
     expected = lab.gen(feeds=160, items=10)
     lab.serve(delay_ms=20)
@@ -280,6 +282,7 @@ FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+@pytest.mark.slow
 def test_fault_matrix_every_fault_is_a_clear_per_source_outcome(lab: Lab, sqlite_url: str) -> None:
     expected = lab.gen(feeds=12, items=10)
     lab.serve()
