@@ -1,12 +1,13 @@
-"""Shared pytest fixtures: a loopback feed server and database URLs (SQLite, PostgreSQL).
+"""Shared pytest fixtures: loopback feed servers and database URLs (SQLite, PostgreSQL).
 
 One job: hand tests the real things they run against — ``feed_server`` (a started
-``FeedServer``, see tests/feedserver.py), ``sqlite_url``, ``postgres_url``, ``pg_url`` (a
-throw-away PostgreSQL database) and ``db_url`` (each store test once on SQLite and once on
-PostgreSQL). It does not create schemas or tables (the store's migrations do), does not
-write sources.yaml files, and never mocks anything. It sets ``INGEST_ALLOW_NETWORKS`` to
-loopback for the session, so the network guard lets the fetcher (and ``ingest`` subprocesses)
-reach the loopback test servers.
+``FeedServer``, see tests/feedserver.py), ``lab`` (a feedlab corpus and server, see
+tests/feedlab_helpers.py; skipped where feedlab is missing), ``sqlite_url``,
+``postgres_url``, ``pg_url`` (a throw-away PostgreSQL database) and ``db_url`` (each store
+test once on SQLite and once on PostgreSQL). It does not create schemas or tables (the
+store's migrations do), does not write sources.yaml files, and never mocks anything. It
+sets ``INGEST_ALLOW_NETWORKS`` to loopback for the session, so the network guard lets the
+fetcher (and ``ingest`` subprocesses) reach the loopback test servers.
 
 PostgreSQL comes from ``INGEST_TEST_POSTGRES_URL`` (SQLAlchemy form, e.g.
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); without it, or when the server is
@@ -27,8 +28,11 @@ import pytest
 # tests/ on sys.path whatever the import mode, so `from feedserver import FeedServer` works.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+# The shared helper modules assert on the tests' behalf: let pytest explain their failures.
+pytest.register_assert_rewrite("cli_helpers", "expected", "feedlab_helpers")
 
-from feedserver import FeedServer
+from feedlab_helpers import FEEDLAB_MISSING, Lab, feedlab_available, free_port  # noqa: E402
+from feedserver import FeedServer  # noqa: E402
 
 PG_ENV = "INGEST_TEST_POSTGRES_URL"
 PG_EXAMPLE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -67,6 +71,21 @@ def feed_server() -> Iterator[FeedServer]:
     """A started FeedServer on 127.0.0.1:<ephemeral>, stopped after the test."""
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """An empty feedlab corpus folder and a free port (``lab.gen`` fills it, ``lab.serve``
+    starts serve.py over it); the server is stopped after the test.  Skips, saying so,
+    where ../shared/feedlab (or ``INGEST_FEEDLAB``) is missing."""
+    if not feedlab_available():
+        pytest.skip(FEEDLAB_MISSING)
+    lab = Lab(tmp_path / "corpus", free_port())
+    lab.root.mkdir()
+    try:
+        yield lab
+    finally:
+        lab.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ carries the seed page's highlighted resources and video picks this way.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import latest_json, status_json, write_sources
 from ingest.cli import main
 from ingest.config import load_config
 from ingest.model import CuratedItem
@@ -49,19 +49,6 @@ sources:
       - title: A short on kindness
         url: https://www.youtube.com/shorts/aBcDeFgHiJk
 """
-
-
-def _write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "sources.yaml"
-    path.write_text(text)
-    return str(path)
-
-
-def _latest(db: str, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
-    capsys.readouterr()
-    assert main(["latest", "--db", db, "--limit", "50", "--format", "json", *args]) == 0
-    rows: list[dict[str, object]] = json.loads(capsys.readouterr().out)
-    return rows
 
 
 def test_items_are_read_as_written() -> None:
@@ -110,14 +97,14 @@ def test_curated_sources_are_stored_and_edits_update_in_place(
         raise AssertionError("a curated source must not touch the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    sources = _write(tmp_path, PICKS)
+    sources = write_sources(tmp_path, PICKS)
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
 
     assert main(["run", "--sources", sources, "--db", db]) == 0
     out = capsys.readouterr().out
     assert "ok    picks: 2 new, 0 updated, 2 entries" in out  # no HTTP status: no request
     assert "ok    talks: 2 new" in out
-    picks = {r["title"]: r for r in _latest(db, capsys, "--source", "picks")}
+    picks = {r["title"]: r for r in latest_json(db, capsys, "--source", "picks")}
     inclusion = picks["Inclusion: essential leadership prerequisite or optional extra?"]
     assert inclusion["url"] == "https://www.kingsfund.org.uk/insight-and-analysis/blogs/inclusion"
     assert inclusion["summary"] == (
@@ -127,7 +114,7 @@ def test_curated_sources_are_stored_and_edits_update_in_place(
     assert inclusion["section"] == "highlighted" and inclusion["kind"] == "article"
     assert picks["R&D for leaders"]["image_url"] == "https://example.org/r-and-d.png"
     assert picks["R&D for leaders"]["date_source"] == "first_seen"
-    talks = {r["title"]: r for r in _latest(db, capsys, "--section", "videos")}
+    talks = {r["title"]: r for r in latest_json(db, capsys, "--section", "videos")}
     talk = talks["How to turn a group of strangers into a team"]
     assert talk["kind"] == "video"
     assert talk["media_url"] == (
@@ -145,10 +132,10 @@ def test_curated_sources_are_stored_and_edits_update_in_place(
         "        image: https://example.org/r-and-d.png\n"
         "      - title: A third pick\n        url: https://example.org/third\n",
     )
-    _write(tmp_path, edited)
+    write_sources(tmp_path, edited)
     assert main(["run", "--sources", sources, "--db", db, "--only", "picks"]) == 0
     assert "ok    picks: 1 new, 1 updated, 3 entries" in capsys.readouterr().out
-    after = {r["url"]: r for r in _latest(db, capsys, "--source", "picks")}
+    after = {r["url"]: r for r in latest_json(db, capsys, "--source", "picks")}
     renamed = after["https://example.org/r-and-d"]
     assert renamed["title"] == "Research and development for leaders"
     assert renamed["id"] == picks["R&D for leaders"]["id"]
@@ -159,13 +146,11 @@ def test_curated_sources_are_stored_and_edits_update_in_place(
 def test_the_scheduler_polls_curated_sources(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sources = _write(tmp_path, PICKS)
+    sources = write_sources(tmp_path, PICKS)
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     assert main(["schedule", "--once", "--sources", sources, "--db", db]) == 0
-    assert len(_latest(db, capsys)) == 4
-    capsys.readouterr()
-    assert main(["status", "--db", db, "--format", "json"]) == 0
-    status = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(latest_json(db, capsys)) == 4
+    status = status_json(db, capsys)
     assert status["picks"]["kind"] == "curated" and status["picks"]["last_status"] is None
     assert status["picks"]["next_due_at"] > status["picks"]["last_attempt_at"]
 
@@ -192,6 +177,6 @@ def test_the_project_sources_file_carries_the_seed_page_picks(
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     assert main(["run", "--sources", str(REPO_SOURCES), "--db", db,
                  "--only", "highlighted", "videos"]) == 0  # fmt: skip
-    rows = _latest(db, capsys)
+    rows = latest_json(db, capsys)
     assert len(rows) == 5
     assert {r["kind"] for r in rows if r["section"] == "videos"} == {"video"}

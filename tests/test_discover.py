@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import quick_sources, status_json
 from feedserver import FeedServer
 from ingest.cli import main
 from ingest.parse.discover import find_feed_links, looks_like_html
@@ -86,25 +87,21 @@ def test_garbage_advertises_nothing() -> None:
 
 
 def _sources(tmp_path: Path, url: str) -> str:
-    path = tmp_path / "sources.yaml"
-    path.write_text(
-        "settings:\n  respect_max_age: false\n"
-        f"sources:\n  - key: blog\n    name: Blog\n    url: {url}\n    section: blogs\n"
+    return quick_sources(
+        tmp_path, f"  - key: blog\n    name: Blog\n    url: {url}\n    section: blogs\n"
     )
-    return str(path)
 
 
-def _status(db: str, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, object]]:
-    capsys.readouterr()
-    assert main(["status", "--db", db, "--format", "json"]) == 0
-    return {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+def _serve_blog_with_feed(server: FeedServer, content_type: str = "text/html") -> None:
+    """The blog page at /blog/, advertising its feed (three stories) at /blog/feed/."""
+    server.put("/blog/", PAGE.format(href="feed/"), content_type)
+    server.put("/blog/feed/", (DATA / "wordpress-rss2.xml").read_bytes())
 
 
 def test_a_page_with_a_feed_link_is_polled_through_that_feed(
     feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_server.put("/blog/", PAGE.format(href="feed/"), "text/html; charset=utf-8")
-    feed_server.put("/blog/feed/", (DATA / "wordpress-rss2.xml").read_bytes())
+    _serve_blog_with_feed(feed_server, "text/html; charset=utf-8")
     sources = _sources(tmp_path, feed_server.url("/blog/"))
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     feed_url = feed_server.url("/blog/feed/")
@@ -115,7 +112,7 @@ def test_a_page_with_a_feed_link_is_polled_through_that_feed(
     assert f"feed found at {feed_url}: update sources.yaml" in line
     assert feed_server.count("/blog/comments/feed/") == 0  # the main feed, not the comments'
 
-    status = _status(db, capsys)["blog"]
+    status = status_json(db, capsys)["blog"]
     assert status["discovered_url"] == feed_url
     assert status["items"] == 3 and status["last_error"] is None
     assert main(["status", "--db", db]) == 0
@@ -128,7 +125,7 @@ def test_a_page_with_a_feed_link_is_polled_through_that_feed(
     assert poll["not_modified"] and poll["discovered_url"] == feed_url
     assert feed_server.count("/blog/") == 0
     assert feed_server.last("/blog/feed/").header("if-none-match")
-    assert _status(db, capsys)["blog"]["discovered_url"] == feed_url  # still remembered
+    assert status_json(db, capsys)["blog"]["discovered_url"] == feed_url  # still remembered
 
 
 def test_a_page_without_a_feed_link_is_a_failed_poll(
@@ -140,7 +137,7 @@ def test_a_page_without_a_feed_link_is_a_failed_poll(
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     assert main(["run", "--sources", sources, "--db", db]) == 1
     assert "no feed link was found" in capsys.readouterr().out
-    status = _status(db, capsys)["blog"]
+    status = status_json(db, capsys)["blog"]
     assert "no feed link was found" in str(status["last_error"])
     assert status["last_error_kind"] == "parse" and status["discovered_url"] is None
 
@@ -148,8 +145,7 @@ def test_a_page_without_a_feed_link_is_a_failed_poll(
 def test_a_discovered_feed_that_is_gone_sends_the_poll_back_to_the_page(
     feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_server.put("/blog/", PAGE.format(href="feed/"), "text/html")
-    feed_server.put("/blog/feed/", (DATA / "wordpress-rss2.xml").read_bytes())
+    _serve_blog_with_feed(feed_server)
     sources = _sources(tmp_path, feed_server.url("/blog/"))
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     assert main(["run", "--sources", sources, "--db", db]) == 0
@@ -161,14 +157,13 @@ def test_a_discovered_feed_that_is_gone_sends_the_poll_back_to_the_page(
     out = capsys.readouterr().out
     assert f"feed found at {feed_server.url('/new-feed.xml')}" in out
     assert "0 new" in out  # the same stories, found again through the new feed
-    assert _status(db, capsys)["blog"]["discovered_url"] == feed_server.url("/new-feed.xml")
+    assert status_json(db, capsys)["blog"]["discovered_url"] == feed_server.url("/new-feed.xml")
 
 
 def test_an_editor_changing_the_url_forgets_the_discovered_feed(
     feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_server.put("/blog/", PAGE.format(href="feed/"), "text/html")
-    feed_server.put("/blog/feed/", (DATA / "wordpress-rss2.xml").read_bytes())
+    _serve_blog_with_feed(feed_server)
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     assert (
         main(["run", "--sources", _sources(tmp_path, feed_server.url("/blog/")), "--db", db]) == 0
@@ -183,4 +178,4 @@ def test_an_editor_changing_the_url_forgets_the_discovered_feed(
     # the validators belong to the feed's URL, which is now the source's own: still used
     assert feed_server.last("/blog/feed/").header("if-none-match")
     assert feed_server.count("/blog/") == 0
-    assert _status(db, capsys)["blog"]["discovered_url"] is None
+    assert status_json(db, capsys)["blog"]["discovered_url"] is None

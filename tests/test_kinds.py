@@ -11,30 +11,17 @@ Runs `ingest.cli.main` in-process against the loopback FeedServer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from cli_helpers import latest_json, quick_sources
 from feedserver import FeedServer
 from ingest.cli import LATEST_FIELDS, main
 from ingest.store import Store
 
 DATA = Path(__file__).parent / "data"
-
-
-def write_sources(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "sources.yaml"
-    path.write_text("settings:\n  respect_max_age: false\nsources:\n" + body)
-    return str(path)
-
-
-def latest(db: str, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, object]]:
-    capsys.readouterr()
-    assert main(["latest", "--db", db, "--limit", "100", "--format", "json", *args]) == 0
-    rows: list[dict[str, object]] = json.loads(capsys.readouterr().out)
-    return rows
 
 
 BMJ_PAGE_SELECT = """\
@@ -63,7 +50,7 @@ def test_a_story_on_a_page_and_in_a_feed_is_one_story_with_both_sources(
   <pubDate>Thu, 05 Mar 2026 00:00:00 GMT</pubDate></item>
 </channel></rss>"""
     feed_server.put("/rss/current.xml", feed)
-    sources = write_sources(
+    sources = quick_sources(
         tmp_path,
         f"  - key: bmj-page\n    name: BMJ Leader collection\n"
         f"    url: {feed_server.url('/pages/collections/leadership')}\n"
@@ -74,7 +61,7 @@ def test_a_story_on_a_page_and_in_a_feed_is_one_story_with_both_sources(
     db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
     assert main(["run", "--sources", sources, "--db", db, "--only", "bmj-page"]) == 0
     assert main(["run", "--sources", sources, "--db", db, "--only", "bmj-feed"]) == 0
-    rows = latest(db, capsys)
+    rows = latest_json(db, capsys)
     shared = [r for r in rows if str(r["canonical_url"]).endswith("/content/10/1/52")]
     assert len(shared) == 1, rows
     story = shared[0]
@@ -105,7 +92,7 @@ def test_a_json_feed_source_is_stored(
         (DATA / "feeds" / "jsonfeed-media.json").read_bytes(),
         "application/json",  # served as plain JSON: still read as a JSON Feed
     )
-    sources = write_sources(
+    sources = quick_sources(
         tmp_path,
         f"  - key: qi-notes\n    name: QI notes\n    url: {feed_server.url('/feed.json')}\n"
         f"  - key: kf-audio\n    name: King's Fund audio\n"
@@ -116,14 +103,14 @@ def test_a_json_feed_source_is_stored(
     assert main(["run", "--sources", sources, "--db", db]) == 0
     out = capsys.readouterr().out
     assert "ok    qi-notes HTTP 200: 2 new" in out and "ok    kf-audio HTTP 200: 3 new" in out
-    notes = {r["url"]: r for r in latest(db, capsys, "--source", "qi-notes")}
+    notes = {r["url"]: r for r in latest_json(db, capsys, "--source", "qi-notes")}
     run_charts = notes["https://qi.notes.example/2026/03/run-charts"]  # utm_source dropped
     assert run_charts["title"] == "Run charts for busy people"
     assert run_charts["summary"] == "Why a run chart beats a RAG rating &lt;usually&gt;."
     assert run_charts["published_at"] == "2026-03-01T07:15:00+00:00"
     assert run_charts["author"] == "Ada Morgan"
     assert run_charts["image_url"] == "https://qi.notes.example/img/run-chart-card.png"
-    audio = {r["url"]: r for r in latest(db, capsys, "--section", "videos")}
+    audio = {r["url"]: r for r in latest_json(db, capsys, "--section", "videos")}
     episode = audio["https://www.kingsfund.org.uk/audio-video/podcast/leadership-312"]
     assert (episode["kind"], episode["duration"]) == ("audio", 1803)
     assert episode["media_url"] == "https://media.kingsfund.org.uk/podcast/312.mp3"
@@ -135,7 +122,7 @@ def test_talks_videos_shorts_and_podcasts_keep_what_a_video_list_needs(
     for name, path in (("ted-podcast.xml", "/ted.xml"), ("youtube-atom.xml", "/yt.xml"),
                        ("podcast.xml", "/podcast.xml")):  # fmt: skip
         feed_server.put(path, (DATA / "feeds" / name).read_bytes())
-    sources = write_sources(
+    sources = quick_sources(
         tmp_path,
         "".join(
             f"  - key: {key}\n    name: {key}\n    url: {feed_server.url(path)}\n"
@@ -144,7 +131,7 @@ def test_talks_videos_shorts_and_podcasts_keep_what_a_video_list_needs(
         ),
     )
     assert main(["run", "--sources", sources, "--db", db_url]) == 0
-    rows = latest(db_url, capsys, "--section", "videos")
+    rows = latest_json(db_url, capsys, "--section", "videos")
     assert rows and all(tuple(r) == LATEST_FIELDS for r in rows)
     by_title = {r["title"]: r for r in rows}
 

@@ -237,6 +237,13 @@ sources:
 """
 
 
+def _problems(text: str) -> list[str]:
+    """The problems, as printed, of a sources.yaml that must be refused."""
+    with pytest.raises(errors.ConfigError) as info:
+        parse_config(text, "sources.yaml")
+    return [str(p) for p in info.value.problems]
+
+
 def test_config_allow_networks_under_defaults() -> None:
     config = parse_config(SOURCES.format(networks="[127.0.0.0/8, '::1/128', 10.0.0.0/8]"))
     assert config.settings.allow_networks == ("127.0.0.0/8", "::1/128", "10.0.0.0/8")
@@ -246,9 +253,7 @@ def test_config_allow_networks_under_defaults() -> None:
 
 def test_config_bad_networks_name_file_and_line() -> None:
     text = SOURCES.format(networks="\n    - 127.0.0.0/8\n    - 300.1.2.3/8\n    - intranet")
-    with pytest.raises(errors.ConfigError) as info:
-        parse_config(text, "sources.yaml")
-    assert [str(p) for p in info.value.problems] == [
+    assert _problems(text) == [
         "sources.yaml:5: defaults: allow_networks: '300.1.2.3/8' is not a network; "
         "use CIDR notation such as 127.0.0.0/8 or ::1/128",
         "sources.yaml:6: defaults: allow_networks: 'intranet' is not a network; "
@@ -261,9 +266,7 @@ def test_config_allow_networks_elsewhere_gets_a_hint() -> None:
         "settings:\n  allow_networks: [127.0.0.0/8]\nsources:\n"
         "  - key: a\n    name: A\n    url: http://example.com/\n    allow_networks: 10.0.0.0/8\n"
     )
-    with pytest.raises(errors.ConfigError) as info:
-        parse_config(text, "sources.yaml")
-    assert [str(p) for p in info.value.problems] == [
+    assert _problems(text) == [
         "sources.yaml:2: settings: unknown setting 'allow_networks'; "
         "'allow_networks' belongs under defaults:",
         "sources.yaml:7: unknown field 'allow_networks'; "

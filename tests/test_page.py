@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import json
-import os
 import subprocess
 import sys
 import time
@@ -31,44 +29,33 @@ from typing import Any
 
 import pytest
 
+from expected import assert_items, load_expected, source_from_spec
 from ingest.errors import ParseError
-from ingest.model import Fetched, Item, RawEntry, Source
+from ingest.model import Fetched, RawEntry, Source
 from ingest.normalize import normalize
 from ingest.parse import parse
 from ingest.parse.page import MAX_ITEMS, parse_date, parse_page
 
 PAGES = Path(__file__).parent / "data" / "pages"
 CASES = sorted(PAGES.glob("*.html"))
-UPDATE = os.environ.get("INGEST_UPDATE_EXPECTED") == "1"
 URL = "https://news.example.org/leadership/latest"
 
 
 def _source(spec: dict[str, Any], url: str) -> Source:
-    common: dict[str, Any] = {
-        "key": spec["key"],
-        "name": spec["key"],
-        "url": url,
-        "kind": "page",
-        "section": spec.get("section", "latest"),
-        "strip_params": tuple(spec.get("strip_params", ())),
-        "select": tuple(spec["select"].items()),
-    }
-    return Source(
-        **common, day_first=spec.get("day_first", True), date_format=spec.get("date_format")
+    return source_from_spec(
+        spec,
+        url,
+        kind="page",
+        select=tuple(spec["select"].items()),
+        day_first=spec.get("day_first", True),
+        date_format=spec.get("date_format"),
     )
-
-
-def _item_json(item: Item) -> dict[str, Any]:
-    return {
-        k: v.isoformat() if isinstance(v, datetime) else v
-        for k, v in dataclasses.asdict(item).items()
-    }
 
 
 @pytest.mark.parametrize("page", CASES, ids=[p.stem for p in CASES])
 def test_page_fixture(page: Path) -> None:
     expected_path = page.with_name(page.stem + ".expected.json")
-    expected = json.loads(expected_path.read_text(encoding="utf-8"))
+    expected = load_expected(expected_path)
     url = expected["url"]
     source = _source(expected["source"], url)
     if "error" in expected:
@@ -78,12 +65,7 @@ def test_page_fixture(page: Path) -> None:
         return
     raw = parse_page(source, page.read_bytes(), url)
     items = normalize(source, url, raw, datetime.fromisoformat(expected["now"]))
-    got = [_item_json(i) for i in items]
-    if UPDATE:
-        expected["items"] = got
-        text = json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
-        expected_path.write_text(text, encoding="utf-8")
-    assert got == expected["items"]
+    assert_items(expected_path, expected, items)
 
 
 def test_every_fixture_has_an_expected_file() -> None:

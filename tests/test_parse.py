@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
-import os
 import socket
 import subprocess
 import sys
@@ -32,44 +30,25 @@ from typing import Any
 import feedparser
 import pytest
 
+from expected import assert_items, load_expected, source_from_spec
 from ingest.errors import ParseError
-from ingest.model import Fetched, Item, RawEntry, Source
+from ingest.model import Fetched, RawEntry, Source
 from ingest.normalize import normalize
 from ingest.parse import parse
 from ingest.parse.feed import parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 CASES = sorted(p for p in FEEDS.iterdir() if p.is_file() and not p.name.endswith(".expected.json"))
-UPDATE = os.environ.get("INGEST_UPDATE_EXPECTED") == "1"
-
-
-def _item_json(item: Item) -> dict[str, Any]:
-    return {
-        k: v.isoformat() if isinstance(v, datetime) else v
-        for k, v in dataclasses.asdict(item).items()
-    }
 
 
 @pytest.mark.parametrize("document", CASES, ids=[p.name for p in CASES])
 def test_feed_fixture(document: Path) -> None:
     expected_path = document.with_name(document.name.split(".")[0] + ".expected.json")
-    expected = json.loads(expected_path.read_text(encoding="utf-8"))
-    spec = expected["source"]
-    source = Source(
-        key=spec["key"],
-        name=spec["key"],
-        url=expected["url"],
-        section=spec.get("section", "latest"),
-        strip_params=tuple(spec.get("strip_params", ())),
-    )
+    expected = load_expected(expected_path)
+    source = source_from_spec(expected["source"], expected["url"])
     raw = parse_feed(document.read_bytes(), expected["url"], expected["content_type"])
     items = normalize(source, expected["url"], raw, datetime.fromisoformat(expected["now"]))
-    got = [_item_json(i) for i in items]
-    if UPDATE:
-        expected["items"] = got
-        text = json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
-        expected_path.write_text(text, encoding="utf-8")
-    assert got == expected["items"]
+    assert_items(expected_path, expected, items)
 
 
 # -- entities, external entities, fetching ----------------------------------------

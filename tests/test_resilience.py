@@ -19,109 +19,17 @@ Skipped where ../shared/feedlab is missing.  The feedlab server listens on 127.0
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
-FEEDLAB = Path(os.environ.get("INGEST_FEEDLAB", ROOT.parent / "shared" / "feedlab"))
-INGEST = Path(sys.executable).parent / "ingest"
-HOSTS = 4
-
-pytestmark = pytest.mark.skipif(
-    not (FEEDLAB / "gen.py").exists(), reason=f"feedlab not found at {FEEDLAB}"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Lab:
-    """A generated feedlab corpus served on 127.0.0.1-4:port."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
-        self.port = port
-        self.server: subprocess.Popen[str] | None = None
-
-    def gen(self, feeds: int, items: int) -> dict[str, int]:
-        out = subprocess.run(
-            [sys.executable, str(FEEDLAB / "gen.py"), str(self.root), "--feeds", str(feeds),
-             "--items", str(items), "--port", str(self.port), "--hosts", str(HOSTS)],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        expected: dict[str, int] = json.loads(out.stdout)
-        return expected
-
-    def serve(self, delay_ms: float = 0) -> None:
-        self.server = subprocess.Popen(
-            [sys.executable, str(FEEDLAB / "serve.py"), str(self.root), "--port", str(self.port),
-             "--hosts", str(HOSTS), "--delay-ms", str(delay_ms)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        assert self.server.stdout is not None
-        assert "serving" in self.server.stdout.readline()
-
-    def sources(self, settings: str = "", extra: str = "", name: str = "sources.yaml") -> str:
-        """The generated sources file with a settings: block and extra sources added."""
-        generated = (self.root / "sources.yaml").read_text()
-        path = self.root / name
-        head = f"settings:\n{settings}" if settings else ""
-        path.write_text(head + generated + extra)
-        return str(path)
-
-    def url(self, path: str, host: int = 1) -> str:
-        return f"http://127.0.0.{host}:{self.port}{path}"
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.terminate()
-            self.server.wait(timeout=10)
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path / "corpus", _free_port())
-    lab.root.mkdir()
-    try:
-        yield lab
-    finally:
-        lab.stop()
-
-
-def ingest(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(INGEST), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
-
-
-def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(INGEST), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
-
-
-def scalar(url: str, sql: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as c:
-            return int(c.execute(text(sql)).scalar_one())
-    finally:
-        engine.dispose()
+from feedlab_helpers import Lab, ingest, scalar, start
 
 
 def stories(url: str) -> set[tuple[str, str]]:

@@ -125,6 +125,30 @@ def in_window(server: FeedServer, path: str, start: float, end: float) -> int:
     return sum(1 for r in server.requests_for(path) if start <= r.time <= end)
 
 
+def serve_good_and_failing(server: FeedServer, *good: str) -> None:
+    """The `good` feeds (three recent stories each), /err.xml failing with HTTP 500, and
+    /busy.xml answering 429 with Retry-After: 120."""
+    for key in good:
+        server.put(f"/{key}.xml", rss(key))
+    server.error("/err.xml", 500, "oops")
+    server.error("/busy.xml", 429, "slow down", retry_after=120)
+
+
+def first_poll(server: FeedServer) -> float:
+    """When the first of a, b and err was first asked for: where a backoff timeline starts."""
+    return min(server.requests_for(f"/{k}.xml")[0].time for k in ("a", "b", "err"))
+
+
+def assert_backed_off(server: FeedServer, t0: float, since: float, end: float) -> None:
+    """In (since, end], the good sources a and b were polled at least 3 times and more than
+    twice as often as the failing err; in [t0, end] a and b at least 5 times, err 2-3."""
+    good = [in_window(server, f"/{k}.xml", since, end) for k in ("a", "b")]
+    failing = in_window(server, "/err.xml", since, end)
+    assert min(good) >= 3 and 2 * failing < min(good), (good, failing)  # backing off
+    assert min(in_window(server, f"/{k}.xml", t0, end) for k in ("a", "b")) >= 5
+    assert 2 <= in_window(server, "/err.xml", t0, end) <= 3  # retried, less and less
+
+
 class Running:
     """A Service run by `asyncio.run` in a background thread, as an embedding program would."""
 
@@ -201,10 +225,7 @@ def health(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> tuple[in
 def test_service_polls_good_sources_backs_off_failing_ones_and_obeys_the_server(
     feed_server: FeedServer, tmp_path: Path, sqlite_url: str
 ) -> None:
-    feed_server.put("/a.xml", rss("a"))
-    feed_server.put("/b.xml", rss("b"))
-    feed_server.error("/err.xml", 500, "oops")
-    feed_server.error("/busy.xml", 429, "slow down", retry_after=120)
+    serve_good_and_failing(feed_server, "a", "b")
     feed_server.error("/gone.xml", 410, "gone for good")
     keys = ("a", "b", "err", "busy", "gone")
     sources = tmp_path / "sources.yaml"
@@ -212,7 +233,7 @@ def test_service_polls_good_sources_backs_off_failing_ones_and_obeys_the_server(
 
     with Store.open(sqlite_url) as db, serving(sources, sqlite_url) as svc:
         svc.wait(lambda: stored(db, "a", "b"), 10, "the good sources to be stored")
-        t0 = min(feed_server.requests_for(f"/{k}.xml")[0].time for k in ("a", "b", "err"))
+        t0 = first_poll(feed_server)
         # Timeline (every 1s, jitter ±0.1 s, no wait under 1 s, tick 0.2 s): a good source
         # is polled every 1.2 s (0, 1.2, 2.4, ...); the failing one waits 2, 4, then 8 s
         # (each ±0.1 s and rounded up to a tick): polls at 0, ~2.2, ~6.4, then not before
@@ -225,11 +246,7 @@ def test_service_polls_good_sources_backs_off_failing_ones_and_obeys_the_server(
         rows = status(db)
         assert svc.stop() == 0
 
-    good = [in_window(feed_server, f"/{k}.xml", t0 + 3.1, end) for k in ("a", "b")]
-    failing = in_window(feed_server, "/err.xml", t0 + 3.1, end)
-    assert min(good) >= 3 and 2 * failing < min(good), (good, failing)  # backing off
-    assert min(in_window(feed_server, f"/{k}.xml", t0, end) for k in ("a", "b")) >= 5
-    assert 2 <= in_window(feed_server, "/err.xml", t0, end) <= 3  # retried, less and less
+    assert_backed_off(feed_server, t0, t0 + 3.1, end)
     assert rows["a"]["items"] == rows["b"]["items"] == 3
     assert rows["err"]["consecutive_failures"] == feed_server.count("/err.xml")
     assert rows["err"]["backoff_seconds"] > 0 and "500" in rows["err"]["last_error"]
@@ -555,11 +572,7 @@ def restarted(db: Store, before: str, proc: Proc) -> bool:
 def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
     feed_server: FeedServer, tmp_path: Path, sqlite_url: str
 ) -> None:
-    feed_server.put("/a.xml", rss("a"))
-    feed_server.put("/b.xml", rss("b"))
-    feed_server.error("/err.xml", 500, "oops")
-    feed_server.error("/busy.xml", 429, "slow down", retry_after=120)
-    feed_server.put("/late.xml", rss("late"))
+    serve_good_and_failing(feed_server, "a", "b", "late")
     url = feed_server.url
     four = [entry(k, url(f"/{k}.xml")) for k in ("a", "b", "err", "busy")]
     late = entry("late", url("/late.xml"), every="1m")
@@ -570,7 +583,7 @@ def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
     with Store.open(sqlite_url) as db, scheduler_process(log, sources, sqlite_url) as proc:
         alive = proc.running
         wait_until(lambda: stored(db, "a", "b"), 20, "a and b to be stored", alive)
-        t0 = min(feed_server.requests_for(f"/{k}.xml")[0].time for k in ("a", "b", "err"))
+        t0 = first_poll(feed_server)
 
         # reload (every 5 s): an appended source is fetched without a restart
         with sources.open("a") as f:
@@ -589,11 +602,7 @@ def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
         # source against 1 of the failing one (it would be 5 too without backoff).
         end = t0 + 13.5
         wait_until(lambda: time.time() > end + 0.5, 20, "the measuring window to pass", alive)
-        good = [in_window(feed_server, f"/{k}.xml", t0 + 3.5, end) for k in ("a", "b")]
-        failing = in_window(feed_server, "/err.xml", t0 + 3.5, end)
-        assert min(good) >= 3 and 2 * failing < min(good), (good, failing)
-        assert min(in_window(feed_server, f"/{k}.xml", t0, end) for k in ("a", "b")) >= 5
-        assert 2 <= in_window(feed_server, "/err.xml", t0, end) <= 3
+        assert_backed_off(feed_server, t0, t0 + 3.5, end)
         assert feed_server.count("/busy.xml") == 1  # Retry-After: 120
 
         # fixed, with the good sources slowed to every minute; once each has been polled
@@ -629,9 +638,7 @@ def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
 def test_scheduler_process_on_postgresql(
     feed_server: FeedServer, tmp_path: Path, pg_url: str
 ) -> None:
-    feed_server.put("/a.xml", rss("a"))
-    feed_server.error("/err.xml", 500, "oops")
-    feed_server.error("/busy.xml", 429, "slow down", retry_after=120)
+    serve_good_and_failing(feed_server, "a")
     sources = tmp_path / "sources.yaml"
     write(sources, sources_text([
         entry("a", feed_server.url("/a.xml"), every="1m"),

@@ -13,19 +13,19 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from feedserver import FeedServer
 from ingest import pipeline
-from ingest.model import Item, NextPoll, PollRecord, Source, SourceReport
+from ingest.model import NextPoll, PollRecord, Source, SourceReport
 from ingest.store import Store
 from ingest.store.schema import sources as sources_table
+from store_helpers import T0, count, item, ok, save
 
-T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 TTL = 300.0
 
@@ -38,10 +38,6 @@ def src(key: str, **kw: Any) -> Source:
 A, B, C = src("a"), src("b"), src("c")
 
 
-def ok(source: Source) -> SourceReport:
-    return SourceReport(source_key=source.key, ok=True, status=200)
-
-
 def failed(source: Source, status: int = 500) -> SourceReport:
     return SourceReport(source_key=source.key, ok=False, status=status, error=f"HTTP {status}",
                         error_kind="http")  # fmt: skip
@@ -51,33 +47,10 @@ def record(source: Source, nxt: NextPoll, *, when: datetime = T0, good: bool = T
     return PollRecord(source, ok(source) if good else failed(source), None, when, nxt)
 
 
-def story(source: Source, n: int, published: datetime) -> Item:
-    return Item(
-        source_key=source.key,
-        entry_key=f"id:{n}",
-        canonical_url=f"https://news.example.org/{n}",
-        url=f"https://news.example.org/{n}",
-        title=f"Story {n}",
-        summary=f"<p>Story {n}</p>",
-        published_at=published,
-        date_source="published",
-        content_hash=f"h{n}",
-    )
-
-
-def save(store: Store, source: Source, batch: list[Item], when: datetime) -> None:
-    store.save_poll(record(source, NextPoll(when + timedelta(minutes=30)), when=when), batch)
-
-
 def row(store: Store, key: str) -> dict[str, Any]:
     with store.engine.connect() as c:
         found = c.execute(select(sources_table).where(sources_table.c.key == key)).one()
     return dict(found._mapping)
-
-
-def count(store: Store, sql: str) -> int:
-    with store.engine.connect() as c:
-        return int(c.execute(text(sql)).scalar_one())
 
 
 @pytest.fixture
@@ -162,7 +135,7 @@ def test_recording_a_poll_frees_the_lease(store: Store, other: Store, good: bool
     assert store.acquire_leases(["a"], "p1", T0, TTL) == {"a"}
     rec = record(A, NextPoll(T0 + timedelta(minutes=30)), good=good)
     if good:
-        store.save_poll(rec, [story(A, 1, T0)])
+        store.save_poll(rec, [item(A, 1, published_at=T0)])
     else:
         store.record_polls([rec])
     assert row(store, "a")["lease_owner"] is None and row(store, "a")["lease_until"] is None
@@ -254,7 +227,7 @@ def test_heartbeat_inserts_then_updates_one_row(store: Store) -> None:
     assert again is not None
     assert again["last_tick_at"] == tick and again["started_at"] == T0
     assert again["config_error"] == "sources.yaml:3: bad" and again["stopped_at"] is None
-    assert count(store, "SELECT count(*) FROM services") == 1
+    assert count(store, "services") == 1
 
     stop = T0 + timedelta(seconds=60)
     store.heartbeat("scheduler", "host:1", stop, started_at=T0, config_path=None,
@@ -268,7 +241,7 @@ def test_heartbeat_inserts_then_updates_one_row(store: Store) -> None:
     back = store.service("scheduler")
     assert back is not None and back["stopped_at"] is None and back["owner"] == "host:2"
     assert store.service("other") is None
-    assert count(store, "SELECT count(*) FROM services") == 1
+    assert count(store, "services") == 1
 
 
 # -- pruning -------------------------------------------------------------------------------------
@@ -276,17 +249,19 @@ def test_heartbeat_inserts_then_updates_one_row(store: Store) -> None:
 
 def test_prune_batch_deletes_old_stories_then_old_poll_log_then_stops(store: Store) -> None:
     old, recent = T0 - timedelta(days=400), T0 - DAY
-    olds = [story(A, n, old) for n in range(5)]
+    olds = [item(A, n, published_at=old) for n in range(5)]
     save(store, A, olds, old)  # fetches row 1 (old)
     save(store, B, [replace(i, source_key="b") for i in olds], old)  # 2 (old): 2 sources each
-    save(store, A, [story(A, 10, old)], recent)  # 3: published long ago, first seen lately
-    save(store, A, [story(A, 11, recent)], old)  # 4 (old): first seen long ago, published lately
-    save(store, C, [story(C, 12, recent), story(C, 13, T0)], recent)  # 5
+    # 3: published long ago, first seen lately
+    save(store, A, [item(A, 10, published_at=old)], recent)
+    # 4 (old): first seen long ago, published lately
+    save(store, A, [item(A, 11, published_at=recent)], old)
+    save(store, C, [item(C, 12, published_at=recent), item(C, 13, published_at=T0)], recent)  # 5
     log_only = [T0 - timedelta(days=40), T0 - timedelta(days=40), T0 - timedelta(days=29)]
     store.record_polls([record(C, NextPoll(T0), when=w, good=False) for w in log_only])  # 6-8
-    assert count(store, "SELECT count(*) FROM items") == 9
-    assert count(store, "SELECT count(*) FROM item_sources") == 14
-    assert count(store, "SELECT count(*) FROM fetches") == 8
+    assert count(store, "items") == 9
+    assert count(store, "item_sources") == 14
+    assert count(store, "fetches") == 8
 
     done = []
     while True:
@@ -295,15 +270,15 @@ def test_prune_batch_deletes_old_stories_then_old_poll_log_then_stops(store: Sto
         if n == 0 or len(done) > 20:
             break
         if sum(done) == 5:  # stories first: the poll log is untouched until they are gone
-            assert count(store, "SELECT count(*) FROM fetches") == 8
+            assert count(store, "fetches") == 8
     assert done == [2, 2, 1, 2, 2, 1, 0]
 
     titles = {r["title"] for r in store.latest(limit=100)}
     assert titles == {"Story 10", "Story 11", "Story 12", "Story 13"}
-    assert count(store, "SELECT count(*) FROM item_sources") == 4  # cascaded, no orphans
-    assert count(store, "SELECT count(*) FROM item_sources s LEFT JOIN items i "
-                        "ON i.id = s.item_id WHERE i.id IS NULL") == 0  # fmt: skip
-    assert count(store, "SELECT count(*) FROM fetches") == 3
+    assert count(store, "item_sources") == 4  # cascaded, no orphans
+    orphans = "item_sources s LEFT JOIN items i ON i.id = s.item_id WHERE i.id IS NULL"
+    assert count(store, orphans) == 0
+    assert count(store, "fetches") == 3
     assert store.prune_batch(T0, retention=365 * 86400.0, history=30 * 86400.0, batch=2) == 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -17,35 +17,10 @@ from ingest import dedupe
 from ingest.model import Fetched, FetchState, Item, NextPoll, PollRecord, Source, SourceReport
 from ingest.store import Store
 from ingest.store.schema import SCHEMA_REVISION, metadata
+from store_helpers import T0, count, item, ok, save
 
-T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
 B = Source(key="b", name="Source B", url="http://127.0.0.1:1/b.xml", section="blogs")
-
-
-def item(source: Source, n: int, **kw: object) -> Item:
-    base = Item(
-        source_key=source.key,
-        entry_key=f"id:{source.key}-{n}",
-        canonical_url=f"https://news.example.org/{n}",
-        url=f"https://news.example.org/{n}",
-        title=f"Story {n}",
-        summary=f"<p>Story {n} body</p>",
-        published_at=T0 + timedelta(hours=n),
-        date_source="published",
-        section=source.section,
-        content_hash=f"h{n}",
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
-
-
-def ok(source: Source, **kw: object) -> SourceReport:
-    return replace(SourceReport(source_key=source.key, ok=True, status=200), **kw)  # type: ignore[arg-type]
-
-
-def save(store: Store, source: Source, batch: list[Item], when: datetime = T0) -> object:
-    record = PollRecord(source, ok(source), None, when, NextPoll(when + timedelta(minutes=30)))
-    return store.save_poll(record, batch)
 
 
 @pytest.fixture
@@ -54,11 +29,6 @@ def store(db_url: str) -> Store:
     s.sync_sources([A, B], T0)
     yield s  # type: ignore[misc]
     s.close()
-
-
-def count(store: Store, table: str) -> int:
-    with store.engine.connect() as c:
-        return int(c.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
 def test_migrations_reach_the_revision_the_code_expects(db_url: str) -> None:
@@ -91,18 +61,18 @@ def test_opening_twice_does_not_migrate_again(db_url: str) -> None:
 def test_new_then_same_then_changed(store: Store) -> None:
     batch = [item(A, 1), item(A, 2)]
     plan = save(store, A, batch)
-    assert [i.entry_key for i in plan.new] == ["id:a-1", "id:a-2"]  # type: ignore[attr-defined]
+    assert [i.entry_key for i in plan.new] == ["id:a-1", "id:a-2"]
     assert count(store, "items") == 2
 
     before = store.latest(limit=10)
     again = save(store, A, batch, T0 + timedelta(hours=1))
-    assert again.new == () and again.changed == () and again.same == 2  # type: ignore[attr-defined]
+    assert again.new == () and again.changed == () and again.same == 2
     assert store.latest(limit=10) == before  # nothing rewritten, updated_at unmoved
 
     later = T0 + timedelta(hours=2)
     edited = save(store, A, [replace(batch[0], title="Story 1, corrected", content_hash="h1b")],
                   later)  # fmt: skip
-    assert len(edited.changed) == 1  # type: ignore[attr-defined]
+    assert len(edited.changed) == 1
     rows = {r["title"]: r for r in store.latest(limit=10)}
     assert "Story 1, corrected" in rows and "Story 1" not in rows
     assert rows["Story 1, corrected"]["updated_at"] == later

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import status_json
 from feedserver import FeedServer
 from ingest.cli import main
 from ingest.trial import source_for_url
@@ -145,9 +146,7 @@ def test_a_failed_fetch_says_what_a_poll_would_record(
     )
     db = f"sqlite:///{tmp_path / 'real.sqlite3'}"
     assert main(["run", "--sources", sources, "--db", db]) == 1
-    capsys.readouterr()
-    assert main(["status", "--db", db, "--format", "json"]) == 0
-    recorded = {r["key"]: r["last_error"] for r in json.loads(capsys.readouterr().out)}
+    recorded = {key: r["last_error"] for key, r in status_json(db, capsys).items()}
     for key in ("broken", "notafeed"):
         code, out, err = _try(capsys, key, "--sources", sources)
         assert code == 1 and out == ""

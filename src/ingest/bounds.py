@@ -6,7 +6,7 @@ limits on reading it, as plain values and pure functions:
 
 - `ParseLimits`: the entries kept per poll (`settings: max_entries`, the
   newest), and the CPU seconds and extra memory one parse may use in its
-  worker process (`parse_cpu`, `parse_memory`; enforced by `ingest.workers`).
+  worker process (`parse_cpu`, `parse_memory`; enforced by `ingest.parse_pool`).
 - `trim_entries`: before a feed is parsed, a document with more than twice
   `max_entries` entry elements keeps its first and its last `max_entries`
   ones and loses the middle (feeds list newest first, or oldest first), so

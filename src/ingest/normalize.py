@@ -5,14 +5,16 @@ form), titles (plain text), summaries (HTML sanitized with nh3, relative URLs
 made absolute), dates (UTC, with the fallback chain recorded), the entry's
 identity within its source, and a hash of what readers see.  It does not
 parse documents (`ingest.parse`), decide what is new or changed across polls
-(`ingest.dedupe`), or store anything; it never mutates its inputs.
+(`ingest.dedupe`), or store anything; it never mutates its inputs.  The URL
+rules themselves (`canonical_url`, `clean_url`, `absolute_http_url`) live in
+`ingest.urls`.
 
 Decisions worth knowing:
 
-- `canonical_url` is the identity form (https, lower-case host, no default
-  port, fragment or tracking parameters, sorted query, normalized
-  percent-encoding); `clean_url` is the link shown to readers: exactly as
-  published minus tracking parameters.
+- A link's identity is its `canonical_url` (https, lower-case host, no
+  default port, fragment or tracking parameters, sorted query, normalized
+  percent-encoding); `Item.url` is its `clean_url`: exactly as published
+  minus tracking parameters.
 - An entry without an http(s) link keeps `url == ""` and gets the synthetic
   canonical key ``urn:ingest:<source key>:<entry key>``, so it never merges
   with another source's story.
@@ -42,42 +44,26 @@ import hashlib
 import html
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
+from ingest.urls import absolute_http_url, canonical_url, clean_url
 
-__all__ = [
-    "MAX_SUMMARY",
-    "MAX_TITLE",
-    "TRACKING_PARAMS",
-    "canonical_url",
-    "clean_url",
-    "normalize",
-]
+# canonical_url and clean_url live in ingest.urls; they are re-exported here
+# because tests/test_normalize.py imports them from this module.
+__all__ = ["MAX_SUMMARY", "MAX_TITLE", "canonical_url", "clean_url", "normalize"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FROM_SUMMARY = 80  # characters of summary text used when an entry has no title
 
-# Dropped everywhere (compared case-insensitively), plus every `utm_*` parameter.
-TRACKING_PARAMS = frozenset(
-    {
-        *("fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid"),
-        *("igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok", "ref_src"),
-    }
-)
-
 _HTTP = frozenset({"http", "https"})
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
-_PATH_SAFE = "/:@!$&'()*+,;=%"
-_QUERY_SAFE = "/:@!$'()*+,;?=%"
 
 # -- HTML -------------------------------------------------------------------------
 
@@ -110,100 +96,6 @@ _CHAR_REF = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 # C0 controls other than whitespace, and DEL: never wanted in text (and NUL breaks PostgreSQL).
 _CONTROLS = dict.fromkeys([*range(9), 11, 12, *range(14, 32), 127])
 _PIXEL = re.compile(r"""\s(?:width|height)\s*=\s*["']?[01](?:px)?(?:["'\s/>])""", re.IGNORECASE)
-
-
-def canonical_url(url: str, strip_params: Iterable[str] = ()) -> str:
-    """The identity form of an http(s) link, equal for every spelling of one page.
-
-    http and https alike (as https), lower-case host without a trailing dot,
-    no default port (80, 443), no fragment, no tracking parameters (`utm_*`,
-    `TRACKING_PARAMS`, `strip_params`; names compared case-insensitively),
-    remaining query parameters sorted by name (repeated names keep their
-    order), empty query dropped, empty path as "/", percent-encoding
-    normalized (unreserved characters decoded, escapes in upper case,
-    non-ASCII encoded as UTF-8).  A string that is not a URL is returned
-    stripped but otherwise unchanged.
-    """
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    scheme = parts.scheme.lower()
-    netloc = parts.netloc
-    if netloc:
-        host = (parts.hostname or "").rstrip(".")
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        if port is not None and not (port in (80, 443) and scheme in _HTTP):
-            host = f"{host}:{port}"
-        userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
-        netloc = f"{userinfo}@{host}" if userinfo else host
-    if scheme in _HTTP:
-        scheme = "https"
-    path = _encode(parts.path, _PATH_SAFE) or ("/" if netloc else "")
-    query = _filter_query(parts.query, _drop_set(strip_params), canonical=True)
-    return urlunsplit((scheme, netloc, path, query, ""))
-
-
-def clean_url(url: str, strip_params: Iterable[str] = ()) -> str:
-    """The link to show readers: as published, minus tracking parameters.
-
-    Scheme, host, path, the order and spelling of the other parameters and
-    the fragment are kept exactly.
-    """
-    url = url.strip()
-    before_fragment, hashmark, fragment = url.partition("#")
-    head, question, query = before_fragment.partition("?")
-    if not question:
-        return url
-    kept = _filter_query(query, _drop_set(strip_params), canonical=False)
-    if kept == query:
-        return url
-    return head + ("?" + kept if kept else "") + hashmark + fragment
-
-
-def _drop_set(strip_params: Iterable[str]) -> frozenset[str]:
-    """Lower-case names of the parameters to drop: the tracking ones plus `strip_params`."""
-    extra = strip_params if isinstance(strip_params, tuple) else tuple(strip_params)
-    return _drop_set_for(extra) if extra else TRACKING_PARAMS
-
-
-@lru_cache(maxsize=256)
-def _drop_set_for(extra: tuple[str, ...]) -> frozenset[str]:
-    return TRACKING_PARAMS | {p.strip().lower() for p in extra}
-
-
-def _filter_query(query: str, drop: frozenset[str], *, canonical: bool) -> str:
-    if not query:
-        return ""
-    kept: list[tuple[str, str]] = []
-    for part in query.split("&"):
-        if not part:
-            continue
-        name = part.partition("=")[0]
-        if "%" in name or "+" in name:
-            name = unquote(name.replace("+", " "))
-        key = name.lower()
-        if key.startswith("utm_") or key in drop:
-            continue
-        kept.append((key, _encode(part, _QUERY_SAFE) if canonical else part))
-    if canonical:
-        kept.sort(key=lambda pair: pair[0])  # stable: repeated names keep their order
-    return "&".join(part for _, part in kept)
-
-
-def _encode(text: str, safe: str) -> str:
-    """Normalized percent-encoding: unreserved escapes decoded, others upper-cased."""
-    if "%" in text:
-        text = _PCT.sub(_fix_escape, text)
-    return quote(text, safe=safe)
-
-
-def _fix_escape(m: re.Match[str]) -> str:
-    char = chr(int(m.group(1), 16))
-    return char if char in _UNRESERVED else "%" + m.group(1).upper()
 
 
 # -- normalize ------------------------------------------------------------------
@@ -242,7 +134,7 @@ def _item(
     ids: Counter[str],
 ) -> Item | None:
     base = urljoin(base_url, raw.base.strip()) if raw.base and raw.base.strip() else base_url
-    link = _http_url(raw.link, base)
+    link = absolute_http_url(raw.link, base)
     body = raw.summary if raw.summary and raw.summary.strip() else raw.content
     summary = _sanitize(body, base) if body else ""
     title = _plain(raw.title)[:MAX_TITLE] if raw.title else ""
@@ -269,7 +161,7 @@ def _item(
     author = _plain(raw.author) if raw.author else ""
     player = _video_player(link) if link else None  # (embed URL, is a Short) of a video link
     kind: ItemKind = raw.media_kind or ("video" if player else "article")
-    media_url = _http_url(raw.media_url, base)
+    media_url = absolute_http_url(raw.media_url, base)
     if kind == "video" and media_url is None and player:
         media_url = player[0]
     is_short = kind == "video" and player is not None and player[1]
@@ -379,21 +271,6 @@ def _name_like(text: str) -> bool:
     return True
 
 
-def _http_url(url: str | None, base: str) -> str | None:
-    """`url` made absolute against `base`, when that is an http(s) URL with a host."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        absolute = urljoin(base, url) if base else url
-        parts = urlsplit(absolute)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in _HTTP or not parts.netloc:
-        return None
-    return absolute
-
-
 def _date(raw: RawEntry, now: datetime) -> tuple[datetime, DateSource]:
     """published, else updated, else now; a date over a day ahead of `now` is not trusted."""
     latest = now + FUTURE_TOLERANCE
@@ -481,7 +358,7 @@ def _sanitize(fragment: str, base: str) -> str:
 def _image(raw: RawEntry, base: str, summary: str, body: str | None) -> str | None:
     """The entry's image: its declared images first, else the first <img> of its HTML."""
     for candidate in raw.images:
-        found = _http_url(candidate, base)
+        found = absolute_http_url(candidate, base)
         if found:
             return found
     if "<img" in summary:  # sanitized: tag names are lower case
@@ -500,7 +377,7 @@ def _first_img(fragment: str, base: str) -> str | None:
         if src is None or _PIXEL.search(markup):  # no source, or a 1x1 tracking pixel
             continue
         value = next(g for g in src.groups() if g is not None)
-        found = _http_url(_CHAR_REF.sub(_unescape_ref, value), base)
+        found = absolute_http_url(_CHAR_REF.sub(_unescape_ref, value), base)
         if found:
             return found
     return None

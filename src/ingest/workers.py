@@ -3,7 +3,9 @@
 feedparser and bs4 are CPU-bound, so the pure middle of the pipeline runs in
 a small process pool (both cores busy while the event loop keeps fetching).
 This module starts such pools and holds the function they run; it does no
-I/O of its own and decides nothing about what to store.
+I/O of its own and decides nothing about what to store.  The pool itself
+(`ParsePool`: budgets inside each worker, replacing workers that die) is
+`ingest.parse_pool`.
 
 A hostile document must not pin a core or eat the machine's memory, so every
 job in a pool runs under budgets (`bounds.ParseLimits`, from `settings:
@@ -13,44 +15,30 @@ parse_cpu` and `parse_memory`), in three layers:
    its middle ones (`bounds.trim_entries`), and after parsing only the
    `max_entries` newest entries are normalized: the work is proportional to
    `max_entries`, not to the body size.
-2. In the worker, a CPU timer (`ITIMER_PROF`) interrupts a parse that used
-   `parse_cpu` seconds of CPU, and `RLIMIT_AS` makes an allocation past
-   `parse_memory` more than the worker held before fail with MemoryError:
-   both end as a clean per-source parse error, and the worker lives on.
-3. A parse stuck inside C code, where no Python signal handler runs, is
-   killed by the kernel: `RLIMIT_CPU` is re-armed at each job to twice the
-   budget plus 2 s.  The pool then breaks, and `ParsePool` replaces the
-   workers: jobs that had not started go to the new workers; jobs that were
-   running (each job leaves a marker file while it runs) are retried one by
-   one in a worker of their own, where the culprit dies again and becomes a
-   parse error, and the innocent ones complete.
+2. In the worker, a CPU timer interrupts a parse that used `parse_cpu`
+   seconds of CPU, and an address-space limit makes an allocation past
+   `parse_memory` fail: both end as a clean per-source parse error, and the
+   worker lives on (`parse_pool.budget`).
+3. A parse stuck inside C code is killed by the kernel, and `ParsePool`
+   replaces the workers so that only the culprit fails (`ingest.parse_pool`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import itertools
-import logging
 import multiprocessing
 import os
-import resource
-import shutil
-import signal
-import sys
-import tempfile
-import threading
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from ingest import errors
 from ingest.bounds import ParseLimits, newest, trim_entries
 from ingest.model import Fetched, Item, Source
+from ingest.parse_pool import OverBudget, ParsePool, become_worker, budget, forkserver_executor
 
+# ParsePool lives in ingest.parse_pool; it stays in this list as the type the
+# start_* functions return (tests/test_hostile.py names it `workers.ParsePool`).
 __all__ = [
     "ParsePool",
     "parse_and_normalize",
@@ -61,11 +49,6 @@ __all__ = [
     "worker_count",
 ]
 
-log = logging.getLogger("ingest.workers")
-P = ParamSpec("P")
-T = TypeVar("T")
-MAX_ATTEMPTS = 3  # a job sent to fresh workers this often after breakages is given up
-KERNEL_GRACE = 2  # seconds of CPU past twice the budget before the kernel kills a worker
 _MIB = 1024 * 1024
 
 
@@ -111,9 +94,9 @@ def parse_job(
     """
     limits = limits or ParseLimits()
     try:
-        with _budget(limits):
+        with budget(limits):
             return "ok", parse_and_normalize(source, fetched, now, not_before, limits)
-    except _OverBudget:
+    except OverBudget:
         return "parse", (
             f"parsing stopped after {limits.cpu_seconds:g}s of CPU: the document is too costly "
             "to read (settings: parse_cpu)"
@@ -160,7 +143,7 @@ def start_parse_pool(workers: int | None = None) -> ParsePool:
     pool = ProcessPoolExecutor(
         max_workers=count,
         mp_context=multiprocessing.get_context("fork"),
-        initializer=_become_worker,
+        initializer=become_worker,
     )
     pool.submit(os.getpid).result()  # a fork pool launches every worker on its first job
     return ParsePool(pool, count)
@@ -173,277 +156,4 @@ def start_forkserver_pool(workers: int | None = None) -> ParsePool:
     parsing stack, not the HTTP client, the event loop or the database.
     """
     count = workers or worker_count()
-    return ParsePool(_forkserver_pool(count), count)
-
-
-def _forkserver_pool(workers: int) -> ProcessPoolExecutor:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.workers", "ingest.parse.feed", "ingest.normalize"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_become_worker)
-
-
-# -- the pool that outlives its workers ---------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
-class ParsePool(Executor):
-    """A process pool whose jobs run under budgets and survive a worker being killed.
-
-    Wraps a `ProcessPoolExecutor`.  Each job runs through `_run_job`, which
-    arms the default CPU and memory budgets (a `parse_job` re-arms its own)
-    and leaves a marker file while it runs.  When a worker dies (the kernel's
-    CPU limit, an abort in a library) the executor breaks and fails every
-    pending job; this pool then starts fresh workers and resends the jobs
-    that had not started, and runs the ones that had (their markers are
-    left) in a worker of their own each, so the culprit fails alone with a
-    `ParseError` and the others complete.  See the module docstring.
-    """
-
-    def __init__(
-        self, pool: ProcessPoolExecutor, workers: int, limits: ParseLimits | None = None
-    ) -> None:
-        self._pool = pool
-        self._workers = workers
-        self.limits = limits or ParseLimits()  # for every job; a parse_job brings its own
-        self._lock = threading.Lock()
-        self._markers = tempfile.mkdtemp(prefix="ingest-parse-")
-        self._ids = itertools.count()
-        self._closed = False
-        self._solo: set[ProcessPoolExecutor] = set()
-        self.replaced = 0  # times the workers were replaced after one died
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        outer: Future[T] = Future()
-        outer.set_running_or_notify_cancel()  # cannot be cancelled: it may be resent
-        self._send(outer, _Call(fn, args, kwargs), 1)
-        return outer
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            self._closed = True
-            pools = [self._pool, *self._solo]
-        for pool in pools:
-            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
-        shutil.rmtree(self._markers, ignore_errors=True)
-
-    # -- internals (callbacks run on the executors' manager threads)
-
-    def _send(self, outer: Future[Any], call: _Call, attempt: int) -> None:
-        with self._lock:
-            closed, pool = self._closed, self._pool
-        if closed:
-            outer.set_exception(RuntimeError("cannot schedule new futures after shutdown"))
-            return
-        job = str(next(self._ids))
-        try:
-            inner = pool.submit(_run_job, self._markers, job, self.limits, call)
-        except BrokenProcessPool:
-            self._replace(pool)
-            if attempt >= MAX_ATTEMPTS:
-                outer.set_exception(errors.ParseError(_DIED))
-            else:
-                self._send(outer, call, attempt + 1)
-            return
-        except RuntimeError as e:  # shut down meanwhile
-            outer.set_exception(e)
-            return
-        inner.add_done_callback(functools.partial(self._settle, outer, call, attempt, pool, job))
-
-    def _settle(
-        self,
-        outer: Future[Any],
-        call: _Call,
-        attempt: int,
-        pool: ProcessPoolExecutor,
-        job: str,
-        inner: Future[Any],
-    ) -> None:
-        if inner.cancelled():
-            outer.set_exception(CancelledError())
-            return
-        exc = inner.exception()
-        if exc is None:
-            outer.set_result(inner.result())
-            return
-        if not isinstance(exc, BrokenProcessPool):
-            outer.set_exception(_tame(exc))
-            return
-        started = self._started(job)
-        self._replace(pool)
-        if started:  # running when a worker died: the culprit, or a bystander killed with it
-            self._run_alone(outer, call)
-        elif attempt >= MAX_ATTEMPTS:
-            outer.set_exception(errors.ParseError(_DIED))
-        else:
-            self._send(outer, call, attempt + 1)
-
-    def _started(self, job: str) -> bool:
-        try:
-            os.unlink(os.path.join(self._markers, job))
-        except OSError:
-            return False
-        return True
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._pool is not broken or self._closed:
-                return
-            self._pool = _forkserver_pool(self._workers)
-            self.replaced += 1
-        log.warning("a parse worker died (see the parse errors); started fresh workers")
-        with contextlib.suppress(Exception):
-            broken.shutdown(wait=False, cancel_futures=True)
-
-    def _run_alone(self, outer: Future[Any], call: _Call) -> None:
-        with self._lock:
-            if self._closed:
-                outer.set_exception(RuntimeError("cannot schedule new futures after shutdown"))
-                return
-            solo = _forkserver_pool(1)
-            self._solo.add(solo)
-        job = str(next(self._ids))
-
-        def done(inner: Future[Any]) -> None:
-            with self._lock:
-                self._solo.discard(solo)
-            self._started(job)
-            with contextlib.suppress(Exception):
-                solo.shutdown(wait=False)
-            if inner.cancelled():
-                outer.set_exception(CancelledError())
-                return
-            exc = inner.exception()
-            if isinstance(exc, BrokenProcessPool):
-                outer.set_exception(errors.ParseError(_DIED))
-            elif exc is not None:
-                outer.set_exception(_tame(exc))
-            else:
-                outer.set_result(inner.result())
-
-        try:
-            inner = solo.submit(_run_job, self._markers, job, self.limits, call)
-        except Exception as e:  # could not start a worker at all
-            with self._lock:
-                self._solo.discard(solo)
-            outer.set_exception(e)
-            return
-        inner.add_done_callback(done)
-
-
-def _tame(exc: BaseException) -> BaseException:
-    """A worker's BaseException (a budget signal that fired at the last moment) as an error."""
-    if isinstance(exc, Exception):
-        return exc
-    return errors.ParseError(f"parsing stopped: {type(exc).__name__} in the worker")
-
-
-_DIED = (
-    "parsing stopped: the worker process reading this document was killed (it ran past "
-    "twice its CPU budget inside a library, or crashed); see settings: parse_cpu"
-)
-
-
-# -- inside a worker ------------------------------------------------------------------
-
-
-class _OverBudget(BaseException):
-    """Raised by the CPU timer's signal handler; a BaseException so no `except Exception`
-    in a library swallows it."""
-
-
-_in_worker = False
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _run_job(markers: str, job: str, limits: ParseLimits, call: _Call) -> Any:
-    """Run one `ParsePool` job in a worker: marker file, budgets, the call."""
-    _become_worker()
-    marker = os.path.join(markers, job)
-    with contextlib.suppress(OSError):
-        open(marker, "x").close()
-    try:
-        with _budget(limits):
-            return call.fn(*call.args, **call.kwargs)
-    except _OverBudget:
-        raise errors.ParseError(
-            f"stopped after {limits.cpu_seconds:g}s of CPU (settings: parse_cpu)"
-        ) from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(marker)
-
-
-def _become_worker() -> None:
-    """Set a worker process up (the pools' initializer; again, harmlessly, per job)."""
-    global _in_worker
-    if _in_worker:
-        return
-    _in_worker = True
-    signal.signal(signal.SIGPROF, _on_cpu_timer)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a worker the kernel kills: no core
-    if sys.platform.startswith("linux"):
-        # Die with the parent: a run killed with SIGKILL must not leave idle workers behind
-        # (a fork worker holds its own copy of the job queue's pipe and would wait forever).
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _on_cpu_timer(signum: int, frame: object) -> None:
-    raise _OverBudget
-
-
-@contextlib.contextmanager
-def _budget(limits: ParseLimits) -> Any:
-    """Within a `ParsePool` worker: CPU and memory budgets for the duration of the block."""
-    if not _in_worker or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    cpu_before = resource.getrlimit(resource.RLIMIT_CPU)
-    as_before = resource.getrlimit(resource.RLIMIT_AS)
-    try:
-        used = _cpu_used()
-        signal.setitimer(signal.ITIMER_PROF, limits.cpu_seconds)
-        _lower(resource.RLIMIT_CPU, int(used + 2 * limits.cpu_seconds) + KERNEL_GRACE)
-        vm = _address_space()
-        if vm is not None and limits.memory_bytes > 0:
-            _lower(resource.RLIMIT_AS, vm + limits.memory_bytes)
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_CPU, cpu_before)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, as_before)
-
-
-def _lower(which: int, soft: int) -> None:
-    """Set a soft limit (never above the hard one); ignored where the OS refuses."""
-    hard = resource.getrlimit(which)[1]
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(which, (soft, hard))
-
-
-def _cpu_used() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _address_space() -> int | None:
-    """This process's virtual memory size in bytes (Linux), else None."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            pages = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    return ParsePool(forkserver_executor(count), count)

@@ -23,8 +23,11 @@ imported only when a file uses a cron schedule or a page source.
 This module is the public API: `Config`, `load_config`, `parse_config`, and
 `parse_duration` and `parse_size` from `values`.  The work is done by
 `yaml_nodes` (YAML text to nodes with lines; syntax errors), `values` (one
-value: durations, sizes, URLs, cron, selectors, ...), `fields` (a mapping's
-fields, merge keys, recording problems) and `validate` (the whole file).
+value: durations, sizes, URLs, kinds, ...), `notations` (one value in another
+tool's notation: cron strings, CSS selectors, date formats, networks),
+`fields` (a mapping's fields, merge keys, recording problems),
+`source_fields` (each source of `sources:`) and `validate` (the whole file:
+top level, `defaults:`, `settings:`).
 Names shared between those modules keep their leading underscore: they are
 private to this package.
 """

@@ -30,7 +30,7 @@ def _fail(path: str, line: int, message: str) -> NoReturn:
 
 
 class _FieldChecker:
-    """Collects `problems`; `validate._Checker` builds on it, field by field."""
+    """Collects `problems`; `source_fields._SourceChecker` and `validate._Checker` build on it."""
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -3,10 +3,11 @@
 This module's one job is the rules for single values: `parse_duration` and
 `parse_size` (public), and the converters the checker runs, each taking
 (value node, field name) to a value or raising `_Bad`: text, keys, sections,
-URLs, kinds, true/false, intervals, sizes, whole numbers in a range, cron
-strings, query parameter names and `select:` CSS selectors.  It does not walk
-mappings, know which field goes where, or collect problems.  apscheduler and
-soupsieve are imported only when a cron string or a selector is first checked.
+URLs, kinds, true/false, fractions, intervals, sizes, whole numbers in a
+range, curated items' dates and query parameter names.  Values written in
+another tool's notation (cron strings, CSS selectors, date formats, CIDR
+networks) are checked by `notations`.  It does not walk mappings, know which
+field goes where, or collect problems.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ __all__ = [
     "_DURATION_UNITS",
     "_Bad",
     "_count",
-    "_cron",
-    "_date_format",
     "_did_you_mean",
     "_flag",
     "_fraction",
@@ -38,10 +37,8 @@ __all__ = [
     "_item_date",
     "_key",
     "_kind",
-    "_network",
     "_param",
     "_section",
-    "_selector",
     "_size",
     "_text",
     "_url",
@@ -53,7 +50,6 @@ _KINDS: Final = ("feed", "page", "curated")
 
 _KEY_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SECTION_RE: Final = re.compile(r"[a-z0-9-]+")
-_ATTR_RE: Final = re.compile(r"[A-Za-z_:][-\w:.]*")
 _PARAM_RE: Final = re.compile(r"[^\s&=#?]+")
 _LABEL: Final = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _PLAIN_URL_RE: Final = re.compile(
@@ -204,20 +200,6 @@ def _fraction(node: Node, name: str) -> float:
     return value
 
 
-def _date_format(node: Node, name: str) -> str:
-    """A strptime format that names at least a day, month or year directive."""
-    value = _text(node, name)
-    if not re.search(r"%[dbBmyYjaAxc]", value):
-        raise _Bad(f"{name} {value!r} has no date directive (e.g. '%d/%m/%Y' or '%B %d, %Y')", node)
-    from datetime import datetime
-
-    try:
-        datetime(2026, 3, 12).strftime(value)
-    except ValueError as e:
-        raise _Bad(f"{name} {value!r} is not a valid date format: {e}", node) from None
-    return value
-
-
 def _key(node: Node, name: str) -> str:
     value = _text(node, name)
     if not _KEY_RE.fullmatch(value):
@@ -339,74 +321,6 @@ def _count(low: int, high: int) -> Callable[[Node, str], int]:
     return convert
 
 
-def _cron(node: Node, name: str) -> str:
-    value = " ".join(_text(node, name).split())
-    error = _cron_error(value)
-    if error is not None:
-        raise _Bad(
-            f"cron {value!r} is not a valid schedule ({error}); use 5 fields: "
-            'minute hour day-of-month month day-of-week, e.g. "0 7 * * 1-5"',
-            node,
-        )
-    return value
-
-
-@lru_cache(maxsize=256)
-def _cron_error(value: str) -> str | None:
-    from ingest.policy import cron_trigger  # crontab weekdays (0 or 7 = Sunday), as polled
-
-    try:
-        cron_trigger(value)
-    except ValueError as e:
-        return str(e)
-    return None
-
-
-def _network(value: str, node: Node, name: str) -> None:
-    """A CIDR network for the network guard (`127.0.0.0/8`, `::1/128`)."""
-    from ingest.netguard import parse_network
-
-    try:
-        parse_network(value)
-    except ValueError as e:
-        raise _Bad(f"{name}: {e}", node) from None
-
-
 def _param(value: str, node: Node, name: str) -> None:
     if not _PARAM_RE.fullmatch(value):
         raise _Bad(f"{name}: {value!r} is not a query parameter name (e.g. utm_source)", node)
-
-
-def _selector(node: Node, name: str) -> str:
-    value = _text(node, f"select.{name}")
-    css, attr = value, None
-    at = value.rfind("@")
-    if at >= 0 and _ATTR_RE.fullmatch(value[at + 1 :]):
-        css, attr = value[:at].strip(), value[at + 1 :]
-    elif at >= 0 and "[" not in value:
-        raise _Bad(f"select.{name}: after '@' comes an attribute name, e.g. a@href", node)
-    if attr is not None and name == "item":
-        raise _Bad(
-            "select.item picks the repeating element, it cannot read an attribute "
-            f"(remove '@{attr}')",
-            node,
-        )
-    if not css:
-        raise _Bad(f"select.{name}: put a CSS selector before '@{attr}', e.g. a@{attr}", node)
-    error = _css_error(css)
-    if error is not None:
-        raise _Bad(f"select.{name}: {css!r} is not a valid CSS selector ({error})", node)
-    return value
-
-
-@lru_cache(maxsize=1024)
-def _css_error(css: str) -> str | None:
-    try:
-        import soupsieve
-    except ImportError:  # pragma: no cover - soupsieve comes with beautifulsoup4
-        return None
-    try:
-        soupsieve.compile(css)
-    except soupsieve.SelectorSyntaxError as e:
-        return str(e).splitlines()[0]
-    return None

@@ -14,14 +14,14 @@ video whose `media_url` is its embeddable player, https://www.youtube.com/embed/
 JSON Feed attachments are read the same way.
 
 Safety: a DOCTYPE's internal subset (where ENTITY declarations live) is cut out
-of the bytes before feedparser sees them, so no entity is ever expanded (no
-"billion laughs") and no external entity is ever read (no XXE); feedparser's
-SAX parser is also set not to load external entities.
+of the bytes before feedparser sees them (`ingest.parse.doctype`), so no
+entity is ever expanded (no "billion laughs") and no external entity is ever
+read (no XXE); feedparser's SAX parser is also set not to load external
+entities.
 """
 
 from __future__ import annotations
 
-import codecs
 import html
 import io
 import json
@@ -34,35 +34,11 @@ import feedparser
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
+from ingest.parse.doctype import strip_internal_subset
 
 __all__ = ["parse_duration", "parse_feed"]
 
-# Before the root element: where a DOCTYPE may sit.
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
-_DOCTYPE_START = re.compile(rb"\s*(<!DOCTYPE\b)", re.IGNORECASE)
-_DOCTYPE_ANYWHERE = re.compile(rb"(<!DOCTYPE\b)", re.IGNORECASE)
-# What may come before a DOCTYPE: whitespace, the XML declaration, PIs, comments.
-_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
-# <!DOCTYPE name externalID? [internal subset]? >, quoted strings honoured.
-_DOCTYPE = re.compile(
-    rb"""<!DOCTYPE\b((?:"[^"]*"|'[^']*'|[^"'\[>])*)"""
-    rb"""(\[(?:"[^"]*"|'[^']*'|[^"'\]])*\])?\s*>""",
-    re.IGNORECASE,
-)
-_SUBSET_END = re.compile(rb"\]\s*>")
-
-# Encodings that are not ASCII-compatible, sniffed as XML 1.0 appendix F does.
-# (first bytes, codec, whether those bytes are a byte-order mark)
-_WIDE_ENCODINGS = (
-    (codecs.BOM_UTF32_BE, "utf-32-be", True),
-    (codecs.BOM_UTF32_LE, "utf-32-le", True),
-    (codecs.BOM_UTF16_BE, "utf-16-be", True),
-    (codecs.BOM_UTF16_LE, "utf-16-le", True),
-    (b"\x00\x00\x00<", "utf-32-be", False),
-    (b"<\x00\x00\x00", "utf-32-le", False),
-    (b"\x00<\x00?", "utf-16-be", False),
-    (b"<\x00?\x00", "utf-16-le", False),
-)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")  # the root element's start
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 _JSON_FEED_VERSION = "https://jsonfeed.org/version/"
@@ -88,7 +64,7 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tup
     head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith((b"{", b"[")):
         return _parse_json_feed(content, url)
-    data = _strip_internal_subset(content)
+    data = strip_internal_subset(content)
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
     try:
         result = feedparser.parse(
@@ -107,55 +83,6 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tup
     # Plain dicts: FeedParserDict's lookups alias keys (a missing `updated_parsed` answers
     # with `published_parsed`, with a DeprecationWarning); we want what the entry has.
     return tuple(_raw_entry(dict(e), url) for e in entries)
-
-
-def _strip_internal_subset(data: bytes) -> bytes:
-    """`data` with the DOCTYPE's internal subset removed (the rest of it kept).
-
-    The external identifier stays so feedparser still recognises Netscape RSS
-    0.91; it never fetches it.  Wide encodings (UTF-16/32) are decoded, cut and
-    re-encoded; a document that cannot be decoded is returned as is (feedparser
-    will not read it as a feed either).
-    """
-    for marker, encoding, is_bom in _WIDE_ENCODINGS:
-        if data.startswith(marker):
-            bom = marker if is_bom else b""
-            try:
-                text = data[len(bom) :].decode(encoding)
-            except UnicodeDecodeError:
-                return data
-            utf8 = text.encode("utf-8")
-            cut = _strip_internal_subset_ascii(utf8)
-            return data if cut is utf8 else bom + cut.decode("utf-8").encode(encoding)
-    return _strip_internal_subset_ascii(data)
-
-
-def _strip_internal_subset_ascii(data: bytes) -> bytes:
-    at = _doctype_position(data)
-    if at < 0:
-        return data
-    m = _DOCTYPE.match(data, at)
-    if m is not None:
-        if m.group(2) is None:  # no internal subset: nothing to expand
-            return data
-        return data[:at] + b"<!DOCTYPE" + m.group(1).rstrip() + b">" + data[m.end() :]
-    # Malformed: drop everything from the DOCTYPE to the end of what looks like its subset.
-    end = _SUBSET_END.search(data, at)
-    stop = end.end() if end is not None else data.find(b">", at) + 1 or len(data)
-    return data[:at] + data[stop:]
-
-
-def _doctype_position(data: bytes) -> int:
-    """Where the DOCTYPE starts, or -1: after the XML declaration, comments and PIs."""
-    pos = 3 if data.startswith(codecs.BOM_UTF8) else 0
-    while (item := _PROLOG_ITEM.match(data, pos)) is not None and item.end() > pos:
-        pos = item.end()
-    if (here := _DOCTYPE_START.match(data, pos)) is not None:
-        return here.start(1)
-    # Junk in the prolog: no XML parser accepts it, but look before the first element anyway.
-    first = _FIRST_ELEMENT.search(data)
-    later = _DOCTYPE_ANYWHERE.search(data, 0, first.start() if first else len(data))
-    return later.start(1) if later is not None else -1
 
 
 def _describe(data: bytes) -> str:
