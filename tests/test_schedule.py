@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -666,3 +667,31 @@ def test_scheduler_process_on_postgresql(
             time.sleep(2.5)
             assert {k: feed_server.count(f"/{k}.xml") for k in before} == before
             assert proc.terminate() == 0, proc.output
+
+
+def test_a_restarted_scheduler_takes_over_the_leases_of_a_dead_process(
+    feed_server: FeedServer, tmp_path: Path, sqlite_url: str
+) -> None:
+    """A scheduler killed mid-poll cannot free its leases; the next start on this host does."""
+    import socket
+
+    feed_server.put("/a.xml", rss("a"), cache_control=None)
+    sources = tmp_path / "sources.yaml"
+    write(sources, sources_text([entry("a", feed_server.url("/a.xml"))]))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    owner = f"scheduler@{socket.gethostname()}:{dead}:abcdef"
+    with Store.open(sqlite_url) as store:
+        store.sync_sources(load_config(str(sources)).sources, datetime.now(UTC))
+        assert store.acquire_leases(["a"], owner, datetime.now(UTC), 3600) == {"a"}
+    assert once(sources, sqlite_url) == 0
+    assert feed_server.count("/a.xml") == 1  # polled now, not an hour later
+    with Store.open(sqlite_url) as store:
+        row = status(store)["a"]
+        assert row["lease_owner"] is None
+        # once the source is due again, a live process's lease is still respected
+        time.sleep(max(0.0, (row["next_due_at"] - datetime.now(UTC)).total_seconds()) + 0.3)
+        live = f"scheduler@{socket.gethostname()}:{os.getppid()}:abcdef"
+        assert store.acquire_leases(["a"], live, datetime.now(UTC), 3600) == {"a"}
+    assert once(sources, sqlite_url) == 0
+    assert feed_server.count("/a.xml") == 1

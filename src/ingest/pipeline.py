@@ -130,7 +130,7 @@ class Pipeline:
         ttl = max((lease_ttl(s) for s in sources), default=0.0)
         keys = [s.key for s in sources]
         leased = await self.recorder.call(self.store.acquire_leases, keys, self.owner, now, ttl)
-        if len(leased) < len(keys) and await self._free_dead_leases(set(keys) - leased):
+        if len(leased) < len(keys) and await self.free_dead_leases(set(keys) - leased):
             leased |= await self.recorder.call(
                 self.store.acquire_leases, keys, self.owner, now, ttl
             )
@@ -146,7 +146,7 @@ class Pipeline:
         )
         return list(reports)
 
-    async def _free_dead_leases(self, keys: set[str]) -> bool:
+    async def free_dead_leases(self, keys: set[str]) -> bool:
         """Release leases held by processes of this host that no longer exist.
 
         A run killed with SIGKILL cannot give its leases back; they would

@@ -120,6 +120,8 @@ class Service:
         ):  # fmt: skip
             self._pipeline = pipeline
             await self._db(self.store.sync_sources, self.config.sources, self.clock())
+            # a scheduler or run killed on this host cannot give its leases back
+            await pipeline.free_dead_leases({s.key for s in self.config.sources})
             if self.once:
                 await self.tick()
                 await self._drain(None)  # every poll is bounded by its own deadline

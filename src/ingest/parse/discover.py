@@ -17,7 +17,8 @@ Feed") go last.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+
+from ingest.urls import absolute_http_url
 
 __all__ = ["FEED_TYPES", "find_feed_links", "looks_like_html"]
 
@@ -97,11 +98,4 @@ def _absolute(href: str, base: str) -> str | None:
     href = href.strip().translate(_URL_WHITESPACE)
     if not href or href.startswith("#"):
         return None
-    try:
-        absolute = urljoin(base, href)
-        parts = urlsplit(absolute)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return absolute
+    return absolute_http_url(href, base)
