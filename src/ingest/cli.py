@@ -1,6 +1,7 @@
 """The `ingest` command: arguments in, printing out, exit codes.
 
-Subcommands: check, run, try, latest, status, schedule, health, serve, export.
+Subcommands: check, run, try, latest, status, schedule, health, serve, export
+(and dispatch, worker: cli_distributed.py).
 Each takes `--sources FILE` and `--db URL`.  This module parses arguments,
 calls config, pipeline, trial and store, and prints what they return (the
 tables and JSON of latest, status and try are laid out in cli_format.py); it
@@ -104,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", parents=[common, web], help="write the site as files")
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
     export.add_argument("--limit", type=int, default=100, help="stories per JSON file (100)")
+    from ingest import cli_distributed
+
+    cli_distributed.add_parsers(sub, common, _seconds)
     return p
 
 
@@ -120,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ingest import logs
 
-    base = logging.INFO if args.command == "schedule" else logging.WARNING
+    base = logging.INFO if args.command in ("schedule", "dispatch", "worker") else logging.WARNING
     logs.setup(
         base - 10 * min(args.verbose, 2),
         getattr(args, "log_format", "text"),
@@ -130,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "check": _check, "run": _run, "try": _try, "latest": _latest, "status": _status,
         "schedule": _schedule, "health": _health, "serve": _serve, "export": _export,
+        "dispatch": _distributed, "worker": _distributed,
     }  # fmt: skip
     try:
         code: int = handler[args.command](args)
@@ -267,6 +272,13 @@ def _schedule(args: argparse.Namespace) -> int:
         return asyncio.run(service.run())
 
 
+def _distributed(args: argparse.Namespace) -> int:
+    from ingest import cli_distributed
+
+    code: int = getattr(cli_distributed, args.command)(args)
+    return code
+
+
 def _health(args: argparse.Namespace) -> int:
     from datetime import UTC
 
@@ -373,10 +385,13 @@ def _status(args: argparse.Namespace) -> int:
 
     with _open_store(args) as store:
         rows = store.status()
+        jobs = store.queue_counts()  # distributed mode (PostgreSQL with procrastinate's table)
     if args.format == "json":
         print(cli_format.status_json(rows))
     else:
         cli_format.print_status(rows)
+        if jobs is not None:
+            print("queue: " + ", ".join(f"{n} {k}" for k, n in jobs.items()))
     return EXIT_OK
 
 

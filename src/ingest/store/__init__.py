@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
-from ingest.model import FetchState, Item, Plan, PollRecord, Source, SourceReport
-from ingest.store import db, reads, service, writes
+from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source, SourceReport
+from ingest.store import configs, db, reads, service, writes
 
 __all__ = ["Store"]
 
@@ -72,9 +72,16 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
-    def sync_sources(self, configured: Sequence[Source], now: datetime) -> int:
-        """Make the `sources` table match the configuration (nothing is deleted)."""
+    def sync_sources(
+        self, configured: Sequence[Source], now: datetime, settings: Settings | None = None
+    ) -> int:
+        """Make the `sources` table match the configuration (nothing is deleted).
+
+        With `settings`, they are stored too, for `ingest worker` (`settings()`).
+        """
         with self._write() as conn:
+            if settings is not None:
+                service.write_settings(conn, configs.settings_json(settings), now)
             return writes.sync_sources(conn, configured, now)
 
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
@@ -147,9 +154,25 @@ class Store:
             out[s.key] = state
         return out
 
-    def due(self, keys: Sequence[str], now: datetime, limit: int) -> list[str]:
-        """Of `keys`, the sources due at `now` and not leased, most overdue first."""
-        return self._read(lambda c: service.due_keys(c, keys, now, limit))
+    def due(
+        self, keys: Sequence[str], now: datetime, limit: int, owner: str | None = None
+    ) -> list[str]:
+        """Of `keys`, those due at `now` and not leased (but by `owner`), most overdue first."""
+        return self._read(lambda c: service.due_keys(c, keys, now, limit, owner))
+
+    def source(self, key: str) -> Source | None:
+        """The source as last synced (its `config` JSON), for workers without sources.yaml."""
+        text = self._read(lambda c: service.source_config(c, key))
+        return None if text is None else configs.source_from_json(text)
+
+    def settings(self) -> Settings | None:
+        """The `settings:` block last synced with `sync_sources(..., settings)`, if any."""
+        text = self._read(service.stored_settings)
+        return None if text is None else configs.settings_from_json(text)
+
+    def queue_counts(self) -> dict[str, int] | None:
+        """procrastinate's jobs by status (todo, doing, failed, ...) when its table exists."""
+        return self._read(service.queue_counts)
 
     def service(self, name: str) -> dict[str, Any] | None:
         return self._read(lambda c: service.service_row(c, name))

@@ -36,12 +36,13 @@ __all__ = [
     "items",
     "metadata",
     "services",
+    "settings",
     "sources",
 ]
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -114,6 +115,8 @@ sources = Table(
     Column("lease_until", UTCDateTime),
     # discovery (0003): the feed an HTML page at `url` named; polls ask for it directly
     Column("discovered_url", Text),
+    # distributed polling (0004): the validated Source as JSON, for `ingest worker`
+    Column("config", Text),
     Index("ix_sources_next_due", "next_due_at"),
 )
 
@@ -184,4 +187,13 @@ services = Table(
     Column("config_path", Text),
     Column("config_error", Text),  # the last sources.yaml edit that was refused, if any
     Column("stopped_at", UTCDateTime),
+)
+
+# distributed polling (0004): the `settings:` block as JSON (name "settings"), for `ingest worker`
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

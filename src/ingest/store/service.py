@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.engine import Connection
 
-from ingest.store.schema import fetches, items, services, sources
+from ingest.store.schema import fetches, items, services, settings, sources
 
 __all__ = [
     "acquire_leases",
@@ -26,17 +26,26 @@ __all__ = [
     "heartbeat",
     "prune_fetches",
     "prune_items",
+    "queue_counts",
     "release_leases",
     "service_row",
+    "source_config",
+    "stored_settings",
+    "write_settings",
 ]
 
-
-def _lease_free(now: datetime) -> Any:
-    return or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+SETTINGS_ROW = "settings"
 
 
-def due_keys(conn: Connection, keys: Sequence[str], now: datetime, limit: int) -> list[str]:
-    """Of `keys`, those due at `now` and free to poll, most overdue first."""
+def _lease_free(now: datetime, owner: str | None = None) -> Any:
+    free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+    return free if owner is None else or_(free, sources.c.lease_owner == owner)
+
+
+def due_keys(
+    conn: Connection, keys: Sequence[str], now: datetime, limit: int, owner: str | None = None
+) -> list[str]:
+    """Of `keys`, those due at `now` and free to poll (or leased by `owner`), most overdue first."""
     wanted = set(keys)
     rows = conn.execute(
         select(sources.c.key)
@@ -46,7 +55,7 @@ def due_keys(conn: Connection, keys: Sequence[str], now: datetime, limit: int) -
             sources.c.disabled_reason.is_(None),
             or_(sources.c.next_due_at.is_(None), sources.c.next_due_at <= now),
             or_(sources.c.retry_after_until.is_(None), sources.c.retry_after_until <= now),
-            _lease_free(now),
+            _lease_free(now, owner),
         )
         .order_by(sources.c.next_due_at.is_not(None), sources.c.next_due_at, sources.c.key)
     )
@@ -141,3 +150,39 @@ def prune_fetches(conn: Connection, cutoff: datetime, batch: int) -> int:
         return 0
     conn.execute(delete(fetches).where(fetches.c.id.in_(chosen)))
     return len(chosen)
+
+
+def source_config(conn: Connection, key: str) -> str | None:
+    """The source's validated settings as JSON (store/configs.py), if it was synced with them."""
+    row = conn.execute(select(sources.c.config).where(sources.c.key == key)).first()
+    return None if row is None else row[0]
+
+
+def write_settings(conn: Connection, value: str, now: datetime) -> None:
+    """Keep the `settings:` block (JSON) where workers read it; unchanged text is not written."""
+    old = conn.execute(select(settings.c.value).where(settings.c.name == SETTINGS_ROW)).first()
+    if old is None:
+        conn.execute(settings.insert().values(name=SETTINGS_ROW, value=value, updated_at=now))
+    elif old[0] != value:
+        conn.execute(
+            update(settings)
+            .where(settings.c.name == SETTINGS_ROW)
+            .values(value=value, updated_at=now)
+        )
+
+
+def stored_settings(conn: Connection) -> str | None:
+    row = conn.execute(select(settings.c.value).where(settings.c.name == SETTINGS_ROW)).first()
+    return None if row is None else str(row[0])
+
+
+def queue_counts(conn: Connection) -> dict[str, int] | None:
+    """procrastinate's jobs by status (PostgreSQL with its schema applied), else None."""
+    if conn.dialect.name != "postgresql":
+        return None
+    if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+        return None
+    rows = conn.execute(text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1"))
+    counts = {"todo": 0, "doing": 0, "failed": 0}
+    counts.update({str(r[0]): int(r[1]) for r in rows})
+    return counts

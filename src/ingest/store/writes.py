@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
+from ingest.store.configs import source_json
 from ingest.store.schema import fetches, item_sources, items, sources
 
 __all__ = ["record_polls", "save_items", "sync_sources"]
@@ -42,19 +43,24 @@ def _chunks(values: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
         yield values[i : i + n]
 
 
-_SYNCED = ("key", "name", "url", "kind", "section", "enabled", "in_config", "every_seconds", "cron")
+_SYNCED = (
+    "key", "name", "url", "kind", "section", "enabled", "in_config", "every_seconds", "cron",
+    "config",
+)  # fmt: skip
 
 
 def _synced(s: Source) -> tuple[Any, ...]:
     every = None if s.cron else s.every
-    return (s.key, s.name, s.url, s.kind, s.section, s.enabled, True, every, s.cron)
+    return (s.key, s.name, s.url, s.kind, s.section, s.enabled, True, every, s.cron, source_json(s))
 
 
 def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) -> int:
     """Make the `sources` rows match the configuration; returns rows written.
 
     Sources no longer in the file keep their row (their stories stay) with
-    `in_config` false.  Unchanged rows are not written.  A source whose URL
+    `in_config` false.  Each row's `config` holds the whole validated Source
+    as JSON (store/configs.py), which is what `ingest worker` polls from.
+    Unchanged rows are not written.  A source whose URL
     an editor changed starts afresh: a `410 Gone` that disabled it, a
     recorded permanent move and a discovered feed are cleared.
     """

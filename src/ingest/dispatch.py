@@ -1,0 +1,167 @@
+"""`ingest dispatch`: sources.yaml into the database, and a queued poll job per due source.
+
+A `Dispatcher` reconciles the editors' file into the database (each
+source's validated settings and the `settings:` block, which is all that
+`ingest worker` reads), then every `interval` seconds defers one
+procrastinate job `ingest.poll_source(key)` for each source that is due and
+not leased, with `lock` and `queueing_lock` on the key: at most one job per
+source waits and at most one runs.  It also hands the jobs of workers that
+stopped heartbeating back to the queue, reloads sources.yaml when it
+changes (keeping the last good file, as the scheduler does) and prunes
+hourly.  Any number may run against one database: deferring is idempotent.
+It does not fetch, parse or store stories (poll_worker.py does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest import errors, queue
+from ingest.config import Config, load_config
+
+if TYPE_CHECKING:
+    import procrastinate
+
+    from ingest.store import Store
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("ingest.dispatch")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    """One dispatcher over one sources file and one PostgreSQL database."""
+
+    def __init__(
+        self,
+        sources_path: str,
+        store: Store,
+        url: str,
+        *,
+        interval: float = 1.0,
+        stalled_after: float = 30.0,
+        prune_every: float = 3600.0,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.path = sources_path
+        self.store = store
+        self.url = url
+        self.interval = interval
+        self.stalled_after = stalled_after
+        self.prune_every = prune_every
+        self.clock = clock
+        self.config: Config = load_config(sources_path)  # invalid at start: ConfigError
+        self._stamp = self._file_stamp()
+        self._stop = asyncio.Event()
+        self._last_prune: float | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, once: bool = False) -> int:
+        """Dispatch until SIGTERM/SIGINT (or one pass with `once`); returns the exit code."""
+        await asyncio.to_thread(queue.ensure_schema, self.url)
+        await self._db(self.store.sync_sources, self.config.sources, self.clock(),
+                       self.config.settings)  # fmt: skip
+        app = queue.make_app(self.url)
+        loop = asyncio.get_running_loop()
+        main = threading.current_thread() is threading.main_thread()
+        signals = (signal.SIGTERM, signal.SIGINT) if main and not once else ()
+        for sig in signals:
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            async with app.open_async():
+                log.info(
+                    "dispatcher started: %d sources (%d enabled) from %s, database %s",
+                    len(self.config.sources), len(self.config.enabled()), self.path,
+                    self.store.url,
+                )  # fmt: skip
+                while True:
+                    try:
+                        await self.tick(app)
+                    except Exception:
+                        if once:
+                            raise
+                        log.exception("dispatch pass failed; trying again")
+                    if once:
+                        break
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), self.interval)
+                        break
+                    except TimeoutError:
+                        pass
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+        log.info("dispatcher stopped")
+        return 0
+
+    async def tick(self, app: procrastinate.App) -> int:
+        """One pass: reload, recover stalled jobs, defer the due sources; returns jobs queued."""
+        await self.reload()
+        await queue.retry_stalled(app, self.stalled_after, self._free_lease)
+        keys = [s.key for s in self.config.enabled()]
+        due = await self._db(self.store.due, keys, self.clock(), len(keys))
+        queued = 0
+        for key in due:
+            queued += await queue.defer_poll(app, key)
+        if queued:
+            log.info("queued %d polls (%d due)", queued, len(due))
+        await self.prune()
+        return queued
+
+    async def _free_lease(self, key: str, owner: str) -> None:
+        await self._db(self.store.release_leases, [key], owner)
+
+    async def reload(self) -> None:
+        """Pick up an edited sources.yaml; an invalid edit keeps the last good one."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            config = load_config(self.path)
+        except errors.ConfigError as e:
+            log.error("%s is invalid; still dispatching the last good configuration:\n%s",
+                      self.path, e)  # fmt: skip
+            return
+        self.config = config
+        await self._db(self.store.sync_sources, config.sources, self.clock(), config.settings)
+        log.info("reloaded %s: %d sources", self.path, len(config.sources))
+
+    async def prune(self) -> None:
+        """Every `prune_every` seconds, delete expired stories and poll history in batches."""
+        now = asyncio.get_running_loop().time()
+        if self._last_prune is not None and now - self._last_prune < self.prune_every:
+            return
+        self._last_prune = now
+        s = self.config.settings
+        while not self._stop.is_set():
+            done = await self._db(
+                lambda: self.store.prune_batch(
+                    self.clock(), retention=s.retention, history=s.history, batch=500
+                )
+            )
+            if not done:
+                break
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = Path(self.path).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
