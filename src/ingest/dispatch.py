@@ -20,11 +20,11 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest import errors, queue
-from ingest.config import Config, load_config
+from ingest import queue
+from ingest.config import Config
+from ingest.config.watch import ConfigWatcher
 
 if TYPE_CHECKING:
     import procrastinate
@@ -61,8 +61,8 @@ class Dispatcher:
         self.stalled_after = stalled_after
         self.prune_every = prune_every
         self.clock = clock
-        self.config: Config = load_config(sources_path)  # invalid at start: ConfigError
-        self._stamp = self._file_stamp()
+        self.watch = ConfigWatcher(sources_path)  # invalid at start: ConfigError
+        self.config: Config = self.watch.config
         self._stop = asyncio.Event()
         self._last_prune: float | None = None
 
@@ -126,17 +126,14 @@ class Dispatcher:
 
     async def reload(self) -> None:
         """Pick up an edited sources.yaml; an invalid edit keeps the last good one."""
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
+        result = self.watch.check()
+        if result is None:
             return
-        self._stamp = stamp
-        try:
-            config = load_config(self.path)
-        except errors.ConfigError as e:
+        if result.error is not None:
             log.error("%s is invalid; still dispatching the last good configuration:\n%s",
-                      self.path, e)  # fmt: skip
+                      self.path, result.error)  # fmt: skip
             return
-        self.config = config
+        config = self.config = result.config
         await self._db(self.store.sync_sources, config.sources, self.clock(), config.settings)
         log.info("reloaded %s: %d sources", self.path, len(config.sources))
 
@@ -158,10 +155,3 @@ class Dispatcher:
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = Path(self.path).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)

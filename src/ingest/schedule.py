@@ -23,11 +23,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest import errors
-from ingest.config import Config, load_config
+from ingest.config import Config
+from ingest.config.watch import ConfigWatcher
 from ingest.model import FetchState, Source, SourceReport
 
 if TYPE_CHECKING:
@@ -77,8 +76,8 @@ class Service:
         self.transport = transport
         self.clock = clock
         self.once = once
-        self.config: Config = load_config(sources_path)  # invalid at start: ConfigError
-        self._stamp = self._file_stamp()
+        self.watch = ConfigWatcher(sources_path)  # invalid at start: ConfigError
+        self.config: Config = self.watch.config
         self.config_error: str | None = None
         self.inflight: dict[str, asyncio.Task[SourceReport]] = {}
         self.reports: list[SourceReport] = []
@@ -222,32 +221,26 @@ class Service:
 
     async def reload(self) -> None:
         """Pick up an edited sources.yaml; an invalid edit keeps the last good one."""
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
+        result = self.watch.check()
+        if result is None:
             return
-        self._stamp = stamp
-        try:
-            config = load_config(self.path)
-        except errors.ConfigError as e:
-            self.config_error = str(e)
+        if result.error is not None:
+            self.config_error = str(result.error)
             log.error(
                 "%s is invalid; still running the last good configuration (%d sources):\n%s",
-                self.path, len(self.config.sources), e,
+                self.path, len(self.config.sources), result.error,
             )  # fmt: skip
             await self._beat(force=True)
             return
-        before = {s.key: s for s in self.config.sources}
-        after = {s.key: s for s in config.sources}
-        added = sorted(after.keys() - before.keys())
-        removed = sorted(before.keys() - after.keys())
-        changed = sorted(k for k in after.keys() & before.keys() if after[k] != before[k])
-        self.config, self.config_error = config, None
+        config = self.config = result.config
+        self.config_error = None
         await self._db(self.store.sync_sources, config.sources, self.clock())
         assert self._pipeline is not None
         self._pipeline.apply_settings(config.settings)
         log.info(
             "reloaded %s: %d sources; added %s; removed %s; changed %s",
-            self.path, len(config.sources), added or "none", removed or "none", changed or "none",
+            self.path, len(config.sources), list(result.added) or "none",
+            list(result.removed) or "none", list(result.changed) or "none",
         )  # fmt: skip
         await self._beat(force=True)
 
@@ -284,13 +277,6 @@ class Service:
                 config_error=self.config_error, stopped=stopped,
             )
         )  # fmt: skip
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = Path(self.path).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
