@@ -16,70 +16,19 @@ ratios.  It measures; it asserts nothing (a benchmark, not a test).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from lab import free_port, measure, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float | str]:
-    """Run cmd; wall seconds, peak RSS of the largest process and of the whole tree."""
-    t0 = time.perf_counter()
-    proc = psutil.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT), text=True
-    )
-    peak_one = peak_tree = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak_one, peak_tree
-        while not done.is_set():
-            try:
-                procs = [proc, *proc.children(recursive=True)]
-                rss = []
-                for p in procs:
-                    with contextlib.suppress(psutil.Error):
-                        rss.append(p.memory_info().rss)
-                if rss:
-                    peak_one = max(peak_one, max(rss))
-                    peak_tree = max(peak_tree, sum(rss))
-            except psutil.Error:
-                pass
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    return {
-        "seconds": seconds,
-        "peak_mb": peak_one / 2**20,
-        "tree_mb": peak_tree / 2**20,
-        "rc": proc.returncode,
-        "stdout": out,
-        "stderr": err,
-    }
 
 
 def sqlite_count(path: Path, sql: str) -> int:
@@ -116,13 +65,6 @@ def main() -> None:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     expected = json.loads(gen.stdout)
-    server = subprocess.Popen(
-        [sys.executable, str(a.feedlab / "serve.py"), str(corpus), "--port", str(port),
-         "--hosts", str(a.hosts), "--delay-ms", str(a.delay_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert server.stdout is not None
-    server.stdout.readline()  # "feedlab serving ..."
     sources = corpus / "sources.yaml"
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
     results: dict[str, list[dict[str, float | str]]] = {
@@ -130,34 +72,35 @@ def main() -> None:
     }
     counts: dict[str, int] = {}
     try:
-        for i in range(a.repeat):
-            db = work / f"ingest-{i}.sqlite3"
-            cmd = [str(VENV_BIN / "ingest"), "run", "--sources", str(sources),
-                   "--db", f"sqlite:///{db}"]  # fmt: skip
-            for label in ("ingest cold", "ingest warm"):
-                r = measure(cmd, env)
-                if r["rc"] != 0:
-                    print(f"{label} exited {r['rc']}:\n{r['stderr']}", file=sys.stderr)
-                results[label].append(r)
-            counts["ingest stories"] = sqlite_count(db, "SELECT count(*) FROM items")
-            counts["ingest feed entries"] = sqlite_count(db, "SELECT count(*) FROM item_sources")
-            counts["ingest utm links"] = sqlite_count(
-                db, "SELECT count(*) FROM items WHERE url LIKE '%utm_%'"
-            )
-            if a.skip_reader:
-                continue
-            rdb = work / f"reader-{i}.sqlite"
-            rcmd = [sys.executable, str(a.feedlab / "peer_reader.py"), str(sources), str(rdb),
-                    "--workers", str(a.workers)]  # fmt: skip
-            for label in ("reader cold", "reader warm"):
-                r = measure(rcmd)
-                if r["rc"] != 0:
-                    print(f"{label} exited {r['rc']}:\n{r['stderr']}", file=sys.stderr)
-                results[label].append(r)
-                counts["reader entries"] = json.loads(str(r["stdout"]).strip())["entries"]
+        with serving(a.feedlab, corpus, port, a.hosts, a.delay_ms):
+            for i in range(a.repeat):
+                db = work / f"ingest-{i}.sqlite3"
+                cmd = [str(VENV_BIN / "ingest"), "run", "--sources", str(sources),
+                       "--db", f"sqlite:///{db}"]  # fmt: skip
+                for label in ("ingest cold", "ingest warm"):
+                    r = measure(cmd, env, ROOT)
+                    if r["rc"] != 0:
+                        print(f"{label} exited {r['rc']}:\n{r['stderr']}", file=sys.stderr)
+                    results[label].append(r)
+                counts["ingest stories"] = sqlite_count(db, "SELECT count(*) FROM items")
+                counts["ingest feed entries"] = sqlite_count(
+                    db, "SELECT count(*) FROM item_sources"
+                )
+                counts["ingest utm links"] = sqlite_count(
+                    db, "SELECT count(*) FROM items WHERE url LIKE '%utm_%'"
+                )
+                if a.skip_reader:
+                    continue
+                rdb = work / f"reader-{i}.sqlite"
+                rcmd = [sys.executable, str(a.feedlab / "peer_reader.py"), str(sources), str(rdb),
+                        "--workers", str(a.workers)]  # fmt: skip
+                for label in ("reader cold", "reader warm"):
+                    r = measure(rcmd, cwd=ROOT)
+                    if r["rc"] != 0:
+                        print(f"{label} exited {r['rc']}:\n{r['stderr']}", file=sys.stderr)
+                    results[label].append(r)
+                    counts["reader entries"] = json.loads(str(r["stdout"]).strip())["entries"]
     finally:
-        server.terminate()
-        server.wait()
         shutil.rmtree(work, ignore_errors=True)
 
     def med(label: str, key: str) -> float:

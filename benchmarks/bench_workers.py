@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from lab import free_port, serving
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,9 +121,7 @@ def main() -> int:
     p.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = p.parse_args()
     os.environ.setdefault("INGEST_ALLOW_NETWORKS", "127.0.0.0/8")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         corpus = tmp / "corpus"
@@ -133,15 +131,8 @@ def main() -> int:
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         expected = json.loads(out.stdout)
-        server = subprocess.Popen(
-            [sys.executable, str(FEEDLAB / "serve.py"), str(corpus), "--port", str(port),
-             "--hosts", "4", "--delay-ms", str(args.delay_ms)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        assert server.stdout is not None
-        server.stdout.readline()
         results = []
-        try:
+        with serving(FEEDLAB, corpus, port, hosts=4, delay_ms=args.delay_ms):
             for n in (int(x) for x in args.workers.split(",")):
                 r = one(args, n, str(corpus / "sources.yaml"), tmp)
                 ok = "ok" if r["items"] == expected["unique_articles"] else "WRONG COUNT"
@@ -149,9 +140,6 @@ def main() -> int:
                       f"({r['cold_feeds_per_s']} feeds/s), warm (all 304) {r['warm_s']:.2f} s, "
                       f"{r['items']} stories ({ok})", flush=True)  # fmt: skip
                 results.append(r)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     print(json.dumps({"feeds": args.feeds, "delay_ms": args.delay_ms, "cpus": os.cpu_count(),
                       "results": results}))  # fmt: skip
     return 0

@@ -23,29 +23,19 @@ Exit 0 when all hold, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from lab import free_port, measure, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 LIMIT_SECONDS = 60.0
 LIMIT_MB = 250.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def faults(huge_mib: int) -> dict[str, tuple[str, str]]:
@@ -64,35 +54,6 @@ def faults(huge_mib: int) -> dict[str, tuple[str, str]]:
         "fault-loop": ("/fault/loop/feed.xml", "http"),
         "fault-moved": ("/fault/moved/feeds/f00002.xml", "moved"),
     }
-
-
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, str, float, float]:
-    """Run cmd; exit code, output, wall seconds, peak summed RSS of its process tree (MB)."""
-    started = time.perf_counter()
-    proc = psutil.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT), text=True
-    )
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            total = 0
-            with contextlib.suppress(psutil.Error):
-                for p in [proc, *proc.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
-            peak = max(peak, total)
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    return proc.returncode, out, err, seconds, peak / 1e6
 
 
 def main() -> int:
@@ -124,25 +85,18 @@ def main() -> int:
         sources = corpus / "hostile.yaml"
         sources.write_text((corpus / "sources.yaml").read_text() + extra)
         db = a.db or f"sqlite:///{Path(tmp) / 'hostile.sqlite3'}"
-        server = subprocess.Popen(
-            [sys.executable, str(a.feedlab / "serve.py"), str(corpus), "--port", str(port),
-             "--hosts", "4"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            assert server.stdout is not None
-            server.stdout.readline()
-            code, _out, err, seconds, peak_mb = run_measured(
-                [str(VENV_BIN / "ingest"), "run", "--sources", str(sources), "--db", db], env
-            )
+        with serving(a.feedlab, corpus, port, hosts=4):
+            run = measure(
+                [str(VENV_BIN / "ingest"), "run", "--sources", str(sources), "--db", db],
+                env, ROOT, every=0.02,
+            )  # fmt: skip
+            code, err, seconds = run["rc"], run["stderr"], run["seconds"]
+            peak_mb = run["tree_bytes"] / 1e6
             status = subprocess.run(
                 [str(VENV_BIN / "ingest"), "status", "--sources", str(sources), "--db", db,
                  "--format", "json"],
                 check=True, capture_output=True, text=True, env=env, cwd=str(ROOT),
             )  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         rows = {r["key"]: r for r in json.loads(status.stdout)}
         from sqlalchemy import create_engine, text
 

@@ -28,7 +28,6 @@ import gc
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import time
 from pathlib import Path
 
 import psutil
+from lab import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = (
@@ -53,12 +53,6 @@ FAULTS = (
     "/fault/loop/x.xml",
     "/fault/moved/feeds/f00002.xml",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb() -> tuple[float, float]:
@@ -161,22 +155,12 @@ def main() -> int:
         sources_file = corpus / "soak.yaml"
         sources_file.write_text((corpus / "sources.yaml").read_text() + extra)
         a.db = a.db or f"sqlite:///{Path(tmp) / 'soak.sqlite3'}"
-        server = subprocess.Popen(
-            [sys.executable, str(a.feedlab / "serve.py"), str(corpus), "--port", str(port),
-             "--hosts", "16"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        try:
-            assert server.stdout is not None
-            server.stdout.readline()
+        with serving(a.feedlab, corpus, port, hosts=16):
             print(
                 f"soak: {a.feeds} sources ({faulty} faulty), {a.rounds} rounds, db {a.db}",
                 flush=True,
             )
             return asyncio.run(soak(a, sources_file, corpus, port))
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 if __name__ == "__main__":

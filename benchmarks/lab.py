@@ -1,0 +1,90 @@
+"""What the benchmark scripts share: a free port, feedlab's server, whole-process measuring.
+
+`serving` runs feedlab/serve.py for the length of a `with` block; `measure`
+runs a command and samples the RSS of its whole process tree (psutil) while
+it runs.  It measures and serves; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+__all__ = ["free_port", "measure", "serving"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(
+    feedlab: Path, root: Path, port: int, hosts: int, delay_ms: float = 0
+) -> Iterator[subprocess.Popen[str]]:
+    """feedlab/serve.py over `root` on 127.0.0.1..`hosts`, until the block ends."""
+    server = subprocess.Popen(
+        [sys.executable, str(feedlab / "serve.py"), str(root), "--port", str(port),
+         "--hosts", str(hosts), "--delay-ms", str(delay_ms)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "feedlab serving ..."
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def measure(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+    every: float = 0.005,
+) -> dict[str, Any]:  # fmt: skip
+    """Run `cmd` to the end: wall seconds, exit code, output, and peak RSS.
+
+    `peak_bytes` is the largest single process's RSS, `tree_bytes` the whole
+    process tree's summed RSS (forked workers share pages, so it over-counts);
+    `peak_mb` / `tree_mb` are the same in MiB.
+    """
+    started = time.perf_counter()
+    proc = psutil.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        cwd=str(cwd) if cwd else None, text=True,
+    )  # fmt: skip
+    peak_one = peak_tree = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_one, peak_tree
+        while not done.is_set():
+            rss = []
+            with contextlib.suppress(psutil.Error):
+                for p in [proc, *proc.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        rss.append(p.memory_info().rss)
+            if rss:
+                peak_one, peak_tree = max(peak_one, max(rss)), max(peak_tree, sum(rss))
+            time.sleep(every)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return {
+        "seconds": seconds, "rc": proc.returncode, "stdout": out, "stderr": err,
+        "peak_bytes": peak_one, "tree_bytes": peak_tree,
+        "peak_mb": peak_one / 2**20, "tree_mb": peak_tree / 2**20,
+    }  # fmt: skip
