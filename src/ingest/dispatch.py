@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ingest import queue
 from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
+from ingest.schedule import prune_in_batches
 
 if TYPE_CHECKING:
     import procrastinate
@@ -143,15 +144,9 @@ class Dispatcher:
         if self._last_prune is not None and now - self._last_prune < self.prune_every:
             return
         self._last_prune = now
-        s = self.config.settings
-        while not self._stop.is_set():
-            done = await self._db(
-                lambda: self.store.prune_batch(
-                    self.clock(), retention=s.retention, history=s.history, batch=500
-                )
-            )
-            if not done:
-                break
+        await prune_in_batches(
+            self.store, self.config.settings, self.clock, self._db, batch=500, stop=self._stop
+        )
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)

@@ -155,12 +155,11 @@ class Pipeline:
         same host, a pid that is gone is a dead owner.  Returns whether any
         lease was released.
         """
-        rows = await self.recorder.call(self.store.status)
+        owners = await self.recorder.call(self.store.lease_owners, sorted(keys))
         dead: dict[str, list[str]] = {}
-        for row in rows:
-            owner = row.get("lease_owner")
-            if row["key"] in keys and owner and _owner_is_dead(owner):
-                dead.setdefault(owner, []).append(row["key"])
+        for key, owner in owners.items():
+            if _owner_is_dead(owner):
+                dead.setdefault(owner, []).append(key)
         for owner, held in dead.items():
             log.warning("releasing %d leases of %s, which is not running", len(held), owner)
             await self.recorder.call(self.store.release_leases, held, owner)

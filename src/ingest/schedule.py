@@ -20,14 +20,14 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
-from ingest.model import FetchState, Source, SourceReport
+from ingest.model import FetchState, Settings, Source, SourceReport
 
 if TYPE_CHECKING:
     import httpx
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ingest.pipeline import Pipeline
     from ingest.store import Store
 
-__all__ = ["SERVICE_NAME", "Service", "Timing"]
+__all__ = ["SERVICE_NAME", "Service", "Timing", "prune_in_batches"]
 
 log = logging.getLogger("ingest.schedule")
 SERVICE_NAME = "scheduler"
@@ -246,18 +246,10 @@ class Service:
 
     async def prune(self) -> None:
         """Delete expired stories and poll history, a small batch at a time."""
-        s, total = self.config.settings, 0
-        while not self._stop.is_set():
-            done = await self._db(
-                lambda: self.store.prune_batch(
-                    self.clock(), retention=s.retention, history=s.history,
-                    batch=self.timing.prune_batch,
-                )
-            )  # fmt: skip
-            if not done:
-                break
-            total += done
-            await asyncio.sleep(0.05)  # let polls write between batches
+        total = await prune_in_batches(
+            self.store, self.config.settings, self.clock, self._db,
+            batch=self.timing.prune_batch, stop=self._stop,
+        )  # fmt: skip
         if total:
             log.info("pruned %d expired stories and poll-log rows", total)
 
@@ -284,6 +276,35 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+async def prune_in_batches(
+    store: Store,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    run: Callable[[Callable[[], int]], Awaitable[int]],
+    *,
+    batch: int,
+    stop: asyncio.Event,
+) -> int:
+    """Delete what `settings.retention`/`history` expire, `batch` rows per transaction.
+
+    `run` executes one store call where the caller keeps its database work
+    (the scheduler's database thread, the dispatcher's worker threads); a short
+    pause between batches lets polls write.  Returns the rows deleted.
+    """
+    total = 0
+    while not stop.is_set():
+        done = await run(
+            lambda: store.prune_batch(
+                clock(), retention=settings.retention, history=settings.history, batch=batch
+            )
+        )
+        if not done:
+            break
+        total += done
+        await asyncio.sleep(0.05)
+    return total
 
 
 def _guarded(fn: Callable[[], Any], name: str) -> Callable[[], Any]:

@@ -174,6 +174,10 @@ class Store:
         """procrastinate's jobs by status (todo, doing, failed, ...) when its table exists."""
         return self._read(service.queue_counts)
 
+    def lease_owners(self, keys: Sequence[str]) -> dict[str, str]:
+        """Who holds the lease of each leased source among `keys`."""
+        return self._read(lambda c: service.lease_owners(c, list(keys)))
+
     def service(self, name: str) -> dict[str, Any] | None:
         return self._read(lambda c: service.service_row(c, name))
 

@@ -24,6 +24,7 @@ __all__ = [
     "acquire_leases",
     "due_keys",
     "heartbeat",
+    "lease_owners",
     "prune_fetches",
     "prune_items",
     "queue_counts",
@@ -82,6 +83,19 @@ def acquire_leases(
         )
         taken.update(r[0] for r in rows)
     return taken
+
+
+def lease_owners(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
+    """Who holds the lease of each of `keys` that is leased (expired or not)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(keys), 500):
+        rows = conn.execute(
+            select(sources.c.key, sources.c.lease_owner).where(
+                sources.c.key.in_(keys[i : i + 500]), sources.c.lease_owner.is_not(None)
+            )
+        )
+        out.update((r[0], r[1]) for r in rows)
+    return out
 
 
 def release_leases(conn: Connection, keys: Sequence[str], owner: str) -> None:
