@@ -8,8 +8,8 @@ Generates a corpus with feedlab/gen.py, serves it over loopback with
 feedlab/serve.py, then times, as separate processes on fresh databases:
 a cold `ingest run` and an unchanged re-poll, and the same two passes of
 feedlab/peer_reader.py (the `reader` library, --workers threads).  Prints the
-median seconds, peak memory (largest single process RSS, and the whole
-process tree's summed RSS), the story counts against expected.json, and the
+median seconds, peak memory (largest single process RSS, the whole process
+tree's summed RSS, and its summed PSS), the story counts against expected.json, and the
 ratios.  It measures; it asserts nothing (a benchmark, not a test).
 """
 
@@ -109,7 +109,8 @@ def main() -> None:
     print(f"corpus: {a.feeds} feeds x {a.items} items, --delay-ms {a.delay_ms:g}, "
           f"{a.hosts} hosts; expected {json.dumps(expected)}")  # fmt: skip
     print(f"counts: {json.dumps(counts)}")
-    print(f"{'run':<14}{'median s':>10}{'min s':>8}{'peak MB':>9}{'tree MB':>9}  (n={a.repeat})")
+    print(f"{'run':<14}{'median s':>10}{'min s':>8}{'peak MB':>9}{'tree MB':>9}{'PSS MB':>9}"
+          f"  (n={a.repeat})")  # fmt: skip
     for label, rs in results.items():
         if not rs:
             continue
@@ -117,12 +118,13 @@ def main() -> None:
             f"{label:<14}{med(label, 'seconds'):>10.3f}"
             f"{min(float(r['seconds']) for r in rs):>8.3f}"
             f"{med(label, 'peak_mb'):>9.1f}{med(label, 'tree_mb'):>9.1f}"
+            f"{med(label, 'pss_mb'):>9.1f}"
         )
     if not a.skip_reader:
         for kind in ("cold", "warm"):
             ratio = med(f"reader {kind}", "seconds") / med(f"ingest {kind}", "seconds")
             print(f"{kind}: ingest is {ratio:.2f}x reader's speed (reader s / ingest s)")
-        for key in ("peak_mb", "tree_mb"):
+        for key in ("peak_mb", "tree_mb", "pss_mb"):
             ratio = med("ingest cold", key) / med("reader cold", key)
             print(f"memory ({key}), cold: ingest/reader = {ratio:.2f}")
 

@@ -54,27 +54,32 @@ def measure(
     """Run `cmd` to the end: wall seconds, exit code, output, and peak RSS.
 
     `peak_bytes` is the largest single process's RSS, `tree_bytes` the whole
-    process tree's summed RSS (forked workers share pages, so it over-counts);
-    `peak_mb` / `tree_mb` are the same in MiB.
+    process tree's summed RSS (forked workers share pages, so it over-counts),
+    `pss_bytes` the tree's summed PSS (each shared page split among the
+    processes sharing it: the memory the tree really holds, comparable to a
+    single process's RSS); `peak_mb` / `tree_mb` / `pss_mb` are the same in MiB.
     """
     started = time.perf_counter()
     proc = psutil.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         cwd=str(cwd) if cwd else None, text=True,
     )  # fmt: skip
-    peak_one = peak_tree = 0
+    peak_one = peak_tree = peak_pss = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_one, peak_tree
+        nonlocal peak_one, peak_tree, peak_pss
         while not done.is_set():
-            rss = []
+            rss, pss = [], []
             with contextlib.suppress(psutil.Error):
                 for p in [proc, *proc.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
-                        rss.append(p.memory_info().rss)
+                        info = p.memory_full_info()  # smaps_rollup: rss and pss together
+                        rss.append(info.rss)
+                        pss.append(info.pss)
             if rss:
                 peak_one, peak_tree = max(peak_one, max(rss)), max(peak_tree, sum(rss))
+                peak_pss = max(peak_pss, sum(pss))
             time.sleep(every)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -85,6 +90,6 @@ def measure(
     sampler.join()
     return {
         "seconds": seconds, "rc": proc.returncode, "stdout": out, "stderr": err,
-        "peak_bytes": peak_one, "tree_bytes": peak_tree,
-        "peak_mb": peak_one / 2**20, "tree_mb": peak_tree / 2**20,
+        "peak_bytes": peak_one, "tree_bytes": peak_tree, "pss_bytes": peak_pss,
+        "peak_mb": peak_one / 2**20, "tree_mb": peak_tree / 2**20, "pss_mb": peak_pss / 2**20,
     }  # fmt: skip

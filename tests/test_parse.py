@@ -232,3 +232,45 @@ def test_parse_skips_what_was_not_modified() -> None:
 def test_importing_parse_does_not_import_feedparser() -> None:
     code = "import sys, ingest.parse; assert 'feedparser' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_feedparser_reads_through_the_buffered_expat_driver() -> None:
+    import xml.sax
+
+    import feedparser.api
+
+    from ingest.parse.saxdriver import BufferedExpatParser
+
+    parse_feed(b"<rss version='2.0'><channel/></rss>", "https://a.example/feed")
+    assert feedparser.api.PREFERRED_XML_PARSERS == ["ingest.parse.saxdriver"]
+    reader = xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS)
+    assert isinstance(reader, BufferedExpatParser)
+
+
+def test_text_split_by_lines_entities_and_cdata_comes_back_whole() -> None:
+    document = (
+        b"<rss version='2.0'><channel><item><title>Fish &amp; chips,\n"
+        b"peas &#8211; and &lt;b&gt;gravy&lt;/b&gt;</title>"
+        b"<description>one\n<![CDATA[<p>two</p>]]>\nthree &amp; four</description>"
+        b"<link>https://a.example/1</link></item></channel></rss>"
+    )
+    (entry,) = parse_feed(document, "https://a.example/feed")
+    assert entry.title == "Fish & chips,\npeas \u2013 and <b>gravy</b>"
+    assert entry.summary == "one\n<p>two</p>\nthree & four"
+
+
+def test_relative_links_resolve_against_xml_base_then_the_document() -> None:
+    document = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/blog/"><title>B</title>'
+        b'<entry><id>1</id><title>One</title><link href="posts/1"/></entry>'
+        b'<entry xml:base="https://other.example/x/"><id>2</id><title>Two</title>'
+        b'<link href="2"/></entry>'
+        b'<entry><id>3</id><title>Three</title><link href="https://abs.example/3"/></entry>'
+        b"</feed>"
+    )
+    entries = parse_feed(document, "https://a.example/feeds/atom.xml")
+    assert [e.link for e in entries] == [
+        "https://a.example/blog/posts/1",
+        "https://other.example/x/2",
+        "https://abs.example/3",
+    ]

@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from ingest import dedupe
 from ingest.model import Fetched, FetchState, Item, NextPoll, PollRecord, Source, SourceReport
@@ -50,6 +51,84 @@ def test_migrated_database_matches_schema_py(db_url: str) -> None:
     with Store.open(db_url) as s, s.engine.connect() as c:
         diffs = compare_metadata(MigrationContext.configure(c), metadata)
     assert diffs == []
+
+
+def _describe(conn: Connection) -> dict[str, object]:
+    """Everything about a database's shape that the code or a downstream reader can see."""
+    insp = inspect(conn)
+    shape: dict[str, object] = {}
+    for table in insp.get_table_names():
+        shape[table] = {
+            "columns": {
+                c["name"]: (str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in insp.get_columns(table)
+            },
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "fks": sorted(
+                (
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    tuple(f["referred_columns"]),
+                    str(f.get("options", {}).get("ondelete")),
+                )
+                for f in insp.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in insp.get_indexes(table)
+            ),
+            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+        }
+    for view in insp.get_view_names():
+        shape[f"view {view}"] = " ".join(str(insp.get_view_definition(view)).split())
+    shape["revision"] = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    return shape
+
+
+def test_a_new_database_is_created_as_the_migrations_would_create_it(db_url: str) -> None:
+    """A new database skips Alembic (create_all + view + stamp): same shape as migrating."""
+    from ingest.store import db
+
+    engine = db.make_engine(db_url)
+    try:
+        with engine.begin() as c:
+            db._run_alembic(c)
+        with engine.connect() as c:
+            migrated = _describe(c)
+        with engine.begin() as c:
+            c.exec_driver_sql("DROP VIEW latest_items")
+            c.exec_driver_sql("DROP TABLE alembic_version")
+            metadata.drop_all(c)
+            assert inspect(c).get_table_names() == []
+        db.migrate(engine)  # an empty database again: the direct way
+        with engine.connect() as c:
+            created = _describe(c)
+    finally:
+        engine.dispose()
+    assert created == migrated
+    assert "view latest_items" in created and len(created) == len(metadata.tables) + 3
+
+
+def test_a_database_with_our_tables_but_no_revision_is_left_to_alembic(db_url: str) -> None:
+    """Not empty and not stamped (a half-made database): Alembic decides, nothing is dropped."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from ingest.errors import StoreError
+    from ingest.store import db
+
+    engine = db.make_engine(db_url)
+    try:
+        with engine.begin() as c:
+            c.exec_driver_sql("CREATE TABLE sources (key TEXT PRIMARY KEY, kept TEXT)")
+            c.exec_driver_sql("INSERT INTO sources VALUES ('x', 'still here')")
+        with pytest.raises(StoreError, match="migrate"):
+            db.migrate(engine)  # 0001 cannot create `sources`: it exists
+        with engine.connect() as c:
+            assert c.execute(text("SELECT kept FROM sources")).scalar_one() == "still here"
+    except (OperationalError, ProgrammingError) as e:  # pragma: no cover - a real failure
+        raise AssertionError(e) from e
+    finally:
+        engine.dispose()
 
 
 def test_opening_twice_does_not_migrate_again(db_url: str) -> None:

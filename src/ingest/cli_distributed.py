@@ -9,7 +9,6 @@ queueing logic lives here.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 
@@ -58,6 +57,8 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ingest.dispatch import Dispatcher
     from ingest.store import Store
 
@@ -70,6 +71,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ingest.poll_worker import run_worker
     from ingest.store import Store
 

@@ -24,17 +24,22 @@ import asyncio
 import email.utils
 import hashlib
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+# httpx's package imports its command-line tool (click, rich, pygments: ~0.09 s of
+# every start) whenever those happen to be installed; ingest never calls it, and
+# without it httpx.main is a stub that says how to get it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+import httpx  # noqa: E402
 
-from ingest import errors
-from ingest.model import Fetched, FetchState, Settings, Source
-from ingest.netguard import NetGuard, Refused, guarded_resolver
+from ingest import errors  # noqa: E402
+from ingest.model import Fetched, FetchState, Settings, Source  # noqa: E402
+from ingest.netguard import NetGuard, Refused, guarded_resolver  # noqa: E402
 
 __all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "make_client", "parse_retry_after"]
 

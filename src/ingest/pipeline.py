@@ -35,13 +35,12 @@ from ingest import errors, workers
 from ingest.bounds import ParseLimits
 from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
 from ingest.policy import plan_next
-from ingest.recorder import Recorder
+from ingest.recorder import PollStore, Recorder
 
 if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
     import httpx
 
     from ingest.fetch import Fetcher
-    from ingest.store import Store
 
 __all__ = ["Pipeline", "fetch_source", "lease_ttl", "make_owner", "run"]
 
@@ -88,7 +87,7 @@ class Pipeline:
 
     def __init__(
         self,
-        store: Store,
+        store: PollStore,
         client: httpx.AsyncClient,
         settings: Settings | None = None,
         *,
@@ -351,7 +350,7 @@ def _log_report(r: SourceReport) -> None:
 
 async def _run_async(
     sources: Sequence[Source],
-    store: Store,
+    store: PollStore,
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None,
     clock: Clock,
@@ -371,7 +370,7 @@ async def _run_async(
 
 def run(
     sources: Sequence[Source],
-    store: Store,
+    store: PollStore,
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,

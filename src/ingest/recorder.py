@@ -17,15 +17,13 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from ingest import errors
-from ingest.model import Item, Plan, PollRecord, SourceReport
+from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source, SourceReport
 
-if TYPE_CHECKING:
-    from ingest.store import Store
-
-__all__ = ["Recorder"]
+__all__ = ["PollStore", "Recorder"]
 
 log = logging.getLogger("ingest.poll")
 T = TypeVar("T")
@@ -38,10 +36,29 @@ class _Job:
     done: asyncio.Future[SourceReport]
 
 
+class PollStore(Protocol):
+    """The store calls a pipeline makes: `ingest.store.Store`, or a `StoreProcess`."""
+
+    def sync_sources(
+        self, configured: Sequence[Source], now: datetime, settings: Settings | None = None
+    ) -> int: ...
+    def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]: ...
+    def acquire_leases(
+        self, keys: Sequence[str], owner: str, now: datetime, ttl: float
+    ) -> set[str]: ...
+    def release_leases(self, keys: Sequence[str], owner: str) -> None: ...
+    def lease_owners(self, keys: Sequence[str]) -> dict[str, str]: ...
+    def record_polls(self, records: Sequence[PollRecord]) -> None: ...
+    def save_polls(
+        self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]
+    ) -> list[Plan]: ...
+    def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan: ...
+
+
 class Recorder:
     """Serialises every database call of a pipeline onto one thread."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: PollStore) -> None:
         self.store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db")
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()

@@ -29,8 +29,10 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
+import feedparser.api
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
@@ -38,7 +40,11 @@ from ingest.parse.doctype import strip_internal_subset
 
 __all__ = ["parse_duration", "parse_feed"]
 
+# feedparser's SAX parser: expat with whole text runs (ingest.parse.saxdriver)
+feedparser.api.PREFERRED_XML_PARSERS[:] = ["ingest.parse.saxdriver"]
+
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")  # the root element's start
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # an absolute URL (any scheme)
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 _JSON_FEED_VERSION = "https://jsonfeed.org/version/"
@@ -65,7 +71,10 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tup
     if head.startswith((b"{", b"[")):
         return _parse_json_feed(content, url)
     data = strip_internal_subset(content)
-    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    # No Content-Location: given a base, feedparser joins it with every element's
+    # xml:base (a third of its time); normalize resolves links against the entry's
+    # xml:base (kept in `RawEntry.base`), then `url`, just the same.
+    headers = {"content-type": content_type or "application/xml"}
     try:
         result = feedparser.parse(
             io.BytesIO(data),  # a stream: feedparser never opens a URL or a path
@@ -113,7 +122,7 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
     media_url, media_kind, duration = _media(e)
     return RawEntry(
         id=_text(e.get("id")),
-        link=_entry_link(e),
+        link=_absolute(_entry_link(e), url),
         title=_text(e.get("title"), strip=False),
         summary=_text(e.get("summary"), strip=False),
         content=content,
@@ -121,11 +130,20 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
         updated=_utc(e.get("updated_parsed")),
         author=_author(e),
         base=_entry_base(e, url),
-        images=_images(e),
+        images=tuple(_absolute(i, url) or i for i in _images(e)),
         duration=duration,
-        media_url=media_url,
+        media_url=_absolute(media_url, url),
         media_kind=media_kind,
     )
+
+
+def _absolute(link: str | None, url: str) -> str | None:
+    """A link feedparser left relative (it has no base of its own), joined with `url`.
+
+    feedparser already joined it with the xml:base in force, so this is the
+    join it would have done had it been told the document's URL.
+    """
+    return link if link is None or _SCHEME.match(link) else urljoin(url, link)
 
 
 def _text(value: object, *, strip: bool = True) -> str | None:

@@ -4,7 +4,10 @@ SQLite gets WAL mode, a busy timeout and foreign keys on every connection;
 PostgreSQL URLs are used as given.  `migrate` brings a database to the
 revision the code expects under a lock (SQLite's write lock, PostgreSQL's
 advisory lock), so two processes opening a new database at once cannot race.
-Alembic is imported only when a migration actually has to run.  No queries
+Alembic is imported only when a migration actually has to run: a new, empty
+database gets the current schema straight from `ingest.store.schema`
+(tables, view, revision stamp), as Alembic's cookbook does with `create_all`
+and `stamp`.  No queries
 about sources or items live here.
 """
 
@@ -19,12 +22,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
+from ingest.store import schema
 from ingest.store.schema import SCHEMA_REVISION
 
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
     "READ_ONLY",
+    "create_schema",
     "current_revision",
     "make_engine",
     "migrate",
@@ -56,7 +61,7 @@ def make_engine(url: str) -> Engine:
             event.listen(engine, "begin", _sqlite_on_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError, ValueError) as e:
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
         raise errors.StoreError(f"cannot use database {_redact(url)}: {e}") from e
     return engine
 
@@ -118,11 +123,34 @@ def migrate(engine: Engine) -> None:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
-            if current_revision(conn) == SCHEMA_REVISION:
+            revision = current_revision(conn)
+            if revision == SCHEMA_REVISION:
                 return  # another process migrated while we waited for the lock
-            _run_alembic(conn)
+            if revision is None and not _has_our_tables(conn):
+                create_schema(conn)
+            else:
+                _run_alembic(conn)
     except SQLAlchemyError as e:
         raise errors.StoreError(f"cannot migrate the database: {e}") from e
+
+
+def _has_our_tables(conn: Connection) -> bool:
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    return bool(present & {*schema.metadata.tables, schema.LATEST_ITEMS_VIEW})
+
+
+def create_schema(conn: Connection) -> None:
+    """The current schema in an empty database, stamped with SCHEMA_REVISION (no Alembic)."""
+    schema.metadata.create_all(conn)
+    conn.exec_driver_sql(schema.latest_items_view(conn.dialect.name))
+    conn.exec_driver_sql(  # the table Alembic keeps its revision in, as Alembic creates it
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    conn.execute(
+        text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": SCHEMA_REVISION}
+    )
 
 
 def _run_alembic(conn: Connection) -> None:

@@ -1,8 +1,11 @@
 """The database's tables, as SQLAlchemy Core objects.
 
-This is the shape the code reads and writes; the migrations under
-`db/migrations/` are what creates it in a database (a test checks the two
-agree; the `latest_items` view is defined by the migrations alone).
+This is the shape the code reads and writes.  The migrations under
+`db/migrations/` bring an existing database to it; a new, empty database is
+created from it directly (`ingest.store.db.migrate`: these tables, the
+`latest_items` view below and the Alembic revision stamp), which spares a
+first run importing Alembic.  Tests check that both ways give the same
+database.
 docs/database.md documents every column for downstream readers.
 It declares; it does not connect, migrate or query.
 """
@@ -29,11 +32,13 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "LATEST_ITEMS_VIEW",
     "SCHEMA_REVISION",
     "UTCDateTime",
     "fetches",
     "item_sources",
     "items",
+    "latest_items_view",
     "metadata",
     "services",
     "settings",
@@ -197,3 +202,29 @@ settings = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+def latest_items_view(dialect: str) -> str:
+    """CREATE VIEW latest_items as the head revision (0003) defines it, for `dialect`."""
+    if dialect == "postgresql":
+        sources = (
+            "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
+            "FROM item_sources x WHERE x.item_id = i.id)"
+        )
+    else:
+        sources = (
+            "(SELECT group_concat(source_key, ',') FROM (SELECT x.source_key FROM item_sources x "
+            "WHERE x.item_id = i.id ORDER BY x.first_seen_at, x.source_key))"
+        )
+    return (
+        "CREATE VIEW latest_items AS "
+        "SELECT i.id, i.url, i.canonical_url, i.title, i.summary, i.author, i.image_url, "
+        "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
+        "i.source_key AS source, s.name AS source_name, "
+        f"{sources} AS sources, i.kind, i.duration_seconds, i.media_url, i.is_short "
+        "FROM items i JOIN sources s ON s.key = i.source_key "
+        "ORDER BY i.published_at DESC, i.id DESC"
+    )
+
+
+LATEST_ITEMS_VIEW = "latest_items"

@@ -1,0 +1,131 @@
+"""store_process.py: the one-shot run's database in a child process, on SQLite and PostgreSQL.
+
+What a pipeline asks of a `StoreProcess` must come back as it would from the
+`Store` itself; failures in the child (a database that cannot be opened, a
+child that died) must reach the caller as `StoreError`, never as a hang; and
+the `ingest run` process itself must never import SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from feedserver import FeedServer
+from ingest.errors import StoreError
+from ingest.model import Fetched, NextPoll, PollRecord, Source, SourceReport
+from ingest.store import Store
+from ingest.store_process import StoreProcess
+from store_helpers import T0, count, item, ok
+
+A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
+B = Source(key="b", name="Source B", url="http://127.0.0.1:1/b.xml", section="blogs")
+
+
+def test_calls_come_back_as_the_store_answers_them(db_url: str) -> None:
+    with StoreProcess(db_url) as remote:
+        assert remote.sync_sources([A, B], T0) == 2
+        never = remote.fetch_states([A, B])
+        with Store.open(db_url) as store:
+            assert never == store.fetch_states([A, B])  # as the Store says
+        assert all(s.etag is None and s.body_hash is None for s in never.values())
+        assert remote.acquire_leases(["a", "b"], "run@h:1:x", T0, 60) == {"a", "b"}
+        assert remote.acquire_leases(["a"], "other@h:2:y", T0, 60) == set()
+        assert remote.lease_owners(["a", "b"]) == {"a": "run@h:1:x", "b": "run@h:1:x"}
+
+        fetched = Fetched("a", A.url, A.url, 200, etag='"v1"', body_hash="h")
+        record = PollRecord(A, ok(A), fetched, T0, NextPoll(T0 + timedelta(minutes=30)))
+        plan = remote.save_poll(record, [item(A, 1), item(A, 2)])
+        assert [i.entry_key for i in plan.new] == ["id:a-1", "id:a-2"]
+        plans = remote.save_polls([(record, [item(A, 1), item(A, 2)])])
+        assert plans[0].same == 2 and plans[0].new == ()
+        remote.record_polls(
+            [PollRecord(B, SourceReport(source_key="b", ok=False, error="boom"), None, T0,
+                        NextPoll(T0 + timedelta(minutes=5)))]
+        )  # fmt: skip
+        remote.release_leases(["a", "b"], "run@h:1:x")
+        assert remote.lease_owners(["a", "b"]) == {}
+        assert remote.fetch_states([A])["a"].etag == '"v1"'  # what save_poll kept
+    with Store.open(db_url) as store:  # what the child wrote is in the database
+        assert count(store, "items") == 2
+        assert count(store, "fetches") == 3
+        row = store.status()
+        assert {r["key"]: r["last_error"] for r in row}["b"] == "boom"
+
+
+def test_a_database_that_cannot_be_opened_fails_each_call_with_its_message(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with StoreProcess(f"sqlite:///{blocker}/db.sqlite3") as remote:
+        with pytest.raises(StoreError, match=r"cannot use database|unable to open|Not a directory"):
+            remote.sync_sources([A], T0)
+        with pytest.raises(StoreError):
+            remote.fetch_states([A])
+
+
+def test_a_dead_child_is_a_store_error_not_a_hang(sqlite_url: str) -> None:
+    remote = StoreProcess(sqlite_url)
+    try:
+        assert remote.sync_sources([A], T0) == 1
+        assert remote.pid is not None
+        os.kill(remote.pid, signal.SIGKILL)
+        with pytest.raises(StoreError, match="database process stopped"):
+            remote.fetch_states([A])
+    finally:
+        remote.close()
+    with pytest.raises(StoreError, match="closed"):
+        remote.fetch_states([A])
+
+
+def test_close_ends_the_child(sqlite_url: str) -> None:
+    remote = StoreProcess(sqlite_url)
+    remote.sync_sources([A], T0)
+    pid = remote.pid
+    remote.close()
+    remote.close()  # twice is harmless
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone and reaped
+
+
+def test_ingest_run_never_imports_sqlalchemy_itself(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.put(
+        "/f.xml",
+        b'<rss version="2.0"><channel><title>F</title><item><title>One</title>'
+        b"<link>https://example.org/1</link><guid>1</guid></item></channel></rss>",
+    )
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  - key: f\n    name: F\n    url: {feed_server.url('/f.xml')}\n")
+    db = tmp_path / "run.sqlite3"
+    code = (
+        "import sys\n"
+        "from ingest.cli import main\n"
+        f"rc = main(['run', '--sources', {str(sources)!r}, '--db', 'sqlite:///{db}'])\n"
+        "assert rc == 0, rc\n"
+        "assert 'sqlalchemy' not in sys.modules, 'the run process imported SQLAlchemy'\n"
+    )
+    env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with Store.open(f"sqlite:///{db}") as store:
+        assert count(store, "items") == 1
+
+
+def test_a_run_refused_for_its_sources_file_creates_no_database(tmp_path: Path) -> None:
+    from ingest.cli import main
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  - key: f\n    name: F\n    url: not a url\n")
+    db = tmp_path / "never.sqlite3"
+    assert main(["run", "--sources", str(sources), "--db", f"sqlite:///{db}"]) == 2
+    assert not db.exists()
