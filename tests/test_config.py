@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -453,13 +452,9 @@ def _many_sources(n: int) -> str:
     return "".join(out)
 
 
-def test_two_thousand_sources_load_well_under_100_ms() -> None:
-    text = _many_sources(2000)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        cfg = parse_config(text)
-        best = min(best, time.perf_counter() - start)
+def test_two_thousand_sources_load_with_their_lines_and_defaults() -> None:
+    """A big file loads whole (its speed is benchmarks/bench_config.py's to measure)."""
+    cfg = parse_config(_many_sources(2000))
     assert len(cfg.sources) == 2000
     last = cfg.sources[-1]
     assert (last.key, last.line, last.every, last.strip_params) == (
@@ -469,7 +464,6 @@ def test_two_thousand_sources_load_well_under_100_ms() -> None:
         ("rss",),
     )
     assert len(cfg.enabled()) == 2000 - len(range(0, 2000, 7))
-    assert best < 0.1, f"2,000 sources took {best * 1000:.0f} ms"
 
 
 def test_importing_config_loads_no_heavy_library() -> None:

@@ -21,7 +21,6 @@ import io
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,14 +94,12 @@ def test_billion_laughs_is_not_expanded(
         return real_parse(stream, **kwargs)
 
     monkeypatch.setattr(feedparser, "parse", spy)
-    started = time.perf_counter()
     entries = parse_feed(document, "https://a.example/feed")
-    elapsed = time.perf_counter() - started
     assert "lollol" not in _all_text(entries)
     assert [e.link for e in entries] == ["https://a.example/1"]
-    assert "<!ENTITY" not in seen[0].decode(encoding)  # no declaration reaches feedparser
-    # expat's own amplification guard would stop it too, but only after ~0.7 s of CPU.
-    assert elapsed < 0.5
+    # No declaration reaches feedparser, so nothing can be expanded (expat's own
+    # amplification guard would stop a bomb too, but only after ~0.7 s of CPU).
+    assert "<!ENTITY" not in seen[0].decode(encoding)
 
 
 def _xxe_documents(secret_file: Path) -> list[str]:

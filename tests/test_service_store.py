@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from feedserver import FeedServer
-from ingest import pipeline
-from ingest.model import NextPoll, PollRecord, Source, SourceReport
+from ingest import pipeline, workers
+from ingest.model import NextPoll, PollRecord, Settings, Source, SourceReport
 from ingest.store import Store
 from ingest.store.schema import sources as sources_table
 from store_helpers import T0, count, item, ok, save
@@ -326,3 +326,46 @@ def test_the_pipeline_skips_a_source_another_process_holds(
         assert feed_server.count("/held.xml") == 1
         assert row(store, "held")["lease_owner"] is None
         assert store.story_count() == 4
+
+
+class _SlowCountingPool(ThreadPoolExecutor):
+    """Parses in threads, slowly, and counts the bodies handed over but not yet parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.lock = threading.Lock()
+        self.waiting = 0
+        self.peak = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if fn is not workers.parse_job:  # the warm-up jobs carry no body
+            return super().submit(fn, *args, **kwargs)
+        with self.lock:
+            self.waiting += 1
+            self.peak = max(self.peak, self.waiting)
+
+        def slow() -> Any:
+            threading.Event().wait(0.02)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.waiting -= 1
+
+        return super().submit(slow)
+
+
+def test_a_run_holds_at_most_concurrency_bodies_however_slow_parsing_is(
+    sqlite_url: str, feed_server: FeedServer
+) -> None:
+    """Fetching waits for parsing: never more than `concurrency` bodies in hand."""
+    many = []
+    for n in range(24):
+        feed_server.put(f"/f{n}.xml", RSS.format(name=f"f{n}"))
+        many.append(src(f"f{n}", url=feed_server.url(f"/f{n}.xml")))
+    settings = Settings(concurrency=3)
+    with Store.open(sqlite_url) as store, _SlowCountingPool() as pool:
+        reports = pipeline.run(many, store, settings, parse_pool=pool)
+        assert all(r.ok and r.new == 2 for r in reports), reports
+        assert store.story_count() == 48
+    assert 1 <= pool.peak <= 3  # 24 bodies, but never more than 3 waiting at once

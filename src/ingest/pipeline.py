@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -33,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ingest import errors, workers
 from ingest.bounds import ParseLimits
+from ingest.leases import lease_ttl, make_owner, owner_is_dead
 from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
 from ingest.policy import plan_next
 from ingest.recorder import PollStore, Recorder
@@ -54,32 +52,6 @@ _FEED_GONE = frozenset({404, 410})  # a discovered feed answering this: read the
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def make_owner(role: str = "run") -> str:
-    """A lease owner id: host, pid and a random suffix (pids are reused)."""
-    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """Whether a lease owner (`make_owner`) is a process of this host that has exited."""
-    _, _, where = owner.partition("@")
-    host = where.rpartition(":")[0]  # "host:pid", without the random suffix
-    host, _, pid_text = host.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists, another user's
-        return False
-    return False
-
-
-def lease_ttl(source: Source) -> float:
-    """How long a poll of `source` may hold its lease: fetch deadline plus parse and write."""
-    return source.timeout * 2 + 120.0
 
 
 class Pipeline:
@@ -109,6 +81,7 @@ class Pipeline:
         self.recorder = Recorder(store)
         self._pool = parse_pool
         self._own_pool = parse_pool is None
+        self._bodies = asyncio.Semaphore(self.settings.concurrency)
 
     async def __aenter__(self) -> Pipeline:
         self.recorder.start()
@@ -157,7 +130,7 @@ class Pipeline:
         owners = await self.recorder.call(self.store.lease_owners, sorted(keys))
         dead: dict[str, list[str]] = {}
         for key, owner in owners.items():
-            if _owner_is_dead(owner):
+            if owner_is_dead(owner):
                 dead.setdefault(owner, []).append(key)
         for owner, held in dead.items():
             log.warning("releasing %d leases of %s, which is not running", len(held), owner)
@@ -169,6 +142,8 @@ class Pipeline:
         from ingest.fetch import Fetcher
 
         if settings != self.settings:
+            if settings.concurrency != self.settings.concurrency:
+                self._bodies = asyncio.Semaphore(settings.concurrency)
             self.settings = settings
             self.fetcher = Fetcher(self.fetcher.client, settings)
 
@@ -191,7 +166,22 @@ class Pipeline:
     # -- one poll -------------------------------------------------------------------
 
     async def poll(self, source: Source, state: FetchState) -> SourceReport:
-        """Fetch, parse and store one source whose lease this pipeline holds."""
+        """Fetch, parse and store one source whose lease this pipeline holds.
+
+        At most `settings.concurrency` polls hold a body at a time, from the
+        request until its stories are stored (a body-less answer, a 304 or a
+        failure, lets go at once): fetching waits for parsing and writing to
+        catch up, so a run over thousands of sources holds a bounded number
+        of bodies, not every one fetched so far.
+        """
+        slot = _Slot(self._bodies)
+        await slot.take()
+        try:
+            return await self._poll(source, state, slot)
+        finally:
+            slot.release()
+
+    async def _poll(self, source: Source, state: FetchState, slot: _Slot) -> SourceReport:
         started = self.clock()
         t0 = asyncio.get_running_loop().time()
         fetched: Fetched | None = None
@@ -228,6 +218,8 @@ class Pipeline:
         )
         if fetched is not None and fetched.content:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
+        if not batch:
+            slot.release()  # nothing big left to hold while the poll is recorded
         report = await self.recorder.save(PollRecord(source, report, fetched, started, nxt), batch)
         _log_report(report)
         if self.progress is not None:
@@ -257,6 +249,23 @@ class Pipeline:
             raise errors.ParseError(value)
         items: tuple[Item, ...] = value
         return items
+
+
+class _Slot:
+    """One of the pipeline's body slots, released once however the poll ends."""
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._held = False
+
+    async def take(self) -> None:
+        await self._semaphore.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
 
 
 async def _find_links_here(content: bytes, url: str) -> tuple[str, ...]:

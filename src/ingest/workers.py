@@ -145,7 +145,7 @@ def start_parse_pool(workers: int | None = None) -> ParsePool:
         mp_context=multiprocessing.get_context("fork"),
         initializer=become_worker,
     )
-    pool.submit(os.getpid).result()  # a fork pool launches every worker on its first job
+    pool.submit(os.getpid)  # a fork pool forks every worker inside its first submit
     return ParsePool(pool, count)
 
 
