@@ -9,9 +9,10 @@ holds behaviour beyond small derived properties; stages copy with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -197,6 +198,15 @@ class Item:
     duration: int | None = None  # seconds, for videos and audio
     media_url: str | None = None  # the video or audio itself (a file, or an embeddable player)
     is_short: bool = False  # a YouTube Short
+
+    def __reduce__(self) -> tuple[type[Item], tuple[Any, ...]]:
+        # Items cross two process boundaries in a run (parse worker -> parent ->
+        # database process); pickling them as constructor arguments takes half the
+        # time of the frozen-dataclass default, which calls fields() per object.
+        return Item, _item_values(self)
+
+
+_item_values = operator.attrgetter(*(f.name for f in fields(Item)))
 
 
 @dataclass(frozen=True, slots=True)
