@@ -49,7 +49,7 @@ def serving(
 
 def measure(
     cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-    every: float = 0.005,
+    every: float = 0.01, scan_every: float = 0.25, pss_every: float = 0.25,
 ) -> dict[str, Any]:  # fmt: skip
     """Run `cmd` to the end: wall seconds, exit code, output, and peak RSS.
 
@@ -57,7 +57,9 @@ def measure(
     process tree's summed RSS (forked workers share pages, so it over-counts),
     `pss_bytes` the tree's summed PSS (each shared page split among the
     processes sharing it: the memory the tree really holds, comparable to a
-    single process's RSS); `peak_mb` / `tree_mb` / `pss_mb` are the same in MiB.
+    single process's RSS; sampled every `pss_every` s, as reading it costs),
+    `sampler_cpu` the CPU seconds the sampling itself took; `peak_mb`,
+    `tree_mb` and `pss_mb` are the same in MiB.
     """
     started = time.perf_counter()
     proc = psutil.Popen(
@@ -65,22 +67,42 @@ def measure(
         cwd=str(cwd) if cwd else None, text=True,
     )  # fmt: skip
     peak_one = peak_tree = peak_pss = 0
+    sampler_cpu = 0.0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_one, peak_tree, peak_pss
+        # Cheap reads often, costly ones seldom, so that measuring does not take
+        # CPU from the measured run (both cores matter to a forking run):
+        # RSS (/proc/PID/statm) every `every` s; the list of processes (a scan
+        # of all of /proc) every `scan_every` s; PSS, for which the kernel walks
+        # every page table (smaps_rollup), every `pss_every` s.
+        nonlocal peak_one, peak_tree, peak_pss, sampler_cpu
+        started_cpu = time.thread_time()
+        tree: list[psutil.Process] = [proc]
+        next_scan = next_pss = 0.0
         while not done.is_set():
+            now = time.monotonic()
+            if now >= next_scan:
+                with contextlib.suppress(psutil.Error):
+                    tree = [proc, *proc.children(recursive=True)]
+                next_scan = now + scan_every
+            with_pss = now >= next_pss
             rss, pss = [], []
-            with contextlib.suppress(psutil.Error):
-                for p in [proc, *proc.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        info = p.memory_full_info()  # smaps_rollup: rss and pss together
+            for p in tree:
+                with contextlib.suppress(psutil.Error):
+                    if with_pss:
+                        info = p.memory_full_info()
                         rss.append(info.rss)
                         pss.append(info.pss)
+                    else:
+                        rss.append(p.memory_info().rss)
             if rss:
                 peak_one, peak_tree = max(peak_one, max(rss)), max(peak_tree, sum(rss))
+            if pss:
                 peak_pss = max(peak_pss, sum(pss))
+                next_pss = now + pss_every
             time.sleep(every)
+        sampler_cpu = time.thread_time() - started_cpu
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -92,4 +114,5 @@ def measure(
         "seconds": seconds, "rc": proc.returncode, "stdout": out, "stderr": err,
         "peak_bytes": peak_one, "tree_bytes": peak_tree, "pss_bytes": peak_pss,
         "peak_mb": peak_one / 2**20, "tree_mb": peak_tree / 2**20, "pss_mb": peak_pss / 2**20,
+        "sampler_cpu": sampler_cpu,
     }  # fmt: skip
