@@ -172,7 +172,11 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
                 except Exception as e:  # a fault of the library: still an answer, not a crash
                     failure = f"cannot open the database: {type(e).__name__}: {e}"
             name, args = message
-            conn.send(_answer(store, failure, name, args))
+            answer = _answer(store, failure, name, args)
+            try:
+                conn.send(answer)
+            except OSError:
+                return  # the parent died while we worked: what we wrote is committed
     finally:
         if store is not None:
             store.close()
