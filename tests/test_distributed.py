@@ -11,6 +11,7 @@ the job's own lease); and no source may ever be polled twice at once.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -235,3 +236,52 @@ def test_sync_keeps_each_source_and_the_settings_for_workers_and_0004_downgrades
         engine.dispose()
     with Store.open(sqlite_url) as store:  # upgraded again on open
         assert store.source("a") is None  # synced again by the next dispatcher start
+
+
+def test_service_names_match_what_ingest_health_reads() -> None:
+    from ingest.dispatch import DISPATCHER_NAME
+    from ingest.schedule import SERVICE_NAME
+
+    assert (SERVICE_NAME, DISPATCHER_NAME) == ("scheduler", "dispatcher")  # as cli._health
+
+
+@pytest.mark.postgres
+def test_health_follows_the_dispatcher_heartbeat_and_a_refused_edit(
+    lab: Lab, pg_url: str, tmp_path: Path
+) -> None:
+    """In distributed mode `ingest health` judges the dispatcher: alive, refused edit, stopped."""
+    lab.gen(feeds=3, items=2)
+    sources = tmp_path / "sources.yaml"
+    good = (lab.root / "sources.yaml").read_text()
+    sources.write_text(good)
+    before = ingest("health", "--db", pg_url, "--stale", "0")
+    assert before.returncode == 1 and "no scheduler (nor dispatcher)" in before.stdout
+    log = tmp_path / "dispatch.log"
+    proc = _start(log, "dispatch", "--sources", str(sources), "--db", pg_url,
+                  "--interval", "0.2s")  # fmt: skip
+    try:
+
+        def healthy() -> bool:
+            done = ingest("health", "--db", pg_url, "--stale", "0")
+            return done.returncode == 0 and "healthy: the dispatcher (dispatch@" in done.stdout
+
+        _wait_for("a healthy dispatcher heartbeat", healthy, [log])
+        sources.write_text(good + "  - key: broken\n    nmae: typo\n")
+
+        def refused() -> bool:
+            done = ingest("health", "--db", pg_url, "--stale", "0", "--format", "json")
+            verdict = json.loads(done.stdout)
+            return verdict["service"] == "dispatcher" and any(
+                "sources.yaml was edited and refused" in p for p in verdict["problems"]
+            )
+
+        _wait_for("the refused edit to show in health", refused, [log])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    after = ingest("health", "--db", pg_url, "--stale", "0")
+    assert after.returncode == 1 and "the dispatcher (dispatch@" in after.stdout
+    assert "stopped at" in after.stdout, after.stdout

@@ -443,11 +443,31 @@ def test_health_fails_when_no_scheduler_ever_ran(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out = health(capsys, sqlite_url)
-    assert code == 1 and out.startswith("UNHEALTHY") and "no scheduler has ever run" in out
+    assert code == 1 and out.startswith("UNHEALTHY") and "no scheduler (nor dispatcher)" in out
     code, out = health(capsys, sqlite_url, "--format", "json")
     verdict = json.loads(out)
     assert code == 1 and verdict["ok"] is False and verdict["stale"] == []
     assert any("no scheduler" in p for p in verdict["problems"])
+
+
+def test_health_judges_the_freshest_heartbeat_of_scheduler_and_dispatcher() -> None:
+    from ingest.health import assess, pick_service
+
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    old = {"owner": "scheduler@h:1:a", "last_tick_at": now - timedelta(hours=2)}
+    fresh = {"owner": "dispatch@h:2:b", "last_tick_at": now - timedelta(seconds=3)}
+    assert pick_service({"scheduler": None, "dispatcher": None}) == ("scheduler", None)
+    assert pick_service({"scheduler": old, "dispatcher": None}) == ("scheduler", old)
+    assert pick_service({"scheduler": old, "dispatcher": fresh}) == ("dispatcher", fresh)
+    verdict = assess(fresh, [], now, name="dispatcher")
+    assert verdict.ok and verdict.service == "dispatcher"
+    assert verdict.scheduler == "the dispatcher (dispatch@h:2:b) last ticked 3s ago"
+    stopped = assess({**fresh, "stopped_at": now}, [], now, name="dispatcher")
+    assert not stopped.ok and stopped.problems[0].startswith(
+        "the dispatcher (dispatch@h:2:b) stopped"
+    )
+    silent = assess(old, [], now)
+    assert not silent.ok and "more than the 60s allowed" in silent.problems[0]
 
 
 def test_health_is_ok_while_the_service_ticks_and_fails_once_it_stopped(
@@ -462,7 +482,8 @@ def test_health_is_ok_while_the_service_ticks_and_fails_once_it_stopped(
         assert code == 0 and out.startswith("healthy: the scheduler (scheduler@"), out
         code, out = health(capsys, sqlite_url, "--format", "json")
         assert code == 0 and json.loads(out) == {
-            "ok": True, "scheduler": json.loads(out)["scheduler"], "problems": [], "stale": []
+            "ok": True, "service": "scheduler", "scheduler": json.loads(out)["scheduler"],
+            "problems": [], "stale": [],
         }  # fmt: skip
         assert svc.stop() == 0
     code, out = health(capsys, sqlite_url)

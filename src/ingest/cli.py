@@ -207,19 +207,18 @@ def _distributed(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     from datetime import UTC
 
-    from ingest.health import assess
-    from ingest.schedule import SERVICE_NAME
+    from ingest.health import assess, pick_service
 
     with _open_store(args) as store:
+        # schedule.SERVICE_NAME and dispatch.DISPATCHER_NAME (not imported: their modules
+        # pull in APScheduler and procrastinate; tests/test_distributed.py checks the names)
+        name, row = pick_service({n: store.service(n) for n in ("scheduler", "dispatcher")})
         verdict = assess(
-            store.service(SERVICE_NAME),
-            store.status(),
-            datetime.now(UTC),
-            max_silence=args.max_silence,
-            stale=args.stale,
-        )
+            row, store.status(), datetime.now(UTC),
+            max_silence=args.max_silence, stale=args.stale, name=name,
+        )  # fmt: skip
     if args.format == "json":
-        out = {"ok": verdict.ok, "scheduler": verdict.scheduler,
+        out = {"ok": verdict.ok, "service": verdict.service, "scheduler": verdict.scheduler,
                "problems": list(verdict.problems), "stale": list(verdict.stale)}  # fmt: skip
         print(json.dumps(out))
     else:

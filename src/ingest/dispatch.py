@@ -9,6 +9,9 @@ source waits and at most one runs.  It also hands the jobs of workers that
 stopped heartbeating back to the queue, reloads sources.yaml when it
 changes (keeping the last good file, as the scheduler does) and prunes
 hourly.  Any number may run against one database: deferring is idempotent.
+Every few seconds it leaves a heartbeat in `services` (name "dispatcher":
+owner, last tick, the last refused edit of sources.yaml, stopped), which
+`ingest health` judges as it judges the scheduler's.
 It does not fetch, parse or store stories (poll_worker.py does).
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ingest import queue
 from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
+from ingest.leases import make_owner
 from ingest.schedule import prune_in_batches
 
 if TYPE_CHECKING:
@@ -32,7 +37,9 @@ if TYPE_CHECKING:
 
     from ingest.store import Store
 
-__all__ = ["Dispatcher"]
+__all__ = ["DISPATCHER_NAME", "Dispatcher"]
+
+DISPATCHER_NAME = "dispatcher"  # its row in `services`
 
 log = logging.getLogger("ingest.dispatch")
 
@@ -53,6 +60,7 @@ class Dispatcher:
         interval: float = 1.0,
         stalled_after: float = 30.0,
         prune_every: float = 3600.0,
+        heartbeat: float = 5.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.path = sources_path
@@ -66,6 +74,11 @@ class Dispatcher:
         self.config: Config = self.watch.config
         self._stop = asyncio.Event()
         self._last_prune: float | None = None
+        self.heartbeat = heartbeat
+        self.owner = make_owner("dispatch")
+        self.config_error: str | None = None  # the last refused edit of sources.yaml
+        self._started = clock()
+        self._last_beat: datetime | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -91,6 +104,7 @@ class Dispatcher:
                 while True:
                     try:
                         await self.tick(app)
+                        await self._beat()
                     except Exception:
                         if once:
                             raise
@@ -105,6 +119,11 @@ class Dispatcher:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            if not once:  # a --once pass (from a timer) is judged by its age, as the scheduler's
+                try:
+                    await self._beat(stopped=True)
+                except Exception:
+                    log.exception("could not record that the dispatcher stopped")
         log.info("dispatcher stopped")
         return 0
 
@@ -131,10 +150,13 @@ class Dispatcher:
         if result is None:
             return
         if result.error is not None:
+            self.config_error = str(result.error)
             log.error("%s is invalid; still dispatching the last good configuration:\n%s",
                       self.path, result.error)  # fmt: skip
+            await self._beat(force=True)
             return
         config = self.config = result.config
+        self.config_error = None
         await self._db(self.store.sync_sources, config.sources, self.clock(), config.settings)
         log.info("reloaded %s: %d sources", self.path, len(config.sources))
 
@@ -147,6 +169,21 @@ class Dispatcher:
         await prune_in_batches(
             self.store, self.config.settings, self.clock, self._db, batch=500, stop=self._stop
         )
+
+    async def _beat(self, *, force: bool = False, stopped: bool = False) -> None:
+        """The heartbeat `ingest health` reads, at most every `heartbeat` seconds."""
+        now = self.clock()
+        due = self._last_beat is None or (now - self._last_beat).total_seconds() >= self.heartbeat
+        if not (force or stopped or due):
+            return
+        self._last_beat = now
+        await self._db(
+            lambda: self.store.heartbeat(
+                DISPATCHER_NAME, self.owner, now, started_at=self._started,
+                config_path=os.path.abspath(self.path), config_error=self.config_error,
+                stopped=stopped,
+            )
+        )  # fmt: skip
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
