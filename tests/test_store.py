@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -312,3 +314,38 @@ def test_every_documented_column_exists(db_url: str) -> None:
         for table, cols in documented.items():
             result = c.execute(text(f"SELECT * FROM {table} LIMIT 0"))
             assert cols <= set(result.keys()), (table, cols - set(result.keys()))
+
+
+def _open_at_once(url: str, barrier: Any) -> None:
+    import os as _os
+
+    barrier.wait()
+    try:
+        Store.open(url).close()
+    except Exception:  # the exit code carries it; the traceback goes to stderr
+        import traceback
+
+        traceback.print_exc()
+        _os._exit(1)
+    _os._exit(0)
+
+
+def test_processes_opening_a_new_sqlite_file_together_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL answers "locked" without waiting; opening must wait."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.sqlite3'}"
+        barrier = ctx.Barrier(3)
+        procs = [ctx.Process(target=_open_at_once, args=(url, barrier)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=60)
+        assert [p.exitcode for p in procs] == [0, 0, 0], f"round {round_}"
+        with Store.open(url) as s, s.engine.connect() as c:
+            assert c.execute(text("SELECT version_num FROM alembic_version")).all() == [
+                (SCHEMA_REVISION,)
+            ]
+            assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

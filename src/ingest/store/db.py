@@ -14,6 +14,8 @@ about sources or items live here.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +77,32 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    _set_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _set_wal(cur: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting while another process holds the new file.
+
+    Switching a new file to WAL takes an exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy handler, when another
+    connection is doing the same or creating the schema: two runs opening a
+    new database together must wait here, not fail.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
