@@ -3,8 +3,9 @@
 
     python benchmarks/bench_config.py [--sources 2000] [--repeat 5]
 
-Builds a file of N sources (defaults, per-source intervals, filters, some
-disabled), parses and validates it `--repeat` times with
+Builds a file of N sources (the repository's sources.yaml, its sources
+repeated under new keys: feeds, pages with selectors, curated items, filters),
+parses and validates it `--repeat` times with
 `ingest.config.parse_config`, and prints the best and median milliseconds.
 It measures; it asserts nothing (a benchmark, not a test).
 """
@@ -14,23 +15,27 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
+
+import yaml
 
 from ingest.config import parse_config
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def many_sources(n: int) -> str:
-    out = ["defaults:\n  every: 30m\n  timeout: 20s\n  strip_params: [rss]\nsources:\n"]
+    """The repository's sources.yaml with its sources repeated to `n` (keys made unique)."""
+    data = yaml.safe_load((ROOT / "sources.yaml").read_text())
+    real = data["sources"]
+    copies = []
     for i in range(n):
-        out.append(
-            f"  - key: source-{i}\n"
-            f"    name: Source number {i}\n"
-            f"    url: https://host{i % 50}.example.org/feeds/{i}.xml\n"
-            f"    section: {('latest', 'blogs', 'videos')[i % 3]}\n"
-            f"    every: {i % 5 + 1}h\n"
-            f"    enabled: {'false' if i % 7 == 0 else 'true'}\n"
-            f"    include: [leadership, nhs]\n"
-        )
-    return "".join(out)
+        source = dict(real[i % len(real)])
+        source["key"] = f"{source['key']}-{i}"
+        source["name"] = f"{source['name']} ({i})"
+        copies.append(source)
+    data["sources"] = copies
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 def main() -> None:

@@ -20,12 +20,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from lab import free_port, measure, serving
+from lab import compile_sources, free_port, generate, measure, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -50,21 +49,11 @@ def main() -> None:
     ap.add_argument("--skip-reader", action="store_true")
     a = ap.parse_args()
 
-    # reader's files were byte-compiled by pip; compile ours too, so that neither
-    # side pays for compiling source on every start (PYTHONDONTWRITEBYTECODE)
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "src"), str(ROOT / "db")],
-        check=True,
-    )
+    compile_sources(ROOT)  # as pip did reader's
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     port = free_port()
     corpus = work / "corpus"
-    gen = subprocess.run(
-        [sys.executable, str(a.feedlab / "gen.py"), str(corpus), "--feeds", str(a.feeds),
-         "--items", str(a.items), "--port", str(port), "--hosts", str(a.hosts)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    expected = json.loads(gen.stdout)
+    expected = generate(a.feedlab, corpus, feeds=a.feeds, items=a.items, port=port, hosts=a.hosts)
     sources = corpus / "sources.yaml"
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
     results: dict[str, list[dict[str, float | str]]] = {

@@ -21,12 +21,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from lab import free_port, measure, serving
+from lab import compile_sources, free_port, generate, measure, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -78,18 +77,11 @@ def main() -> None:
     ap.add_argument("--feedlab", type=Path, default=ROOT.parent / "shared" / "feedlab")
     a = ap.parse_args()
 
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "src"), str(ROOT / "db")],
-        check=True,
-    )
+    compile_sources(ROOT)
     work = Path(tempfile.mkdtemp(prefix="ingest-floor-"))
     port = free_port()
     corpus = work / "corpus"
-    subprocess.run(
-        [sys.executable, str(a.feedlab / "gen.py"), str(corpus), "--feeds", str(a.feeds),
-         "--items", str(a.items), "--port", str(port), "--hosts", str(a.hosts)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    generate(a.feedlab, corpus, feeds=a.feeds, items=a.items, port=port, hosts=a.hosts)
     sources = corpus / "sources.yaml"
     etags = work / "etags.json"
     client = [sys.executable, "-c", CLIENT, str(sources), str(etags),

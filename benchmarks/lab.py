@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: a free port, feedlab's server, whole-process measuring.
+"""What the benchmark scripts share: a corpus, a free port, feedlab's server, measuring.
 
 `serving` runs feedlab/serve.py for the length of a `with` block; `measure`
 runs a command and samples the RSS of its whole process tree (psutil) while
@@ -8,6 +8,7 @@ it runs.  It measures and serves; it asserts nothing.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -19,7 +20,29 @@ from typing import Any
 
 import psutil
 
-__all__ = ["free_port", "measure", "serving"]
+__all__ = ["compile_sources", "free_port", "generate", "measure", "serving"]
+
+
+def compile_sources(root: Path) -> None:
+    """Byte-compile src/ and db/ (pip byte-compiled the peer's files; with
+    PYTHONDONTWRITEBYTECODE set, ours would be compiled again on every start)."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(root / "src"), str(root / "db")],
+        check=True,
+    )
+
+
+def generate(
+    feedlab: Path, corpus: Path, *, feeds: int, items: int, port: int, hosts: int
+) -> dict[str, Any]:
+    """feedlab/gen.py into `corpus`: its expected.json counts."""
+    done = subprocess.run(
+        [sys.executable, str(feedlab / "gen.py"), str(corpus), "--feeds", str(feeds),
+         "--items", str(items), "--port", str(port), "--hosts", str(hosts)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    counts: dict[str, Any] = json.loads(done.stdout)
+    return counts
 
 
 def free_port() -> int:
