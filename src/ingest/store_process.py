@@ -29,11 +29,14 @@ import signal
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest import errors
-from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
+
+if TYPE_CHECKING:  # annotations only: the fork comes first, before anything is imported
+    from multiprocessing.connection import Connection
+
+    from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
 
 __all__ = ["StoreProcess"]
 
