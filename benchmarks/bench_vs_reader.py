@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lab import compile_sources, free_port, generate, measure, serving
+from lab import compile_sources, corpus_arguments, free_port, generate, measure, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -39,13 +39,9 @@ def sqlite_count(path: Path, sql: str) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--feeds", type=int, default=200)
-    ap.add_argument("--items", type=int, default=25)
-    ap.add_argument("--delay-ms", type=float, default=40)
-    ap.add_argument("--hosts", type=int, default=16)
+    corpus_arguments(ap, ROOT)
     ap.add_argument("--workers", type=int, default=16, help="reader's worker threads")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--feedlab", type=Path, default=ROOT.parent / "shared" / "feedlab")
     ap.add_argument("--skip-reader", action="store_true")
     a = ap.parse_args()
 

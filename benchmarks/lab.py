@@ -7,6 +7,7 @@ it runs.  It measures and serves; it asserts nothing.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import socket
@@ -20,7 +21,16 @@ from typing import Any
 
 import psutil
 
-__all__ = ["compile_sources", "free_port", "generate", "measure", "serving"]
+__all__ = ["compile_sources", "corpus_arguments", "free_port", "generate", "measure", "serving"]
+
+
+def corpus_arguments(ap: argparse.ArgumentParser, root: Path) -> None:
+    """The feedlab corpus options every timing script takes (defaults: issue 2's corpus)."""
+    ap.add_argument("--feeds", type=int, default=200)
+    ap.add_argument("--items", type=int, default=25)
+    ap.add_argument("--delay-ms", type=float, default=40)
+    ap.add_argument("--hosts", type=int, default=16)
+    ap.add_argument("--feedlab", type=Path, default=root.parent / "shared" / "feedlab")
 
 
 def compile_sources(root: Path) -> None:
