@@ -90,7 +90,7 @@ class Store:
 
     def save_polls(self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]) -> list[Plan]:
         """Store several polls' Items and states in one transaction (all or none)."""
-        plans = []
+        plans, recorded = [], []
         with self._write() as conn:
             for record, batch in polls:
                 plan = (
@@ -99,8 +99,9 @@ class Store:
                     else Plan()
                 )
                 counted = _with_counts(record.report, plan, len(batch or ()))
-                writes.record_polls(conn, [replace(record, report=counted)])
+                recorded.append(replace(record, report=counted))
                 plans.append(plan)
+            writes.record_polls(conn, recorded)  # the states and the poll log: a few executemany
         return plans
 
     def record_polls(self, records: Sequence[PollRecord]) -> None:
