@@ -683,5 +683,7 @@ def test_busy_host_does_not_hold_global_slots(
     assert feed_server.wait_idle() and other_server.wait_idle()
     first_busy = min(r.time for r in feed_server.requests)
     other = other_server.last("/g")
-    assert other.time - first_busy < 0.1, "the other host waited for the busy host's queue"
+    # had the queued third request of the busy host held a global slot, the other host
+    # would have waited for one of the first two to end: 0.2 s
+    assert other.time - first_busy < 0.15, "the other host waited for the busy host's queue"
     assert peak_overlap(feed_server.requests + other_server.requests, hold=0.2) == 3
