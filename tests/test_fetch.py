@@ -687,3 +687,12 @@ def test_busy_host_does_not_hold_global_slots(
     # would have waited for one of the first two to end: 0.2 s
     assert other.time - first_busy < 0.15, "the other host waited for the busy host's queue"
     assert peak_overlap(feed_server.requests + other_server.requests, hold=0.2) == 3
+
+
+def test_a_malformed_redirect_location_is_a_fetch_error_not_a_crash(
+    feed_server: FeedServer,
+) -> None:
+    feed_server.redirect("/odd", "http://[oops/feed", status=302)
+    (e,) = run(poll_each([feed_server.url("/odd")]))
+    assert isinstance(e, errors.FetchError), e
+    assert "refused" in str(e) and "http://[oops/feed" in str(e)

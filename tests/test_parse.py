@@ -271,3 +271,16 @@ def test_relative_links_resolve_against_xml_base_then_the_document() -> None:
         "https://other.example/x/2",
         "https://abs.example/3",
     ]
+
+
+def test_a_json_feed_date_out_of_range_leaves_the_entry_undated() -> None:
+    document = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": ['
+        b'{"id": "1", "url": "https://a.example/1", "title": "Early",'
+        b' "date_published": "0001-01-01T00:00:00+01:00"},'
+        b'{"id": "2", "url": "https://a.example/2", "title": "Fine",'
+        b' "date_published": "2026-06-01T08:00:00+01:00"}]}'
+    )
+    early, fine = parse_feed(document, "https://a.example/feed.json")
+    assert early.title == "Early" and early.published is None
+    assert fine.published == datetime(2026, 6, 1, 7, tzinfo=UTC)

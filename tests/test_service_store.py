@@ -369,3 +369,34 @@ def test_a_run_holds_at_most_concurrency_bodies_however_slow_parsing_is(
         assert all(r.ok and r.new == 2 for r in reports), reports
         assert store.story_count() == 48
     assert 1 <= pool.peak <= 3  # 24 bodies, but never more than 3 waiting at once
+
+
+def test_a_poll_cancelled_while_its_write_waits_does_not_stop_the_recorder(
+    sqlite_url: str,
+) -> None:
+    """Shutdown cancels polls; their queued writes still land and the others still get theirs."""
+    import asyncio
+    import time
+
+    from ingest.recorder import Recorder
+
+    def record(source: Source) -> PollRecord:
+        return PollRecord(source, ok(source), None, T0, NextPoll(T0 + timedelta(minutes=30)))
+
+    async def go(store: Store) -> SourceReport:
+        recorder = Recorder(store)
+        recorder.start()
+        busy = asyncio.ensure_future(recorder.call(time.sleep, 0.3))  # the database thread is busy
+        cancelled = asyncio.ensure_future(recorder.save(record(A), None))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()  # as the scheduler's grace period ends
+        later = await asyncio.wait_for(recorder.save(record(B), None), 10)
+        await busy
+        await asyncio.wait_for(recorder.stop(), 10)
+        return later
+
+    with Store.open(sqlite_url) as store:
+        store.sync_sources([A, B], T0)
+        report = asyncio.run(go(store))
+        assert report.ok and report.source_key == "b"
+        assert count(store, "fetches") == 2  # the cancelled poll's write landed too

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 # httpx's package imports its command-line tool (click, rich, pygments: ~0.09 s of
 # every start) whenever those happen to be installed; ingest never calls it, and
@@ -40,6 +40,7 @@ import httpx  # noqa: E402
 from ingest import errors  # noqa: E402
 from ingest.model import Fetched, FetchState, Settings, Source  # noqa: E402
 from ingest.netguard import NetGuard, Refused, guarded_resolver  # noqa: E402
+from ingest.urls import absolute_http_url  # noqa: E402
 
 __all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "make_client", "parse_retry_after"]
 
@@ -225,10 +226,10 @@ class Fetcher:
                                 status=resp.status_code,
                                 url=url,
                             )
-                        target = urljoin(url, location.strip())
-                        if urlsplit(target).scheme not in ("http", "https"):
+                        target = absolute_http_url(location, url)
+                        if target is None:
                             raise errors.FetchError(
-                                f"redirect to a non-HTTP URL refused: {target}", url=url
+                                f"redirect to a non-HTTP URL refused: {location.strip()}", url=url
                             )
                         if target in seen:
                             raise errors.HTTPStatusError(

@@ -97,11 +97,11 @@ class Recorder:
             if bare:
                 results = await self.call(self._write_bare, [j.record for j in bare])
                 for job, report in zip(bare, results, strict=True):
-                    job.done.set_result(report)
+                    _settle(job, report)
             full = [j for j in real if j.batch]
             if full:
                 for job, report in zip(full, await self.call(self._write_full, full), strict=True):
-                    job.done.set_result(report)
+                    _settle(job, report)
 
     def _write_bare(self, records: list[PollRecord]) -> list[SourceReport]:
         try:
@@ -134,6 +134,13 @@ class Recorder:
                 log.error("cannot record the failure of %s either", record.source.key)
             return failed
         return _counted(job, plan)
+
+
+def _settle(job: _Job, report: SourceReport) -> None:
+    """Hand a written poll's report back, unless its poll was cancelled meanwhile
+    (shutdown): the write stands, and the drain must go on for the others."""
+    if not job.done.done():
+        job.done.set_result(report)
 
 
 def _counted(job: _Job, plan: Plan) -> SourceReport:

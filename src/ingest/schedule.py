@@ -163,15 +163,16 @@ class Service:
 
     async def _drain(self, grace: float | None) -> None:
         """Let in-flight polls finish for `grace` seconds, then cancel the rest."""
-        tasks = list(self.inflight.values())
-        if not tasks:
+        keys = {task: key for key, task in self.inflight.items()}
+        if not keys:
             return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        _done, pending = await asyncio.wait(keys, timeout=grace)
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
-            cancelled = [k for k, t in self.inflight.items() if t in pending]
+            # their done-callbacks have taken them out of `inflight` by now
+            cancelled = sorted(keys[task] for task in pending)
             log.warning("cancelled %d polls at shutdown: %s", len(cancelled), ", ".join(cancelled))
             assert self._pipeline is not None
             await self._db(self.store.release_leases, cancelled, self._pipeline.owner)

@@ -34,8 +34,8 @@ class ConfigWatcher:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
+        self._stamp = self._file_stamp()  # before reading: an edit in between is seen later
         self.config: Config = load_config(self.path)  # invalid at start: ConfigError
-        self._stamp = self._file_stamp()
 
     def check(self) -> Reload | None:
         """None when the file is as last seen; else reload it (or keep the last good one)."""
@@ -47,8 +47,7 @@ class ConfigWatcher:
             config = load_config(self.path)
         except ConfigError as e:
             return Reload(self.config, error=e)
-        before = {s.key: s for s in self.config.sources}
-        after = {s.key: s for s in config.sources}
+        before, after = self.config.by_key, config.by_key
         self.config = config
         return Reload(
             config,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["parse_date"]
+__all__ = ["as_utc", "parse_date"]
 
 _MONTHS = {
     name: number
@@ -113,12 +113,12 @@ def parse_date(
         return None
     if date_format:
         try:
-            return _utc(datetime.strptime(text, date_format))
+            return as_utc(datetime.strptime(text, date_format))
         except (ValueError, OverflowError):
             pass
     if _ISO_LIKE.fullmatch(text):
         try:
-            return _utc(datetime.fromisoformat(text.replace("z", "Z")))
+            return as_utc(datetime.fromisoformat(text.replace("z", "Z")))
         except (ValueError, OverflowError):
             pass
     if _EPOCH.fullmatch(text):
@@ -193,7 +193,7 @@ def _with_time(day: datetime, m: re.Match[str]) -> datetime | None:
     if abs(offset) >= 24 * 60:
         return None
     local = day.replace(hour=hour, minute=minute, second=min(second, 59), tzinfo=None)
-    return _utc(local.replace(tzinfo=timezone(timedelta(minutes=offset))))
+    return as_utc(local.replace(tzinfo=timezone(timedelta(minutes=offset))))
 
 
 def _us_summer(day: datetime) -> bool:
@@ -206,7 +206,7 @@ def _us_summer(day: datetime) -> bool:
     return start <= day < end
 
 
-def _utc(moment: datetime) -> datetime | None:
+def as_utc(moment: datetime) -> datetime | None:
     """Aware UTC; a naive datetime is taken to be UTC already."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)

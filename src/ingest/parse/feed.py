@@ -36,6 +36,7 @@ import feedparser.api
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
+from ingest.parse.dates import as_utc
 from ingest.parse.doctype import strip_internal_subset
 
 __all__ = ["parse_duration", "parse_feed"]
@@ -355,4 +356,4 @@ def _iso(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(parsed)
