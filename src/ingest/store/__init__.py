@@ -143,7 +143,7 @@ class Store:
         feed discovered on it) and are dropped where that changed since they
         were stored; sources never polled are absent.
         """
-        stored = self._read(reads.fetch_states)
+        stored = self._read(lambda c: reads.fetch_states(c, [s.key for s in configured]))
         out: dict[str, FetchState] = {}
         for s in configured:
             url_and_state = stored.get(s.key)

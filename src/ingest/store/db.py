@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
@@ -27,10 +28,14 @@ from ingest import errors
 from ingest.store import schema
 from ingest.store.schema import SCHEMA_REVISION
 
+T = TypeVar("T")
+
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
+    "IN_CHUNK",
     "READ_ONLY",
+    "chunks",
     "create_schema",
     "current_revision",
     "make_engine",
@@ -43,6 +48,15 @@ ENV_VAR = "INGEST_DATABASE_URL"
 _PG_LOCK_ID = 0x1A6E57  # advisory lock key for migrations
 SQLITE_BUSY_MS = 30_000
 READ_ONLY = "ingest_read"  # execution option: this connection only reads
+
+
+IN_CHUNK = 500  # values per IN (...) list: well within SQLite's bound-parameter limit
+
+
+def chunks(values: Sequence[T], n: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `n`, for IN lists every backend accepts."""
+    for i in range(0, len(values), n):
+        yield values[i : i + n]
 
 
 def resolve_url(url: str | None = None) -> str:

@@ -7,6 +7,7 @@ dicts ready for printing; nothing here writes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,25 +15,29 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from ingest.model import FetchState
+from ingest.store.db import chunks
 from ingest.store.schema import item_sources, items, sources
 
 __all__ = ["fetch_states", "last_change", "latest", "sections", "source_status", "story_count"]
 
 
-def fetch_states(conn: Connection) -> dict[str, tuple[str | None, FetchState]]:
-    """Per source key (polled or not): the URL the validators belong to, and the state."""
-    rows = conn.execute(
-        select(
-            sources.c.key,
-            sources.c.state_url,
-            sources.c.etag,
-            sources.c.last_modified,
-            sources.c.body_hash,
-            sources.c.consecutive_failures,
-            sources.c.discovered_url,
+def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str | None, FetchState]]:
+    """Per source of `keys` (polled or not): the URL the validators belong to, and the state."""
+    out: dict[str, tuple[str | None, FetchState]] = {}
+    for chunk in chunks(keys):
+        rows = conn.execute(
+            select(
+                sources.c.key,
+                sources.c.state_url,
+                sources.c.etag,
+                sources.c.last_modified,
+                sources.c.body_hash,
+                sources.c.consecutive_failures,
+                sources.c.discovered_url,
+            ).where(sources.c.key.in_(chunk))
         )
-    )
-    return {r[0]: (r[1], FetchState(r[2], r[3], r[4], r[5] or 0, r[6])) for r in rows}
+        out.update((r[0], (r[1], FetchState(r[2], r[3], r[4], r[5] or 0, r[6]))) for r in rows)
+    return out
 
 
 def latest(

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.engine import Connection
 
+from ingest.store.db import IN_CHUNK, chunks
 from ingest.store.schema import fetches, items, services, settings, sources
 
 __all__ = [
@@ -48,7 +49,7 @@ def due_keys(
 ) -> list[str]:
     """Of `keys`, those due at `now` and free to poll (or leased by `owner`), most overdue first."""
     wanted = set(keys)
-    rows = conn.execute(
+    query = (
         select(sources.c.key)
         .where(
             sources.c.enabled.is_(True),
@@ -60,7 +61,11 @@ def due_keys(
         )
         .order_by(sources.c.next_due_at.is_not(None), sources.c.next_due_at, sources.c.key)
     )
-    return [r[0] for r in rows if r[0] in wanted][:limit]
+    if (
+        len(wanted) <= IN_CHUNK
+    ):  # the usual case (a worker asks about one key): the database filters
+        query = query.where(sources.c.key.in_(sorted(wanted))).limit(limit)
+    return [r[0] for r in conn.execute(query) if r[0] in wanted][:limit]
 
 
 def acquire_leases(
@@ -71,13 +76,10 @@ def acquire_leases(
         return set()
     until = now + timedelta(seconds=ttl)
     taken: set[str] = set()
-    for i in range(0, len(keys), 500):
+    for chunk in chunks(keys):
         rows = conn.execute(
             update(sources)
-            .where(
-                sources.c.key.in_(keys[i : i + 500]),
-                or_(_lease_free(now), sources.c.lease_owner == owner),
-            )
+            .where(sources.c.key.in_(chunk), _lease_free(now, owner))
             .values(lease_owner=owner, lease_until=until)
             .returning(sources.c.key)
         )
@@ -88,10 +90,10 @@ def acquire_leases(
 def lease_owners(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     """Who holds the lease of each of `keys` that is leased (expired or not)."""
     out: dict[str, str] = {}
-    for i in range(0, len(keys), 500):
+    for chunk in chunks(keys):
         rows = conn.execute(
             select(sources.c.key, sources.c.lease_owner).where(
-                sources.c.key.in_(keys[i : i + 500]), sources.c.lease_owner.is_not(None)
+                sources.c.key.in_(chunk), sources.c.lease_owner.is_not(None)
             )
         )
         out.update((r[0], r[1]) for r in rows)
@@ -174,10 +176,10 @@ def source_config(conn: Connection, key: str) -> str | None:
 
 def write_settings(conn: Connection, value: str, now: datetime) -> None:
     """Keep the `settings:` block (JSON) where workers read it; unchanged text is not written."""
-    old = conn.execute(select(settings.c.value).where(settings.c.name == SETTINGS_ROW)).first()
+    old = stored_settings(conn)
     if old is None:
         conn.execute(settings.insert().values(name=SETTINGS_ROW, value=value, updated_at=now))
-    elif old[0] != value:
+    elif old != value:
         conn.execute(
             update(settings)
             .where(settings.c.name == SETTINGS_ROW)

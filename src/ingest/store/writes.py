@@ -10,7 +10,7 @@ cannot duplicate it.  What is new or changed is decided by `dedupe.plan`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +20,10 @@ from sqlalchemy.engine import Connection
 from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.store.configs import source_json
+from ingest.store.db import chunks
 from ingest.store.schema import fetches, item_sources, items, sources
 
 __all__ = ["record_polls", "save_items", "sync_sources"]
-
-_CHUNK = 500
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -36,11 +35,6 @@ def _insert(conn: Connection, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
-
-
-def _chunks(values: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(values), n):
-        yield values[i : i + n]
 
 
 _SYNCED = (
@@ -90,15 +84,16 @@ def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) 
     return len(fresh) + len(changed) + len(gone)
 
 
-def _known(conn: Connection, source_key: str, keys: Sequence[str]) -> dict[str, str]:
-    known: dict[str, str] = {}
-    for chunk in _chunks(keys):
+def _known(conn: Connection, source_key: str, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """Of the source's `keys`, those stored: entry key -> (content hash, story id)."""
+    known: dict[str, tuple[str, int]] = {}
+    for chunk in chunks(keys):
         rows = conn.execute(
-            select(item_sources.c.entry_key, item_sources.c.content_hash).where(
-                item_sources.c.source_key == source_key, item_sources.c.entry_key.in_(chunk)
-            )
+            select(
+                item_sources.c.entry_key, item_sources.c.content_hash, item_sources.c.item_id
+            ).where(item_sources.c.source_key == source_key, item_sources.c.entry_key.in_(chunk))
         )
-        known.update((r[0], r[1]) for r in rows)
+        known.update((r[0], (r[1], r[2])) for r in rows)
     return known
 
 
@@ -126,7 +121,7 @@ def _story_row(item: Item, now: datetime) -> dict[str, Any]:
 
 def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for chunk in _chunks(urls):
+    for chunk in chunks(urls):
         rows = conn.execute(
             select(items.c.canonical_url, items.c.id).where(items.c.canonical_url.in_(chunk))
         )
@@ -136,7 +131,8 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, int]:
 
 def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
     """Store one poll's Items for `source`; returns what dedupe decided."""
-    plan = dedupe.plan(batch, _known(conn, source.key, [i.entry_key for i in batch]))
+    known = _known(conn, source.key, [i.entry_key for i in batch])
+    plan = dedupe.plan(batch, {key: digest for key, (digest, _) in known.items()})
     if plan.new:
         stories = dedupe.first_by_canonical_url(plan.new)
         inserted = conn.execute(
@@ -145,7 +141,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
             .returning(items.c.canonical_url, items.c.id),
             [_story_row(item, now) for item in stories.values()],
         )
-        ids = {r[0]: r[1] for r in inserted if r is not None}
+        ids = {r[0]: r[1] for r in inserted}
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         conn.execute(
@@ -166,20 +162,18 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
             ],
         )
     if plan.changed:
-        _apply_changes(conn, source, plan.changed, now)
+        item_ids = {key: item_id for key, (_, item_id) in known.items()}
+        _apply_changes(conn, source, plan.changed, item_ids, now)
     return plan
 
 
 def _apply_changes(
-    conn: Connection, source: Source, changed: Sequence[Item], now: datetime
+    conn: Connection,
+    source: Source,
+    changed: Sequence[Item],
+    item_ids: dict[str, int],  # entry key -> story id, as `_known` read them
+    now: datetime,
 ) -> None:
-    link_rows = conn.execute(
-        select(item_sources.c.entry_key, item_sources.c.item_id).where(
-            item_sources.c.source_key == source.key,
-            item_sources.c.entry_key.in_([i.entry_key for i in changed]),
-        )
-    )
-    item_ids = {r[0]: r[1] for r in link_rows}
     for item in changed:
         item_id = item_ids[item.entry_key]
         values: dict[str, Any] = {
