@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest import __version__, errors
+from ingest import __version__, cli_format, errors
 
 if TYPE_CHECKING:
     from ingest.config import Config
@@ -31,11 +31,9 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-LATEST_FIELDS = (
-    "id", "url", "title", "summary", "published_at", "first_seen_at", "updated_at", "section",
-    "source", "source_name", "sources", "image_url", "author", "date_source", "canonical_url",
-    "kind", "duration", "media_url", "is_short",
-)  # fmt: skip
+# the fields of a story in `ingest latest --format json` and /api/items; defined with the
+# layout in cli_format (the web app shares it), importable from here as before
+LATEST_FIELDS = cli_format.LATEST_FIELDS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -256,7 +254,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _try(args: argparse.Namespace) -> int:
-    from ingest import cli_format
     from ingest.model import Settings
     from ingest.trial import run_trial, source_for_url
 
@@ -290,23 +287,19 @@ def _try(args: argparse.Namespace) -> int:
 
 
 def _latest(args: argparse.Namespace) -> int:
-    from ingest import cli_format
-
     if args.limit < 1:
         print("ingest: --limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     with _open_store(args) as store:
         rows = store.latest(section=args.section, source=args.source, limit=args.limit)
     if args.format == "json":
-        print(cli_format.latest_json(rows, LATEST_FIELDS))
+        print(cli_format.latest_json(rows))
     else:
         cli_format.print_latest(rows)
     return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ingest import cli_format
-
     with _open_store(args) as store:
         rows = store.status()
         jobs = store.queue_counts()  # distributed mode (PostgreSQL with procrastinate's table)

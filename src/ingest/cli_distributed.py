@@ -9,7 +9,6 @@ queueing logic lives here.
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from ingest import errors
@@ -48,8 +47,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, seconds: Any) -> None
 def _url(args: argparse.Namespace) -> str:
     from ingest.store import db
 
-    if not args.verbose:  # procrastinate logs a line per job deferred and per job run
-        logging.getLogger("procrastinate").setLevel(logging.WARNING)
     url = db.resolve_url(args.db)
     if not url.startswith("postgresql"):
         raise errors.StoreError(f"distributed mode needs a PostgreSQL --db, not {url}")

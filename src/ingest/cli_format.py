@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ingest.trial import Trial
 
 __all__ = [
+    "LATEST_FIELDS",
     "STATUS_FIELDS",
     "iso",
     "latest_json",
@@ -29,8 +30,15 @@ __all__ = [
     "report_json",
     "report_line",
     "status_json",
+    "story_json",
     "trial_json",
 ]
+
+LATEST_FIELDS = (
+    "id", "url", "title", "summary", "published_at", "first_seen_at", "updated_at", "section",
+    "source", "source_name", "sources", "image_url", "author", "date_source", "canonical_url",
+    "kind", "duration", "media_url", "is_short",
+)  # fmt: skip
 
 STATUS_FIELDS = (
     "key", "name", "url", "kind", "section", "enabled", "in_config", "last_attempt_at",
@@ -82,9 +90,13 @@ def report_json(r: SourceReport) -> str:
 # -- latest -------------------------------------------------------------------
 
 
-def latest_json(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> str:
-    out = [{k: iso(r.get(k)) for k in fields} for r in rows]
-    return json.dumps(out, indent=2, ensure_ascii=False)
+def story_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A story's `LATEST_FIELDS`, timestamps ISO 8601: `ingest latest` and /api/items."""
+    return {k: iso(row.get(k)) for k in LATEST_FIELDS}
+
+
+def latest_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps([story_json(r) for r in rows], indent=2, ensure_ascii=False)
 
 
 def print_latest(rows: Sequence[dict[str, Any]]) -> None:

@@ -14,13 +14,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from ingest.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from ingest.model import SourceReport
     from ingest.store_process import StoreProcess
 
 __all__ = ["run"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,14 +40,13 @@ def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
     config = load_config(args.sources)
     chosen = list(config.enabled())
     if args.only:
-        known = {s.key: s for s in config.sources}
-        unknown = [k for k in args.only if k not in known]
+        unknown = [k for k in args.only if k not in config.by_key]
         if unknown:
             print(
                 f"ingest: no source named {', '.join(unknown)} in {args.sources}", file=sys.stderr
             )
             return EXIT_USAGE
-        chosen = [known[k] for k in args.only]
+        chosen = [config.by_key[k] for k in args.only]
     if not chosen:
         print(f"{args.sources}: no enabled sources; nothing to do")
         return EXIT_OK

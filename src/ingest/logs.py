@@ -55,3 +55,7 @@ def setup(level: int, fmt: str = "text", *, quiet_polls: bool = False) -> None:
     logging.getLogger("ingest.poll").setLevel(logging.ERROR if quiet_polls else logging.NOTSET)
     for chatty in ("apscheduler", "alembic", "httpx"):  # our own poll line says it all
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+    # procrastinate logs a line per job deferred and per job run: only with -v
+    logging.getLogger("procrastinate").setLevel(
+        logging.WARNING if level >= logging.INFO else logging.NOTSET
+    )

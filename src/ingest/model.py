@@ -10,7 +10,7 @@ holds behaviour beyond small derived properties; stages copy with
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -241,6 +241,12 @@ class SourceReport:
     skipped: bool = False  # not polled: another process holds the source's lease
     discovered_url: str | None = None  # polled through the feed an HTML page at its URL named
     notes: tuple[str, ...] = field(default=())
+
+    def with_counts(self, plan: Plan, entries: int) -> SourceReport:
+        """This report with what storing its `entries` came to (`plan`, from dedupe)."""
+        return replace(
+            self, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries
+        )
 
 
 @dataclass(frozen=True, slots=True)

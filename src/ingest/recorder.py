@@ -144,13 +144,7 @@ def _settle(job: _Job, report: SourceReport) -> None:
 
 
 def _counted(job: _Job, plan: Plan) -> SourceReport:
-    return replace(
-        job.record.report,
-        new=len(plan.new),
-        updated=len(plan.changed),
-        same=plan.same,
-        entries=len(job.batch or ()),
-    )
+    return job.record.report.with_counts(plan, len(job.batch or ()))
 
 
 def _store_failed(report: SourceReport, e: errors.StoreError) -> SourceReport:

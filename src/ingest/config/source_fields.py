@@ -20,7 +20,6 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ingest.config.fields import _FieldChecker
 from ingest.config.notations import _cron, _date_format, _selector
 from ingest.config.values import (
-    _Bad,
     _flag,
     _interval,
     _item_date,
@@ -65,13 +64,6 @@ _SOURCE_HINTS: Final = {
     "allow_networks": "; 'allow_networks' applies to every source, put it under defaults:",
 }
 _DEFAULT_EVERY: Final = Source(key="", name="", url="").every
-
-
-def _image(node: Node, name: str) -> str:
-    try:
-        return _url(node, name)
-    except _Bad as e:
-        raise _Bad(e.message.replace("url ", f"{name} ", 1), e.node) from None
 
 
 def _label(f: Mapping[str, tuple[Node, Node]]) -> str:
@@ -332,7 +324,7 @@ class _SourceChecker(_FieldChecker):
             summary = (
                 self.convert(given["summary"], _text, "summary", w) if "summary" in given else None
             )
-            image = self.convert(given["image"], _image, "image", w) if "image" in given else None
+            image = self.convert(given["image"], _url, "image", w) if "image" in given else None
             date = self.convert(given["date"], _item_date, "date", w) if "date" in given else None
             title, url = values["title"], values["url"]
             if url is not None:

@@ -237,7 +237,7 @@ def _url(node: Node, name: str) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise _Bad(f"url {value!r} is not a web address (http:// or https:// and a host)", node)
+        raise _Bad(f"{name} {value!r} is not a web address (http:// or https:// and a host)", node)
     return value
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
-from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source, SourceReport
+from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
 from ingest.store import configs, db, reads, service, writes
 
 __all__ = ["Store"]
@@ -98,7 +98,7 @@ class Store:
                     if batch
                     else Plan()
                 )
-                counted = _with_counts(record.report, plan, len(batch or ()))
+                counted = record.report.with_counts(plan, len(batch or ()))
                 recorded.append(replace(record, report=counted))
                 plans.append(plan)
             writes.record_polls(conn, recorded)  # the states and the poll log: a few executemany
@@ -196,9 +196,3 @@ class Store:
 
     def last_change(self) -> datetime | None:
         return self._read(reads.last_change)
-
-
-def _with_counts(report: SourceReport, plan: Plan, entries: int) -> SourceReport:
-    return replace(
-        report, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries
-    )

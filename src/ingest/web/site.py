@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ingest import errors
-from ingest.cli import LATEST_FIELDS
+from ingest.cli_format import story_json
 from ingest.store import Store
 from ingest.web import feeds, page
 from ingest.web.params import ItemsQuery, encode_cursor
 
-__all__ = ["FEED_LIMIT", "Body", "Site", "item_json"]
+__all__ = ["FEED_LIMIT", "Body", "Site"]
 
 FEED_LIMIT = 50  # entries per feed
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,15 +38,6 @@ class Body:
     media_type: str
     last_modified: datetime
     status: int = 200
-
-
-def item_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A story with the fields of `ingest latest --format json` (timestamps ISO 8601 UTC)."""
-    return {k: _iso(row.get(k)) for k in LATEST_FIELDS}
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def json_bytes(data: Any) -> bytes:
@@ -114,7 +105,7 @@ class Site:
         cursor = None
         if more and paginate:
             cursor = encode_cursor(rows[-1]["published_at"], rows[-1]["id"])
-        body = json_bytes({"items": [item_json(r) for r in rows], "next_cursor": cursor})
+        body = json_bytes({"items": [story_json(r) for r in rows], "next_cursor": cursor})
         return Body(body, JSON_TYPE, self._modified(rows))
 
     def feed(self, section: str, kind: str, *, request_base: str | None = None) -> Body | None:
