@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from ingest import queue
 from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
 from ingest.leases import make_owner
-from ingest.schedule import prune_in_batches
+from ingest.schedule import Heartbeat, prune_in_batches
 
 if TYPE_CHECKING:
     import procrastinate
@@ -60,7 +59,7 @@ class Dispatcher:
         interval: float = 1.0,
         stalled_after: float = 30.0,
         prune_every: float = 3600.0,
-        heartbeat: float = 5.0,
+        heartbeat_every: float = 5.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.path = sources_path
@@ -74,11 +73,8 @@ class Dispatcher:
         self.config: Config = self.watch.config
         self._stop = asyncio.Event()
         self._last_prune: float | None = None
-        self.heartbeat = heartbeat
         self.owner = make_owner("dispatch")
-        self.config_error: str | None = None  # the last refused edit of sources.yaml
-        self._started = clock()
-        self._last_beat: datetime | None = None
+        self.heartbeat = Heartbeat(store, DISPATCHER_NAME, sources_path, heartbeat_every, clock)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -150,13 +146,13 @@ class Dispatcher:
         if result is None:
             return
         if result.error is not None:
-            self.config_error = str(result.error)
+            self.heartbeat.config_error = str(result.error)
             log.error("%s is invalid; still dispatching the last good configuration:\n%s",
                       self.path, result.error)  # fmt: skip
             await self._beat(force=True)
             return
         config = self.config = result.config
-        self.config_error = None
+        self.heartbeat.config_error = None
         await self._db(self.store.sync_sources, config.sources, self.clock(), config.settings)
         log.info("reloaded %s: %d sources", self.path, len(config.sources))
 
@@ -171,19 +167,7 @@ class Dispatcher:
         )
 
     async def _beat(self, *, force: bool = False, stopped: bool = False) -> None:
-        """The heartbeat `ingest health` reads, at most every `heartbeat` seconds."""
-        now = self.clock()
-        due = self._last_beat is None or (now - self._last_beat).total_seconds() >= self.heartbeat
-        if not (force or stopped or due):
-            return
-        self._last_beat = now
-        await self._db(
-            lambda: self.store.heartbeat(
-                DISPATCHER_NAME, self.owner, now, started_at=self._started,
-                config_path=os.path.abspath(self.path), config_error=self.config_error,
-                stopped=stopped,
-            )
-        )  # fmt: skip
+        await self.heartbeat.beat(self._db, self.owner, force=force, stopped=stopped)
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)

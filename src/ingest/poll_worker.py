@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest import queue
+from ingest.leases import lease_ttl, make_owner
 from ingest.model import FetchState, Settings
 
 if TYPE_CHECKING:
@@ -59,8 +60,6 @@ class JobRunner:
 
     async def poll(self, key: str, job_id: int | None) -> str:
         """Poll source `key` under its lease; returns what happened, in a word or two."""
-        from ingest.pipeline import lease_ttl
-
         owner = queue.job_owner(job_id)
         await self._refresh_settings()
         source = await self._db(self.store.source, key)
@@ -106,7 +105,7 @@ async def run_worker(
     thread) runs the parsing; without one the Pipeline starts a forkserver pool.
     """
     from ingest.fetch import make_client
-    from ingest.pipeline import Pipeline, make_owner
+    from ingest.pipeline import Pipeline
 
     await asyncio.to_thread(queue.ensure_schema, url)
     settings = await asyncio.to_thread(store.settings) or Settings()

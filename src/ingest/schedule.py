@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
+from ingest.leases import lease_ttl, make_owner
 from ingest.model import FetchState, Settings, Source, SourceReport
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from ingest.pipeline import Pipeline
     from ingest.store import Store
 
-__all__ = ["SERVICE_NAME", "Service", "Timing", "prune_in_batches"]
+__all__ = ["SERVICE_NAME", "Heartbeat", "Service", "Timing", "prune_in_batches"]
 
 log = logging.getLogger("ingest.schedule")
 SERVICE_NAME = "scheduler"
@@ -55,6 +56,49 @@ class Timing:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Heartbeat:
+    """The `services` row a long-running process keeps fresh, which `ingest health` judges.
+
+    One per process, under its service's name (the scheduler's `SERVICE_NAME`, the
+    dispatcher's `dispatch.DISPATCHER_NAME`).  `beat` writes at most every `every`
+    seconds, unless forced or stopping, through `run` (the caller's way into the
+    database); `config_error` is the last refused edit of sources.yaml, reported
+    with every beat until an edit is accepted.
+    """
+
+    def __init__(
+        self, store: Store, name: str, path: str, every: float, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.every = every
+        self.clock = clock
+        self.config_path = os.path.abspath(path)
+        self.config_error: str | None = None
+        self.started = clock()
+        self._last: datetime | None = None
+
+    async def beat(
+        self,
+        run: Callable[[Callable[[], None]], Awaitable[Any]],
+        owner: str,
+        *,
+        force: bool = False,
+        stopped: bool = False,
+    ) -> None:
+        now = self.clock()
+        due = self._last is None or (now - self._last).total_seconds() >= self.every
+        if not (force or stopped or due):
+            return
+        self._last = now
+        await run(
+            lambda: self.store.heartbeat(
+                self.name, owner, now, started_at=self.started, config_path=self.config_path,
+                config_error=self.config_error, stopped=stopped,
+            )
+        )  # fmt: skip
 
 
 class Service:
@@ -78,12 +122,10 @@ class Service:
         self.once = once
         self.watch = ConfigWatcher(sources_path)  # invalid at start: ConfigError
         self.config: Config = self.watch.config
-        self.config_error: str | None = None
+        self.heartbeat = Heartbeat(store, SERVICE_NAME, sources_path, self.timing.heartbeat, clock)
         self.inflight: dict[str, asyncio.Task[SourceReport]] = {}
         self.reports: list[SourceReport] = []
         self._stop = asyncio.Event()
-        self._started = clock()
-        self._last_beat: datetime | None = None
         self._pipeline: Pipeline | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -102,7 +144,7 @@ class Service:
     async def run(self) -> int:
         """Serve until stopped (or, with once=True, poll what is due and return)."""
         from ingest.fetch import make_client
-        from ingest.pipeline import Pipeline, make_owner
+        from ingest.pipeline import Pipeline
 
         loop = self._loop = asyncio.get_running_loop()
         # signal handlers can only be installed from the main thread; a service run in
@@ -199,8 +241,6 @@ class Service:
         due = await self._db(self.store.due, list(wanted), now, room)
         if not due:
             return
-        from ingest.pipeline import lease_ttl
-
         ttl = max(lease_ttl(wanted[k]) for k in due)
         taken = await self._db(self.store.acquire_leases, due, self._pipeline.owner, now, ttl)
         chosen = [wanted[k] for k in due if k in taken]
@@ -226,7 +266,7 @@ class Service:
         if result is None:
             return
         if result.error is not None:
-            self.config_error = str(result.error)
+            self.heartbeat.config_error = str(result.error)
             log.error(
                 "%s is invalid; still running the last good configuration (%d sources):\n%s",
                 self.path, len(self.config.sources), result.error,
@@ -234,7 +274,7 @@ class Service:
             await self._beat(force=True)
             return
         config = self.config = result.config
-        self.config_error = None
+        self.heartbeat.config_error = None
         await self._db(self.store.sync_sources, config.sources, self.clock())
         assert self._pipeline is not None
         self._pipeline.apply_settings(config.settings)
@@ -255,21 +295,8 @@ class Service:
             log.info("pruned %d expired stories and poll-log rows", total)
 
     async def _beat(self, *, force: bool = False, stopped: bool = False) -> None:
-        now = self.clock()
-        due = self._last_beat is None or (now - self._last_beat).total_seconds() >= (
-            self.timing.heartbeat
-        )
-        if not (force or stopped or due):
-            return
-        self._last_beat = now
         assert self._pipeline is not None
-        await self._db(
-            lambda: self.store.heartbeat(
-                SERVICE_NAME, self._pipeline.owner if self._pipeline else "", now,
-                started_at=self._started, config_path=os.path.abspath(self.path),
-                config_error=self.config_error, stopped=stopped,
-            )
-        )  # fmt: skip
+        await self.heartbeat.beat(self._db, self._pipeline.owner, force=force, stopped=stopped)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
