@@ -63,7 +63,6 @@ MAX_SUMMARY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FROM_SUMMARY = 80  # characters of summary text used when an entry has no title
 
-_HTTP = frozenset({"http", "https"})
 
 # -- HTML -------------------------------------------------------------------------
 
@@ -113,12 +112,12 @@ def normalize(
     any entry whose `entry_key` an earlier entry already has.
     """
     now = _as_utc(now)
-    strip = source.strip_params
-    ids = Counter(raw.id.translate(_CONTROLS).strip() for raw in entries if raw.id)
+    entry_ids = [raw.id.translate(_CONTROLS).strip() if raw.id else "" for raw in entries]
+    ids = Counter(i for i in entry_ids if i)
     items: list[Item] = []
     seen: set[str] = set()
-    for raw in entries:
-        item = _item(source, base_url, raw, now, strip, ids)
+    for raw, entry_id in zip(entries, entry_ids, strict=True):
+        item = _item(source, base_url, raw, entry_id, now, ids)
         if item is not None and item.entry_key not in seen:
             seen.add(item.entry_key)
             items.append(item)
@@ -129,10 +128,11 @@ def _item(
     source: Source,
     base_url: str,
     raw: RawEntry,
+    entry_id: str,  # raw.id, cleaned
     now: datetime,
-    strip: tuple[str, ...],
     ids: Counter[str],
 ) -> Item | None:
+    strip = source.strip_params
     base = urljoin(base_url, raw.base.strip()) if raw.base and raw.base.strip() else base_url
     link = absolute_http_url(raw.link, base)
     body = raw.summary if raw.summary and raw.summary.strip() else raw.content
@@ -144,7 +144,6 @@ def _item(
             return None
     published_at, date_source = _date(raw, now)
 
-    entry_id = raw.id.translate(_CONTROLS).strip() if raw.id else ""
     canonical = canonical_url(link, strip) if link else ""
     if entry_id and ids[entry_id] == 1:
         entry_key = "id:" + entry_id
@@ -324,13 +323,17 @@ def _shorten(text: str, limit: int) -> str:
 
 @lru_cache(maxsize=128)
 def _cleaner(base: str) -> nh3.Cleaner:
-    """The sanitizer for one base URL: relative URLs rewritten against it, or dropped."""
-    try:
-        parts = urlsplit(base)
-        usable = parts.scheme.lower() in _HTTP and bool(parts.netloc)
-    except ValueError:
-        usable = False
-    relative: nh3.UrlRelative = ("rewrite_with_base", base) if usable else "deny"
+    """The sanitizer for one base URL: relative URLs rewritten against it, or dropped
+    (also when nh3 refuses the base: the fallback is cached with the rest)."""
+    if absolute_http_url(base, "") is not None:
+        try:
+            return _new_cleaner(("rewrite_with_base", base))
+        except ValueError:
+            pass
+    return _new_cleaner("deny")
+
+
+def _new_cleaner(relative: nh3.UrlRelative) -> nh3.Cleaner:
     return nh3.Cleaner(
         tags=_TAGS,
         clean_content_tags=_DROP_WITH_CONTENT,
@@ -343,10 +346,7 @@ def _cleaner(base: str) -> nh3.Cleaner:
 
 def _sanitize(fragment: str, base: str) -> str:
     """Safe HTML of at most `MAX_SUMMARY` characters, relative URLs absolute against `base`."""
-    try:
-        cleaner = _cleaner(base)
-    except ValueError:  # nh3 refused the base URL: keep relative URLs out
-        cleaner = _cleaner("")
+    cleaner = _cleaner(base)
     out: str = cleaner.clean(fragment[:MAX_SUMMARY])
     for _ in range(3):  # escaping and rel= can make it longer: cut and re-clean (never mid-tag)
         if len(out) <= MAX_SUMMARY:
