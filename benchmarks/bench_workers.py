@@ -27,19 +27,14 @@ import time
 from pathlib import Path
 
 import psycopg
-from lab import free_port, serving
+from lab import free_port, generate, serving
 from sqlalchemy.engine import make_url
+
+from ingest.queue import libpq_url
 
 ROOT = Path(__file__).resolve().parents[1]
 INGEST = Path(sys.executable).parent / "ingest"
 FEEDLAB = Path(os.environ.get("INGEST_FEEDLAB", ROOT.parent / "shared" / "feedlab"))
-
-
-def _libpq(url: str, database: str | None = None) -> str:
-    u = make_url(url).set(drivername="postgresql")
-    if database:
-        u = u.set(database=database)
-    return u.render_as_string(hide_password=False)
 
 
 def _count(conn: psycopg.Connection[tuple[int]], sql: str) -> int:
@@ -68,7 +63,7 @@ def _ready(log: Path, limit: float = 60) -> None:
 
 def one(args: argparse.Namespace, workers: int, sources: str, tmp: Path) -> dict[str, float]:
     name = f"bench_workers_{secrets.token_hex(4)}"
-    admin = _libpq(args.postgres)
+    admin = libpq_url(args.postgres)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
     url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
@@ -86,7 +81,7 @@ def one(args: argparse.Namespace, workers: int, sources: str, tmp: Path) -> dict
                 ))  # fmt: skip
         for log in logs:
             _ready(log)
-        conninfo = _libpq(url)
+        conninfo = libpq_url(url)
         t0 = time.monotonic()
         subprocess.run([str(INGEST), "dispatch", "--once", "--sources", sources, *db],
                        check=True, capture_output=True)  # fmt: skip
@@ -125,12 +120,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         corpus = tmp / "corpus"
-        out = subprocess.run(
-            [sys.executable, str(FEEDLAB / "gen.py"), str(corpus), "--feeds", str(args.feeds),
-             "--items", str(args.items), "--port", str(port), "--hosts", "4"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        expected = json.loads(out.stdout)
+        expected = generate(FEEDLAB, corpus, feeds=args.feeds, items=args.items, port=port, hosts=4)
         results = []
         with serving(FEEDLAB, corpus, port, hosts=4, delay_ms=args.delay_ms):
             for n in (int(x) for x in args.workers.split(",")):

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lab import free_port, measure, serving
+from lab import free_port, generate, measure, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -70,12 +70,7 @@ def main() -> int:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ingest-hostile-") as tmp:
         corpus = Path(tmp) / "corpus"
-        gen = subprocess.run(
-            [sys.executable, str(a.feedlab / "gen.py"), str(corpus), "--feeds", str(a.good),
-             "--items", str(a.items), "--port", str(port), "--hosts", "4"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        expected = json.loads(gen.stdout)
+        expected = generate(a.feedlab, corpus, feeds=a.good, items=a.items, port=port, hosts=4)
         table = faults(a.huge_mib)
         extra = "".join(
             f"  - key: {key}\n    name: {key}\n    url: http://127.0.0.1:{port}{path}\n"

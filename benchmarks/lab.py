@@ -43,12 +43,12 @@ def compile_sources(root: Path) -> None:
 
 
 def generate(
-    feedlab: Path, corpus: Path, *, feeds: int, items: int, port: int, hosts: int
+    feedlab: Path, corpus: Path, *, feeds: int, items: int, port: int, hosts: int, rnd: int = 0
 ) -> dict[str, Any]:
-    """feedlab/gen.py into `corpus`: its expected.json counts."""
+    """feedlab/gen.py into `corpus` (round `rnd`): its expected.json counts."""
     done = subprocess.run(
         [sys.executable, str(feedlab / "gen.py"), str(corpus), "--feeds", str(feeds),
-         "--items", str(items), "--port", str(port), "--hosts", str(hosts)],
+         "--items", str(items), "--round", str(rnd), "--port", str(port), "--hosts", str(hosts)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     counts: dict[str, Any] = json.loads(done.stdout)

@@ -25,18 +25,16 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
-from lab import free_port, serving
+from lab import free_port, generate, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = (
@@ -64,15 +62,6 @@ def rss_mb() -> tuple[float, float]:
     return me.memory_info().rss / 1e6, kids / 1e6
 
 
-def gen(feedlab: Path, corpus: Path, feeds: int, items: int, rnd: int, port: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, str(feedlab / "gen.py"), str(corpus), "--feeds", str(feeds),
-         "--items", str(items), "--round", str(rnd), "--port", str(port), "--hosts", "16"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
-
-
 async def soak(a: argparse.Namespace, sources_file: Path, corpus: Path, port: int) -> int:
     from ingest import workers
     from ingest.config import load_config
@@ -96,7 +85,15 @@ async def soak(a: argparse.Namespace, sources_file: Path, corpus: Path, port: in
                 for rnd in range(a.rounds):
                     if rnd:
                         await asyncio.sleep(1.1)  # feedlab's Last-Modified: 1 s resolution
-                        gen(a.feedlab, corpus, good, a.items, rnd, port)
+                        generate(
+                            a.feedlab,
+                            corpus,
+                            feeds=good,
+                            items=a.items,
+                            port=port,
+                            hosts=16,
+                            rnd=rnd,
+                        )
                     started = time.perf_counter()
                     reports = await pipeline.run(sources)
                     seconds = time.perf_counter() - started
@@ -145,7 +142,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ingest-soak-") as tmp:
         corpus = Path(tmp) / "corpus"
         faulty = round(a.feeds * a.faulty)
-        gen(a.feedlab, corpus, a.feeds - faulty, a.items, 0, port)
+        generate(a.feedlab, corpus, feeds=a.feeds - faulty, items=a.items, port=port, hosts=16)
         extra = "".join(
             f"  - key: fault-{i:04d}\n    name: fault {i}\n"
             f"    url: http://127.0.0.{1 + i % 16}:{port}{FAULTS[i % len(FAULTS)]}\n"

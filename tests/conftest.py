@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.queue import libpq_url
+
 # tests/ on sys.path whatever the import mode, so `from feedserver import FeedServer` works.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
@@ -45,15 +47,6 @@ def pytest_configure(config: pytest.Config) -> None:
     allowed = os.environ.get("INGEST_ALLOW_NETWORKS", "").strip()
     if LOOPBACK_ALLOWED not in allowed:
         os.environ["INGEST_ALLOW_NETWORKS"] = ",".join(filter(None, (allowed, LOOPBACK_ALLOWED)))
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """``postgresql+psycopg://u:p@h:5432/db`` -> ``postgresql://u:p@h:5432/db`` (for psycopg)."""
-    from sqlalchemy.engine import make_url
-
-    return (
-        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
 
 
 def _sqlalchemy_pg_url(url: str, database: str | None = None) -> str:

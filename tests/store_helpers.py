@@ -52,3 +52,17 @@ def count(store: Store, table: str) -> int:
     """``SELECT count(*) FROM <table>`` (a join, with its WHERE, will do)."""
     with store.engine.connect() as c:
         return int(c.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
+    """Run the migrations on the database at `url` up (or `down`) to `revision`."""
+    from sqlalchemy import create_engine
+
+    from ingest.store import db
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            db._run_alembic(conn, revision, down=down)
+    finally:
+        engine.dispose()

@@ -12,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import write_sources
 from feedserver import FeedServer
 from ingest.cli import LATEST_FIELDS, main
 
 DATA = Path(__file__).parent / "data" / "feeds"
-
-
-def write_sources(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "sources.yaml"
-    path.write_text(body)
-    return str(path)
 
 
 def source_block(key: str, url: str, section: str = "latest") -> str:

@@ -215,7 +215,7 @@ def test_sync_keeps_each_source_and_the_settings_for_workers_and_0004_downgrades
     sqlite_url: str,
 ) -> None:
     from ingest.store import Store
-    from test_media import _alembic
+    from store_helpers import migrate_to
 
     source = Source(key="a", name="A", url="https://example.org/feed", every=120.0, line=7)
     settings = Settings(respect_max_age=False, jitter=0.0)
@@ -226,7 +226,7 @@ def test_sync_keeps_each_source_and_the_settings_for_workers_and_0004_downgrades
         assert store.settings() == settings
         moved = Source(**{**_fields(source), "line": 30})  # moved in the file: no write
         assert store.sync_sources([moved], datetime.now(UTC), settings) == 0
-    _alembic(sqlite_url, "0003", down=True)
+    migrate_to(sqlite_url, "0003", down=True)
     engine = create_engine(sqlite_url)
     try:
         with engine.connect() as c:

@@ -20,6 +20,7 @@ from ingest.model import MediaKind, RawEntry, Source
 from ingest.normalize import normalize
 from ingest.parse.feed import parse_duration
 from ingest.store import Store
+from store_helpers import migrate_to
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 SOURCE = Source(key="s", name="S", url="https://x.org/feed", section="videos")
@@ -138,26 +139,10 @@ def test_a_duration_without_media_is_not_kept() -> None:
 # -- migration 0003 ---------------------------------------------------------------
 
 
-def _alembic(url: str, target: str, *, down: bool = False) -> None:
-    import ingest_migrations
-    from alembic import command
-    from alembic.config import Config
-
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            cfg = Config()
-            cfg.set_main_option("script_location", str(Path(ingest_migrations.__file__).parent))
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, target)
-    finally:
-        engine.dispose()
-
-
 def test_migration_0003_upgrades_stored_stories_and_downgrades_again(db_url: str) -> None:
     if db_url.startswith("sqlite"):
         Path(db_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    _alembic(db_url, "0002")
+    migrate_to(db_url, "0002")
     engine = create_engine(db_url)
     stamp = "2026-03-01 10:00:00"
     with engine.begin() as c:
@@ -193,7 +178,7 @@ def test_migration_0003_upgrades_stored_stories_and_downgrades_again(db_url: str
         rows = store.latest(limit=5)
         assert rows[0]["kind"] == "article" and rows[0]["is_short"] is False
 
-    _alembic(db_url, "0002", down=True)
+    migrate_to(db_url, "0002", down=True)
     engine = create_engine(db_url)
     try:
         with engine.connect() as c:

@@ -11,7 +11,6 @@ a subprocess on a free loopback port.  It asserts nothing itself.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 
+from feedlab_helpers import free_port
 from feedserver import FeedServer
 from ingest.model import Item, NextPoll, PollRecord, Source, SourceReport
 from ingest.store import Store
@@ -235,12 +235,6 @@ def add_story(
     record = PollRecord(source, report, None, when, NextPoll(when + timedelta(hours=1)))
     store.save_poll(record, [item])
     return url
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -190,7 +190,8 @@ def create_schema(conn: Connection) -> None:
     )
 
 
-def _run_alembic(conn: Connection) -> None:
+def _run_alembic(conn: Connection, revision: str = "head", *, down: bool = False) -> None:
+    """Alembic's upgrade to `revision` (or downgrade, for tests of the migrations) on `conn`."""
     import ingest_migrations
     from alembic import command
     from alembic.config import Config
@@ -198,4 +199,4 @@ def _run_alembic(conn: Connection) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(ingest_migrations.__file__).parent))
     cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
+    (command.downgrade if down else command.upgrade)(cfg, revision)
