@@ -78,7 +78,6 @@ def create_app(
     *,
     templates: Path | None = None,
     base_url: str | None = None,
-    max_age: int = MAX_AGE,
 ) -> Starlette:
     """The app over `store`; `templates` is a publisher's directory searched before
     the shipped templates; `base_url` is the public address feeds link to (default:
@@ -86,7 +85,7 @@ def create_app(
     site = Site(store, templates=templates, base_url=base_url)
 
     def answer(request: Request, body: Body) -> Response:
-        return conditional(request, body, max_age=max_age)
+        return conditional(request, body)
 
     def index(request: Request) -> Response:
         return answer(request, site.page())
@@ -135,7 +134,6 @@ def create_app(
             errors.IngestError: ingest_error,
         },
     )
-    app.state.site = site
     return app
 
 

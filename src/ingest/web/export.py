@@ -52,10 +52,10 @@ def site_files(site: Site, *, limit: int = DEFAULT_LIMIT) -> dict[str, bytes]:
     for section in site.sections():
         query = ItemsQuery(section=section, limit=limit)
         files[f"api/items-{section}.json"] = site.items(query, paginate=False).content
-        for kind in ("atom", "json"):
-            body = site.feed(section, kind)
-            if body is not None:
-                files[f"feeds/{section}.{kind}"] = body.content
+        rows = site.feed_rows(section)  # read once for both formats
+        if rows is not None:
+            for kind in ("atom", "json"):
+                files[f"feeds/{section}.{kind}"] = site.render_feed(section, kind, rows).content
     return files
 
 

@@ -30,6 +30,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
 _SECTION = re.compile(r"[a-z0-9][a-z0-9-]*")
+_PAGE_KEYS = frozenset(s.key for s in page.PAGE_SECTIONS)  # always among `Site.sections()`
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +54,10 @@ class Site:
         *,
         templates: Path | None = None,
         base_url: str | None = None,
-        feed_limit: int = FEED_LIMIT,
     ) -> None:
         self.store = store
         self.env = page.environment(templates)
         self.base_url = _with_slash(base_url) if base_url else None
-        self.feed_limit = feed_limit
 
     # -- what exists ---------------------------------------------------------------
 
@@ -111,9 +110,23 @@ class Site:
     def feed(self, section: str, kind: str, *, request_base: str | None = None) -> Body | None:
         """The section's Atom (`kind="atom"`) or JSON Feed (`"json"`); None for an unknown
         section.  Links are absolute with a base URL (configured, else the request's)."""
-        if section not in self.sections():
+        rows = self.feed_rows(section)
+        return None if rows is None else self.render_feed(section, kind, rows, request_base)
+
+    def feed_rows(self, section: str) -> list[dict[str, Any]] | None:
+        """The stories a section's feeds carry, newest first; None for an unknown section."""
+        if section not in _PAGE_KEYS and section not in self.sections():
             return None
-        rows = self.store.latest(section=section, limit=self.feed_limit)
+        return self.store.latest(section=section, limit=FEED_LIMIT)
+
+    def render_feed(
+        self,
+        section: str,
+        kind: str,
+        rows: Sequence[Mapping[str, Any]],
+        request_base: str | None = None,
+    ) -> Body:
+        """`rows` (from `feed_rows`) as the section's Atom or JSON Feed."""
         base = self.base_url or (_with_slash(request_base) if request_base else None)
         title = page.heading(section)
         if kind == "atom":
