@@ -243,17 +243,14 @@ class Fetcher:
                     return await self._answer(source, state, url, resp, moved_to)
             except Refused as e:
                 raise errors.BlockedError(str(e), url=url) from e
-            except httpx.TimeoutException as e:
-                if _caused_by(e, Refused):
-                    raise errors.BlockedError(_refusal(e), url=url) from e
-                if not _timed_out(e):
-                    raise errors.NetworkError(_network_message(url, e), url=url) from e
-                raise errors.TimeoutError(
-                    f"timed out talking to {_host(url)}: {e or type(e).__name__}", url=url
-                ) from e
-            except httpx.TransportError as e:
-                if _caused_by(e, Refused):
-                    raise errors.BlockedError(_refusal(e), url=url) from e
+            except httpx.TransportError as e:  # TimeoutException included
+                refusal = _cause(e, lambda c: isinstance(c, Refused))
+                if refusal is not None:
+                    raise errors.BlockedError(str(refusal), url=url) from e
+                if isinstance(e, httpx.TimeoutException) and _timed_out(e):
+                    raise errors.TimeoutError(
+                        f"timed out talking to {_host(url)}: {e or type(e).__name__}", url=url
+                    ) from e
                 raise errors.NetworkError(_network_message(url, e), url=url) from e
             except (httpx.HTTPError, httpx.InvalidURL) as e:
                 raise errors.FetchError(f"{type(e).__name__}: {e}", url=url) from e
@@ -342,25 +339,16 @@ def _timed_out(e: httpx.TimeoutException) -> bool:
     )
 
 
-def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
+def _cause(e: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception in `e`'s chain of causes (itself included) that passes `test`."""
     seen: set[int] = set()
     cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, kind):
-            return True
+    while cur is not None and id(cur) not in seen:  # never loop on a cyclic chain
+        if test(cur):
+            return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
-    return False
-
-
-def _refusal(e: BaseException) -> str:
-    """The guard's message from the `Refused` somewhere in `e`'s causes."""
-    cur: BaseException | None = e
-    for _ in range(20):  # a cause chain is short; never loop on a cyclic one
-        if cur is None or isinstance(cur, Refused):
-            break
-        cur = cur.__cause__ or cur.__context__
-    return str(cur) if isinstance(cur, Refused) else str(e)
+    return None
 
 
 def _network_message(url: str, e: httpx.TransportError) -> str:
@@ -370,22 +358,12 @@ def _network_message(url: str, e: httpx.TransportError) -> str:
     reason = text[text.rindex("[") + 1 : text.rindex("]")] if "[" in text and "]" in text else text
     if any(s in lowered for s in _DNS_FAILURES):
         return f"cannot resolve {host} ({reason}); is this machine offline?"
-    if "refused" in lowered or _caused_by(e, ConnectionRefusedError):
+    if "refused" in lowered or _cause(e, lambda c: isinstance(c, ConnectionRefusedError)):
         return f"connection refused by {_host(url)}"
-    if _disconnected(e):  # aiohttp's message is the repr of a half-read response
+    # aiohttp's message for this is the repr of a half-read response
+    if _cause(e, lambda c: type(c).__name__ == "ServerDisconnectedError"):
         return f"{_host(url)} closed the connection before a complete answer"
     return f"cannot talk to {_host(url)}: {text}"
-
-
-def _disconnected(e: BaseException) -> bool:
-    cur: BaseException | None = e
-    for _ in range(20):
-        if cur is None:
-            return False
-        if type(cur).__name__ == "ServerDisconnectedError":
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
 
 
 _DNS_FAILURES = (

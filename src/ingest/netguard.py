@@ -221,12 +221,17 @@ class NetGuard:
         as a failed lookup is).
         """
         found = list(await (self.resolver or _system_resolver)(host, port))
-        allowed = [a for a in found if self.refusal(a) is None]
-        if found and not allowed:
-            self.check_address(host, found[0])
         if not found:
             raise socket.gaierror(socket.EAI_NONAME, f"{host}: no address")
-        return allowed
+        return self.allowed(host, found)
+
+    def allowed(self, host: str, addresses: Sequence[str]) -> list[str]:
+        """Of `host`'s `addresses`, those that may be connected to, in order; `Refused`
+        (naming the first) when there are some but none is allowed."""
+        kept = [a for a in addresses if self.refusal(a) is None]
+        if addresses and not kept:
+            self.check_address(host, addresses[0])
+        return kept
 
 
 def _message(host: str, address: str, reason: str) -> str:
@@ -256,13 +261,11 @@ def guarded_resolver(guard: NetGuard) -> Any:
         ) -> list[ResolveResult]:
             if self._inner is not None:
                 results = await self._inner.resolve(host, port, family)
-            else:
-                lookup = guard.resolver or _system_resolver
-                results = [_result(host, a, port) for a in await lookup(host, port)]
-            kept = [r for r in results if guard.refusal(r["host"]) is None]
-            if results and not kept:
-                guard.check_address(host, results[0]["host"])
-            return kept
+            else:  # `_inner` is None exactly when the guard has a resolver of its own
+                assert guard.resolver is not None
+                results = [_result(host, a, port) for a in await guard.resolver(host, port)]
+            ok = set(guard.allowed(host, [r["host"] for r in results]))
+            return [r for r in results if r["host"] in ok]
 
         async def close(self) -> None:
             if self._inner is not None:
