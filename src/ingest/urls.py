@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "absolute_http_url", "canonical_url", "clean_url"]
+__all__ = ["TRACKING_PARAMS", "absolute_http_url", "canonical_url", "clean_url", "href_url"]
 
 # Dropped everywhere (compared case-insensitively), plus every `utm_*` parameter.
 TRACKING_PARAMS = frozenset(
@@ -143,3 +143,17 @@ def absolute_http_url(url: str | None, base: str) -> str | None:
     if parts.scheme.lower() not in _HTTP or not parts.netloc:
         return None
     return absolute
+
+
+_URL_WHITESPACE = dict.fromkeys(map(ord, "\t\n\r"))
+
+
+def href_url(value: str | None, base: str) -> str | None:
+    """An HTML href or src as a browser follows it: tabs and line breaks dropped, a
+    fragment-only link ignored, the rest made absolute against `base` (http(s) only)."""
+    if not value:
+        return None
+    value = value.strip().translate(_URL_WHITESPACE)
+    if not value or value.startswith("#"):
+        return None
+    return absolute_http_url(value, base)

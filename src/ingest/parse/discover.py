@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.urls import absolute_http_url
+from ingest.urls import href_url
 
 __all__ = ["FEED_TYPES", "find_feed_links", "looks_like_html"]
 
@@ -29,7 +29,6 @@ _PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
 _HTML_DOCTYPE = re.compile(rb"<!doctype\s+html\b", re.IGNORECASE)
 _FIRST_ELEMENT = re.compile(rb"<([A-Za-z][\w:.-]*)")
 _HTML_ROOTS = frozenset({b"html", b"head", b"body"})
-_URL_WHITESPACE = dict.fromkeys(map(ord, "\t\n\r"))
 
 
 def looks_like_html(content: bytes) -> bool:
@@ -69,7 +68,7 @@ def find_feed_links(content: bytes, url: str) -> tuple[str, ...]:
     base = url
     base_tag = soup.find("base", href=True)
     if isinstance(base_tag, Tag):
-        base = _absolute(str(base_tag.get("href") or ""), url) or url
+        base = href_url(str(base_tag.get("href") or ""), url) or url
     main: dict[str, None] = {}
     comments: dict[str, None] = {}
     for tag in soup.find_all("link"):
@@ -79,7 +78,7 @@ def find_feed_links(content: bytes, url: str) -> tuple[str, ...]:
         kind = str(tag.get("type") or "").partition(";")[0].strip().lower()
         if "alternate" not in rel or kind not in FEED_TYPES:
             continue
-        href = _absolute(str(tag.get("href") or ""), base)
+        href = href_url(str(tag.get("href") or ""), base)
         if href is None:
             continue
         title = str(tag.get("title") or "").lower()
@@ -92,10 +91,3 @@ def _features() -> str:
     import importlib.util
 
     return "lxml" if importlib.util.find_spec("lxml") is not None else "html.parser"
-
-
-def _absolute(href: str, base: str) -> str | None:
-    href = href.strip().translate(_URL_WHITESPACE)
-    if not href or href.startswith("#"):
-        return None
-    return absolute_http_url(href, base)

@@ -57,7 +57,7 @@ from ingest.errors import ParseError
 from ingest.model import RawEntry, Source
 from ingest.parse.dates import parse_date
 from ingest.parse.decoding import decode_html, not_html
-from ingest.urls import absolute_http_url
+from ingest.urls import href_url
 
 # parse_date lives in ingest.parse.dates; it is re-exported here because
 # tests/test_page.py imports it from this module.
@@ -69,7 +69,6 @@ _FEATURES = "lxml" if importlib.util.find_spec("lxml") is not None else "html.pa
 
 # What config.py accepts after the last '@' as an attribute name.
 _ATTR_RE = re.compile(r"[A-Za-z_:][-\w:.]*")
-_URL_WHITESPACE = dict.fromkeys(map(ord, "\t\n\r"))
 _URL_TEXT = re.compile(r"(?:https?://|/)\S*", re.IGNORECASE)
 _T = TypeVar("_T")
 
@@ -218,12 +217,12 @@ def _title(el: Tag, attr: str | None) -> str | None:
 
 def _link(el: Tag, attr: str | None, base: str) -> str | None:
     if attr:
-        return _absolute(_attr(el, attr), base)
+        return href_url(_attr(el, attr), base)
     href = _attr(el, "href")
     if href:
-        return _absolute(href, base)
+        return href_url(href, base)
     text = _text(el)  # a URL printed as text; "Read more" is not a link
-    return _absolute(text, base) if text and _URL_TEXT.fullmatch(text) else None
+    return href_url(text, base) if text and _URL_TEXT.fullmatch(text) else None
 
 
 def _summary(el: Tag, attr: str | None) -> str | None:
@@ -247,7 +246,7 @@ def _images(el: Tag, attr: str | None, base: str) -> tuple[str, ...] | None:
         values = _image_sources(el)
         if not values and el.name != "img" and isinstance(img := el.find("img"), Tag):
             values = _image_sources(img)
-    found = tuple(dict.fromkeys(u for v in values if (u := _absolute(v, base)) is not None))
+    found = tuple(dict.fromkeys(u for v in values if (u := href_url(v, base)) is not None))
     return found or None
 
 
@@ -259,15 +258,6 @@ def _image_sources(el: Tag) -> list[str | None]:
         for s in (_attr(el, "src"), _attr(el, "data-src"), _attr(el, "data-lazy-src"), first_of_set)
         if s
     ]
-
-
-def _absolute(value: str | None, base: str) -> str | None:
-    """`value` resolved against `base` when that gives an http(s) URL with a host."""
-    if value and ("\n" in value or "\t" in value or "\r" in value):
-        value = value.translate(_URL_WHITESPACE)  # browsers drop these from URLs
-    if not value or value.startswith("#"):
-        return None
-    return absolute_http_url(value, base)
 
 
 def _why_none(count: int, title: _Field, titled: int, link: _Field, linked: int) -> str:
@@ -310,7 +300,7 @@ def _base(soup: BeautifulSoup, url: str) -> str:
     """The base for relative URLs: the first `<base href>`, resolved against `url`, else `url`."""
     tag = soup.find("base", href=True)
     href = _attr(tag, "href") if isinstance(tag, Tag) else None
-    return (_absolute(href, url) or url) if href else url
+    return (href_url(href, url) or url) if href else url
 
 
 def _hint(soup: BeautifulSoup, text: str) -> str:
