@@ -153,6 +153,21 @@ class _FieldChecker:
             self.bad(e, pair[1], where)
             return None
 
+    def optional(
+        self,
+        f: Mapping[str, tuple[Node, Node]],
+        name: str,
+        convert: Callable[[Node, str], _T],
+        default: _T,
+        where: str = "",
+    ) -> _T:
+        """Field `name` of `f` converted; `default` when it is absent or empty, or when
+        converting it failed (the problem is recorded)."""
+        if name not in f or _is_null(f[name][1]):
+            return default
+        value = self.convert(f[name], convert, name, where)
+        return default if value is None else value
+
     def strings(
         self,
         pair: tuple[Node, Node],

@@ -147,9 +147,7 @@ class _SourceChecker(_FieldChecker):
             else:
                 seen[key] = line
 
-        section = d.section
-        if "section" in given:
-            section = self.convert(given["section"], _section, "section") or section
+        section = self.optional(given, "section", _section, d.section)
 
         every, cron = d.every, d.cron
         if "every" in given and "cron" in given:
@@ -163,36 +161,22 @@ class _SourceChecker(_FieldChecker):
         elif "cron" in given:
             cron = self.convert(given["cron"], _cron, "cron")
 
-        enabled = d.enabled
-        if "enabled" in given:
-            flag = self.convert(given["enabled"], _flag, "enabled")
-            enabled = enabled if flag is None else flag
+        enabled = self.optional(given, "enabled", _flag, d.enabled)
         include = self.strings(given["include"], "include") if "include" in given else ()
         exclude = self.strings(given["exclude"], "exclude") if "exclude" in given else ()
         strip = d.strip_params
         if "strip_params" in given:
             own = self.strings(given["strip_params"], "strip_params", "", _param)
             strip = tuple(dict.fromkeys(strip + own)) if strip else own
-        timeout = d.timeout
-        if "timeout" in given:
-            timeout = self.convert(given["timeout"], _interval, "timeout") or timeout
-        max_body = d.max_body
-        if "max_body" in given:
-            max_body = self.convert(given["max_body"], _size, "max_body") or max_body
-        max_age = (
-            self.convert(given["max_age"], _interval, "max_age") if "max_age" in given else None
-        )
+        timeout = self.optional(given, "timeout", _interval, d.timeout)
+        max_body = self.optional(given, "max_body", _size, d.max_body)
+        max_age = self.optional(given, "max_age", _interval, None)
 
-        date_format: str | None = None
-        day_first = True
         for field in ("date_format", "day_first"):
             if field in given and kind in ("feed", "curated"):
                 self.add(_line(given[field][0]), f"'{field}' is only for pages (kind: page)")
-        if "date_format" in given:
-            date_format = self.convert(given["date_format"], _date_format, "date_format")
-        if "day_first" in given:
-            flag = self.convert(given["day_first"], _flag, "day_first")
-            day_first = True if flag is None else flag
+        date_format = self.optional(given, "date_format", _date_format, None)
+        day_first = self.optional(given, "day_first", _flag, True)
 
         select: tuple[tuple[str, str], ...] = ()
         if kind is None:

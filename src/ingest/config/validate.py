@@ -13,7 +13,6 @@ every problem in line order.  It does not read files or build the `Config`
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Final, TypeAlias, TypeVar
 
@@ -35,7 +34,6 @@ from ingest.config.values import (
 )
 from ingest.config.yaml_nodes import (
     _NULL_TAG,
-    _is_null,
     _kind_of,
     _line,
     _syntax_problem,
@@ -147,15 +145,10 @@ class _Checker(_SourceChecker):
             d.every = self.convert(f["every"], _interval, "every", w)
         if "cron" in f:
             d.cron = self.convert(f["cron"], _cron, "cron", w)
-        if "timeout" in f:
-            d.timeout = self.convert(f["timeout"], _interval, "timeout", w) or d.timeout
-        if "max_body" in f:
-            d.max_body = self.convert(f["max_body"], _size, "max_body", w) or d.max_body
-        if "section" in f:
-            d.section = self.convert(f["section"], _section, "section", w) or d.section
-        if "enabled" in f:
-            enabled = self.convert(f["enabled"], _flag, "enabled", w)
-            d.enabled = d.enabled if enabled is None else enabled
+        d.timeout = self.optional(f, "timeout", _interval, d.timeout, w)
+        d.max_body = self.optional(f, "max_body", _size, d.max_body, w)
+        d.section = self.optional(f, "section", _section, d.section, w)
+        d.enabled = self.optional(f, "enabled", _flag, d.enabled, w)
         if "strip_params" in f:
             d.strip_params = self.strings(f["strip_params"], "strip_params", w, _param)
         if "allow_networks" in f:
@@ -171,28 +164,16 @@ class _Checker(_SourceChecker):
         w = "settings: "
         f = self.fields(node, _SETTINGS_FIELDS, "unknown setting", w, _SETTINGS_HINTS)
         return Settings(
-            concurrency=self._setting(f, "concurrency", _count(1, 100_000), s.concurrency),
-            per_host=self._setting(f, "per_host", _count(1, 100_000), s.per_host),
-            max_redirects=self._setting(f, "max_redirects", _count(0, 20), s.max_redirects),
-            user_agent=self._setting(f, "user_agent", _text, s.user_agent),
-            backoff_max=self._setting(f, "backoff_max", _interval, s.backoff_max),
-            jitter=self._setting(f, "jitter", _fraction, s.jitter),
-            retention=self._setting(f, "retention", _interval, s.retention),
-            history=self._setting(f, "history", _interval, s.history),
-            respect_max_age=self._setting(f, "respect_max_age", _flag, s.respect_max_age),
-            max_entries=self._setting(f, "max_entries", _count(1, 1_000_000), s.max_entries),
-            parse_cpu=self._setting(f, "parse_cpu", _interval, s.parse_cpu),
-            parse_memory=self._setting(f, "parse_memory", _size, s.parse_memory),
+            concurrency=self.optional(f, "concurrency", _count(1, 100_000), s.concurrency, w),
+            per_host=self.optional(f, "per_host", _count(1, 100_000), s.per_host, w),
+            max_redirects=self.optional(f, "max_redirects", _count(0, 20), s.max_redirects, w),
+            user_agent=self.optional(f, "user_agent", _text, s.user_agent, w),
+            backoff_max=self.optional(f, "backoff_max", _interval, s.backoff_max, w),
+            jitter=self.optional(f, "jitter", _fraction, s.jitter, w),
+            retention=self.optional(f, "retention", _interval, s.retention, w),
+            history=self.optional(f, "history", _interval, s.history, w),
+            respect_max_age=self.optional(f, "respect_max_age", _flag, s.respect_max_age, w),
+            max_entries=self.optional(f, "max_entries", _count(1, 1_000_000), s.max_entries, w),
+            parse_cpu=self.optional(f, "parse_cpu", _interval, s.parse_cpu, w),
+            parse_memory=self.optional(f, "parse_memory", _size, s.parse_memory, w),
         )
-
-    def _setting(
-        self,
-        f: Mapping[str, tuple[Node, Node]],
-        name: str,
-        convert: Callable[[Node, str], _T],
-        default: _T,
-    ) -> _T:
-        if name not in f or _is_null(f[name][1]):
-            return default
-        value = self.convert(f[name], convert, name, "settings: ")
-        return default if value is None else value
