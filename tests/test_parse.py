@@ -34,6 +34,7 @@ from ingest.errors import ParseError
 from ingest.model import Fetched, RawEntry, Source
 from ingest.normalize import normalize
 from ingest.parse import parse
+from ingest.parse.discover import looks_like_html
 from ingest.parse.feed import parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -45,7 +46,11 @@ def test_feed_fixture(document: Path) -> None:
     expected_path = document.with_name(document.name.split(".")[0] + ".expected.json")
     expected = load_expected(expected_path)
     source = source_from_spec(expected["source"], expected["url"])
-    raw = parse_feed(document.read_bytes(), expected["url"], expected["content_type"])
+    content = document.read_bytes()
+    # every fixture is a feed: none may be taken for an HTML page (a doctype, a string
+    # inside a JSON Feed or a comment decides nothing; the root element does)
+    assert not looks_like_html(content)
+    raw = parse_feed(content, expected["url"], expected["content_type"])
     items = normalize(source, expected["url"], raw, datetime.fromisoformat(expected["now"]))
     assert_items(expected_path, expected, items)
 

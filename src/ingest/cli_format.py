@@ -37,7 +37,7 @@ __all__ = [
 LATEST_FIELDS = (
     "id", "url", "title", "summary", "published_at", "first_seen_at", "updated_at", "section",
     "source", "source_name", "sources", "image_url", "author", "date_source", "canonical_url",
-    "kind", "duration", "media_url", "is_short",
+    "kind", "duration", "media_url", "is_short", "content",
 )  # fmt: skip
 
 STATUS_FIELDS = (

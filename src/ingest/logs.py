@@ -55,6 +55,10 @@ def setup(level: int, fmt: str = "text", *, quiet_polls: bool = False) -> None:
     logging.getLogger("ingest.poll").setLevel(logging.ERROR if quiet_polls else logging.NOTSET)
     for chatty in ("apscheduler", "alembic", "httpx"):  # our own poll line says it all
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+    # Python warnings (libraries' advice to programmers) become log records of their
+    # own logger, shown only with -v; they never reach the terminal as raw text.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if level < logging.INFO else 100)
     # procrastinate logs a line per job deferred and per job run: only with -v
     logging.getLogger("procrastinate").setLevel(
         logging.WARNING if level >= logging.INFO else logging.NOTSET

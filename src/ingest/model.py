@@ -158,7 +158,9 @@ class RawEntry:
     Dates are timezone-aware UTC datetimes when the document had a parseable
     one.  `images` lists candidate image URLs in order of preference
     (media:thumbnail, media:content, itunes:image, image enclosures); `base`
-    is the xml:base in force for the entry, if any.  Talks and podcasts carry
+    is the xml:base in force for the summary (else for the entry) and
+    `content_base` the one in force for the content, when they differ from
+    the document's URL.  Talks and podcasts carry
     `media_url` (their video or audio file), `media_kind` and `duration`
     (whole seconds).
     """
@@ -172,6 +174,7 @@ class RawEntry:
     updated: datetime | None = None
     author: str | None = None
     base: str | None = None
+    content_base: str | None = None
     images: tuple[str, ...] = ()
     duration: int | None = None  # seconds
     media_url: str | None = None
@@ -198,6 +201,10 @@ class Item:
     duration: int | None = None  # seconds, for videos and audio
     media_url: str | None = None  # the video or audio itself (a file, or an embeddable player)
     is_short: bool = False  # a YouTube Short
+    content: str | None = None  # the full text (sanitized HTML) when the entry carries one
+    # the canonical URL with the link's fragment, when `canonical_url` dropped one: a story
+    # another source keyed with that fragment is this one (docs/database.md)
+    fragment_url: str | None = None
 
     def __reduce__(self) -> tuple[type[Item], tuple[Any, ...]]:
         # Items cross two process boundaries in a run (parse worker -> parent ->

@@ -52,7 +52,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
-from ingest.urls import absolute_http_url, canonical_url, clean_url
+from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
 
 # canonical_url and clean_url live in ingest.urls; they are re-exported here
 # because tests/test_normalize.py imports them from this module.
@@ -85,8 +85,11 @@ _URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # Removed together with everything inside them (not just the tags).
 _DROP_WITH_CONTENT = frozenset(
     {"script", "style", "iframe", "noscript", "object", "embed", "template", "svg", "math"}
+    | {"title"}  # a pasted-in document's <title> is not text of the story
 )
-_TAG = re.compile(r"<(?:!--.*?-->|/?[A-Za-z][^>]*>)", re.DOTALL)
+# tags, comments, declarations (<!DOCTYPE ...>) and processing instructions (<?xml ...?>)
+_TAG = re.compile(r"<(?:!--.*?-->|![A-Za-z\[][^>]*>|\?[^>]*>|/?[A-Za-z][^>]*>)", re.DOTALL)
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 _SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z!/?])")  # where an HTML parser would start a tag
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
@@ -112,31 +115,77 @@ def normalize(
     any entry whose `entry_key` an earlier entry already has.
     """
     now = _as_utc(now)
+    strip = source.strip_params
     entry_ids = [raw.id.translate(_CONTROLS).strip() if raw.id else "" for raw in entries]
     ids = Counter(i for i in entry_ids if i)
+    links = [absolute_http_url(raw.link, _base(base_url, raw.base)) for raw in entries]
+    keys = _story_keys([(canonical_url(x, strip), url_fragment(x)) if x else None for x in links])
     items: list[Item] = []
     seen: set[str] = set()
-    for raw, entry_id in zip(entries, entry_ids, strict=True):
-        item = _item(source, base_url, raw, entry_id, now, ids)
+    for raw, entry_id, link, key in zip(entries, entry_ids, links, keys, strict=True):
+        item = _item(source, base_url, raw, link, key, entry_id, now, ids)
         if item is not None and item.entry_key not in seen:
             seen.add(item.entry_key)
             items.append(item)
     return tuple(items)
 
 
+def _story_keys(
+    links: Sequence[tuple[str, str] | None],
+) -> list[tuple[str, str | None]]:
+    """Each link's (canonical URL, fragment URL) from its (canonical URL, fragment).
+
+    A fragment does not make a different story, except where the document
+    itself publishes several entries on one page under different fragments
+    (an "awesome list" whose entries are its sections): those entries are
+    keyed with their fragment (`page#two`).  Any other link with a fragment
+    keeps it as `fragment_url`, which the store tries first, so that it
+    joins another source's story keyed `page#two` (docs/database.md).
+    """
+    fragments: dict[str, set[str]] = {}
+    for found in links:
+        if found is not None and found[1]:
+            fragments.setdefault(found[0], set()).add(found[1])
+    out: list[tuple[str, str | None]] = []
+    for found in links:
+        if found is None:
+            out.append(("", None))
+            continue
+        canonical, fragment = found
+        if not fragment:
+            out.append((canonical, None))
+        elif len(fragments[canonical]) > 1:
+            out.append((f"{canonical}#{fragment}", None))
+        else:
+            out.append((canonical, f"{canonical}#{fragment}"))
+    return out
+
+
+def _base(base_url: str, xml_base: str | None) -> str:
+    """The base for an element's URLs: its xml:base resolved against the document URL."""
+    return urljoin(base_url, xml_base.strip()) if xml_base and xml_base.strip() else base_url
+
+
 def _item(
     source: Source,
     base_url: str,
     raw: RawEntry,
+    link: str | None,  # resolved against the entry's base, http(s) only
+    story_key: tuple[str, str | None],  # (canonical URL, fragment URL), from _story_keys
     entry_id: str,  # raw.id, cleaned
     now: datetime,
     ids: Counter[str],
 ) -> Item | None:
     strip = source.strip_params
-    base = urljoin(base_url, raw.base.strip()) if raw.base and raw.base.strip() else base_url
-    link = absolute_http_url(raw.link, base)
-    body = raw.summary if raw.summary and raw.summary.strip() else raw.content
-    summary = _sanitize(body, base) if body else ""
+    base = _base(base_url, raw.base)
+    content_base = _base(base_url, raw.content_base)
+    has_content = bool(raw.content and raw.content.strip())
+    content = _sanitize(raw.content, content_base) if raw.content and has_content else None
+    body: str | None
+    if raw.summary and raw.summary.strip():  # the text for lists; else the content serves
+        body, body_base, summary = raw.summary, base, _sanitize(raw.summary, base)
+    else:
+        body, body_base, summary = raw.content, content_base, content or ""
     title = _plain(raw.title)[:MAX_TITLE] if raw.title else ""
     if not title:
         title = _shorten(_inert(_html_text(summary)), TITLE_FROM_SUMMARY)
@@ -144,7 +193,7 @@ def _item(
             return None
     published_at, date_source = _date(raw, now)
 
-    canonical = canonical_url(link, strip) if link else ""
+    canonical, fragment_url = story_key
     if entry_id and ids[entry_id] == 1:
         entry_key = "id:" + entry_id
     elif canonical:
@@ -156,7 +205,7 @@ def _item(
         entry_key = "hash:" + digest
 
     url = clean_url(link, strip) if link else ""
-    image_url = _image(raw, base, summary, body)
+    image_url = _image(raw, body_base, summary, body, content_base)
     author = _plain(raw.author) if raw.author else ""
     player = _video_player(link) if link else None  # (embed URL, is a Short) of a video link
     kind: ItemKind = raw.media_kind or ("video" if player else "article")
@@ -170,6 +219,8 @@ def _item(
     seen_fields: tuple[str, ...] = (url, title, summary, image_url or "", author or "", stamp)
     if kind != "article" or media_url:  # articles keep the hashes they always had
         seen_fields += (kind, str(duration or ""), media_url or "", "short" if is_short else "")
+    if content is not None:  # so does an entry without full content
+        seen_fields += ("content", content)
     return Item(
         source_key=source.key,
         entry_key=entry_key,
@@ -187,6 +238,8 @@ def _item(
         duration=duration,
         media_url=media_url,
         is_short=is_short,
+        content=content,
+        fragment_url=fragment_url,
     )
 
 
@@ -296,6 +349,8 @@ def _plain(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:
+        if "<![" in text:  # a CDATA section's text is text
+            text = _CDATA.sub(r"\1", text)
         text = _inert(_TAG.sub(" ", _SCRIPT.sub(" ", text)))
     return " ".join(text.split())
 
@@ -355,8 +410,11 @@ def _sanitize(fragment: str, base: str) -> str:
     return html.escape(_html_text(out)[: MAX_SUMMARY // 6])  # escaping grows text at most 6x
 
 
-def _image(raw: RawEntry, base: str, summary: str, body: str | None) -> str | None:
-    """The entry's image: its declared images first, else the first <img> of its HTML."""
+def _image(
+    raw: RawEntry, base: str, summary: str, body: str | None, content_base: str
+) -> str | None:
+    """The entry's image: its declared images first, else the first <img> of its HTML
+    (the summary's, resolved against `base`, else the content's, against `content_base`)."""
     for candidate in raw.images:
         found = absolute_http_url(candidate, base)
         if found:
@@ -366,7 +424,7 @@ def _image(raw: RawEntry, base: str, summary: str, body: str | None) -> str | No
         if found:
             return found
     if raw.content and raw.content != body:
-        return _first_img(raw.content, base)
+        return _first_img(raw.content, content_base)
     return None
 
 

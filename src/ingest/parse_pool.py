@@ -37,6 +37,7 @@ import signal
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -265,6 +266,9 @@ def become_worker() -> None:
     if _in_worker:
         return
     _in_worker = True
+    # A library's warning (bs4's "XML parsed as HTML", feedparser's deprecations) is
+    # advice for programmers: it must never reach the terminal of whoever runs ingest.
+    warnings.simplefilter("ignore")
     signal.signal(signal.SIGPROF, _on_cpu_timer)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a worker the kernel kills: no core

@@ -19,7 +19,14 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "absolute_http_url", "canonical_url", "clean_url", "href_url"]
+__all__ = [
+    "TRACKING_PARAMS",
+    "absolute_http_url",
+    "canonical_url",
+    "clean_url",
+    "href_url",
+    "url_fragment",
+]
 
 # Dropped everywhere (compared case-insensitively), plus every `utm_*` parameter.
 TRACKING_PARAMS = frozenset(
@@ -34,6 +41,7 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _PATH_SAFE = "/:@!$&'()*+,;=%"
 _QUERY_SAFE = "/:@!$'()*+,;?=%"
+_FRAGMENT_SAFE = "/:@!$&'()*+,;?=%"
 
 
 def canonical_url(url: str, strip_params: Iterable[str] = ()) -> str:
@@ -69,6 +77,13 @@ def canonical_url(url: str, strip_params: Iterable[str] = ()) -> str:
     path = _encode(parts.path, _PATH_SAFE) or ("/" if netloc else "")
     query = _filter_query(parts.query, _drop_set(strip_params), canonical=True)
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def url_fragment(url: str) -> str:
+    """The fragment of `url` (after "#"), its percent-encoding normalized as
+    `canonical_url` normalizes a path; "" when there is none."""
+    fragment = url.strip().partition("#")[2]
+    return _encode(fragment, _FRAGMENT_SAFE) if fragment else ""
 
 
 def clean_url(url: str, strip_params: Iterable[str] = ()) -> str:

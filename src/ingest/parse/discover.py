@@ -16,8 +16,9 @@ Feed") go last.
 
 from __future__ import annotations
 
-import re
+import warnings
 
+from ingest.parse.sniff import sniff
 from ingest.urls import href_url
 
 __all__ = ["FEED_TYPES", "find_feed_links", "looks_like_html"]
@@ -25,27 +26,17 @@ __all__ = ["FEED_TYPES", "find_feed_links", "looks_like_html"]
 FEED_TYPES = frozenset(
     {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
 )
-_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
-_HTML_DOCTYPE = re.compile(rb"<!doctype\s+html\b", re.IGNORECASE)
-_FIRST_ELEMENT = re.compile(rb"<([A-Za-z][\w:.-]*)")
-_HTML_ROOTS = frozenset({b"html", b"head", b"body"})
 
 
 def looks_like_html(content: bytes) -> bool:
-    """Whether `content` is an HTML page (a doctype html, or <html>/<head>/<body> first).
+    """Whether `content` is an HTML page: its root element (or, without one, its DOCTYPE)
+    says so (`ingest.parse.sniff`).  An Atom or RSS root under `<!DOCTYPE html>` is a
+    feed, and JSON is never a page whatever its strings hold.
 
     Decided on the bytes, not the Content-Type: servers send feeds as
     text/html often enough.
     """
-    head = content[:4096].lstrip(b"\xef\xbb\xbf \t\r\n\f")
-    pos = 0
-    while (item := _PROLOG.match(head, pos)) is not None and item.end() > pos:
-        pos = item.end()
-    rest = head[pos:].lstrip()
-    if _HTML_DOCTYPE.match(rest):
-        return True
-    first = _FIRST_ELEMENT.search(rest)
-    return first is not None and first.group(1).lower() in _HTML_ROOTS
+    return sniff(content) == "html"
 
 
 def find_feed_links(content: bytes, url: str) -> tuple[str, ...]:
@@ -57,12 +48,14 @@ def find_feed_links(content: bytes, url: str) -> tuple[str, ...]:
         from bs4 import BeautifulSoup, Tag
         from bs4.filter import SoupStrainer
 
-        soup = BeautifulSoup(
-            content,
-            _features(),
-            parse_only=SoupStrainer(["link", "base"]),
-            multi_valued_attributes=None,
-        )
+        with warnings.catch_warnings():  # bs4's advice (XML read as HTML ...) is not for users
+            warnings.simplefilter("ignore")
+            soup = BeautifulSoup(
+                content,
+                _features(),
+                parse_only=SoupStrainer(["link", "base"]),
+                multi_valued_attributes=None,
+            )
     except Exception:  # bs4 recovers from nearly anything; a raise means "no links"
         return ()
     base = url

@@ -2,12 +2,22 @@
 
 One job: `strip_internal_subset`, the feed reader's defence against entity
 expansion ("billion laughs", quadratic blow-up) and external entities (XXE).
-The DOCTYPE's internal subset, where `<!ENTITY` declarations live, is removed
-from the bytes before feedparser sees them; the rest of the DOCTYPE is kept
-(its external identifier lets feedparser recognise Netscape RSS 0.91, and is
-never fetched).  The DOCTYPE is looked for after the XML declaration,
-comments and PIs; UTF-16/32 documents are decoded, cut and re-encoded.  It
-does not parse XML or read entries (`ingest.parse.feed` does).
+
+- Only a real DOCTYPE declaration is touched: the prolog is walked as an XML
+  parser walks it (the XML declaration, processing instructions and
+  comments are skipped whole, so a comment that mentions `<!DOCTYPE [` is
+  just a comment), up to the root element.  Junk text in the prolog (a
+  server's warning printed above the feed) is stepped over the same way.
+- The internal subset, where `<!ENTITY` declarations live, is removed; the
+  rest of the DOCTYPE is kept (its external identifier lets feedparser
+  recognise Netscape RSS 0.91, and is never fetched).
+- References to the general entities the subset declared (`&lol9;`,
+  `&xxe;`) are then dropped from the document: they can no longer mean
+  anything, and a story must never be titled with one.  The five predefined
+  entities (`&amp;` ...) and character references are never touched.
+- UTF-16/32 documents are decoded, cut and re-encoded.
+
+It does not parse XML or read entries (`ingest.parse.feed` does).
 """
 
 from __future__ import annotations
@@ -15,80 +25,100 @@ from __future__ import annotations
 import codecs
 import re
 
+from ingest.parse.sniff import wide_encoding
+
 __all__ = ["strip_internal_subset"]
 
-# Before the root element: where a DOCTYPE may sit.
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
-_DOCTYPE_START = re.compile(rb"\s*(<!DOCTYPE\b)", re.IGNORECASE)
-_DOCTYPE_ANYWHERE = re.compile(rb"(<!DOCTYPE\b)", re.IGNORECASE)
-# What may come before a DOCTYPE: whitespace, the XML declaration, PIs, comments.
-_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
-# <!DOCTYPE name externalID? [internal subset]? >, quoted strings honoured.
+_SPACE = b" \t\r\n\f"
+_PI = re.compile(rb"<\?.*?\?>", re.DOTALL)
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+# <!DOCTYPE name externalID? [internal subset]? >: quoted strings, and comments and
+# PIs inside the subset, honoured (a "]" or ">" in them ends nothing).
 _DOCTYPE = re.compile(
     rb"""<!DOCTYPE\b((?:"[^"]*"|'[^']*'|[^"'\[>])*)"""
-    rb"""(\[(?:"[^"]*"|'[^']*'|[^"'\]])*\])?\s*>""",
-    re.IGNORECASE,
+    rb"""(\[(?:"[^"]*"|'[^']*'|<!--.*?-->|<\?.*?\?>|[^"'\]])*\])?\s*>""",
+    re.IGNORECASE | re.DOTALL,
 )
 _SUBSET_END = re.compile(rb"\]\s*>")
-
-# Encodings that are not ASCII-compatible, sniffed as XML 1.0 appendix F does.
-# (first bytes, codec, whether those bytes are a byte-order mark)
-_WIDE_ENCODINGS = (
-    (codecs.BOM_UTF32_BE, "utf-32-be", True),
-    (codecs.BOM_UTF32_LE, "utf-32-le", True),
-    (codecs.BOM_UTF16_BE, "utf-16-be", True),
-    (codecs.BOM_UTF16_LE, "utf-16-le", True),
-    (b"\x00\x00\x00<", "utf-32-be", False),
-    (b"<\x00\x00\x00", "utf-32-le", False),
-    (b"\x00<\x00?", "utf-16-be", False),
-    (b"<\x00?\x00", "utf-16-le", False),
-)
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+_GENERAL_ENTITY = re.compile(rb"<!ENTITY\s+([^\s%][^\s\"'>]*)")
+_REFERENCE = re.compile(rb"&([A-Za-z_:][\w.:-]*);")
+_PREDEFINED = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
 
 
 def strip_internal_subset(data: bytes) -> bytes:
-    """`data` with the DOCTYPE's internal subset removed (the rest of it kept).
+    """`data` without the DOCTYPE's internal subset, nor references to what it declared.
 
-    The external identifier stays so feedparser still recognises Netscape RSS
-    0.91; it never fetches it.  Wide encodings (UTF-16/32) are decoded, cut and
-    re-encoded; a document that cannot be decoded is returned as is (feedparser
-    will not read it as a feed either).
+    Returns `data` itself (the same object) when there is nothing to cut.  A
+    wide document that cannot be decoded is returned as is (feedparser will
+    not read it as a feed either).
     """
-    for marker, encoding, is_bom in _WIDE_ENCODINGS:
-        if data.startswith(marker):
-            bom = marker if is_bom else b""
-            try:
-                text = data[len(bom) :].decode(encoding)
-            except UnicodeDecodeError:
-                return data
-            utf8 = text.encode("utf-8")
-            cut = _strip_internal_subset_ascii(utf8)
-            return data if cut is utf8 else bom + cut.decode("utf-8").encode(encoding)
-    return _strip_internal_subset_ascii(data)
+    wide = wide_encoding(data)
+    if wide is None:
+        return _strip(data)
+    encoding, bom_length = wide
+    bom = data[:bom_length]
+    try:
+        text = data[bom_length:].decode(encoding)
+    except UnicodeDecodeError:
+        return data
+    utf8 = text.encode("utf-8")
+    cut = _strip(utf8)
+    return data if cut is utf8 else bom + cut.decode("utf-8").encode(encoding)
 
 
-def _strip_internal_subset_ascii(data: bytes) -> bytes:
+def _strip(data: bytes) -> bytes:
     at = _doctype_position(data)
     if at < 0:
         return data
     m = _DOCTYPE.match(data, at)
     if m is not None:
-        if m.group(2) is None:  # no internal subset: nothing to expand
+        subset = m.group(2)
+        if subset is None:  # no internal subset: nothing declared, nothing to expand
             return data
-        return data[:at] + b"<!DOCTYPE" + m.group(1).rstrip() + b">" + data[m.end() :]
+        kept = data[:at] + b"<!DOCTYPE" + m.group(1).rstrip() + b">"
+        return _drop_references(kept, data[m.end() :], subset)
     # Malformed: drop everything from the DOCTYPE to the end of what looks like its subset.
     end = _SUBSET_END.search(data, at)
     stop = end.end() if end is not None else data.find(b">", at) + 1 or len(data)
-    return data[:at] + data[stop:]
+    return _drop_references(data[:at], data[stop:], data[at:stop])
+
+
+def _drop_references(before: bytes, rest: bytes, subset: bytes) -> bytes:
+    """`before + rest`, with the references in `rest` to entities `subset` declared removed."""
+    declared = {m.group(1) for m in _GENERAL_ENTITY.finditer(subset)} - _PREDEFINED
+    if declared and b"&" in rest:
+        rest = _REFERENCE.sub(lambda r: b"" if r.group(1) in declared else r.group(0), rest)
+    return before + rest
 
 
 def _doctype_position(data: bytes) -> int:
-    """Where the DOCTYPE starts, or -1: after the XML declaration, comments and PIs."""
+    """Where the prolog's DOCTYPE starts, or -1 when the root element comes first.
+
+    Whitespace, the XML declaration, PIs and comments are skipped whole; text
+    that is none of these (junk no XML parser accepts) is stepped over to the
+    next `<`.
+    """
     pos = 3 if data.startswith(codecs.BOM_UTF8) else 0
-    while (item := _PROLOG_ITEM.match(data, pos)) is not None and item.end() > pos:
-        pos = item.end()
-    if (here := _DOCTYPE_START.match(data, pos)) is not None:
-        return here.start(1)
-    # Junk in the prolog: no XML parser accepts it, but look before the first element anyway.
-    first = _FIRST_ELEMENT.search(data)
-    later = _DOCTYPE_ANYWHERE.search(data, 0, first.start() if first else len(data))
-    return later.start(1) if later is not None else -1
+    size = len(data)
+    while pos < size:
+        while pos < size and data[pos] in _SPACE:
+            pos += 1
+        if data.startswith(b"<?", pos):
+            m = _PI.match(data, pos)
+        elif data.startswith(b"<!--", pos):
+            m = _COMMENT.match(data, pos)
+        elif data[pos : pos + 9].upper() == b"<!DOCTYPE":
+            return pos
+        elif _ROOT_START.match(data, pos):
+            return -1  # the root element: no DOCTYPE before it
+        else:  # junk: step to the next markup
+            nxt = data.find(b"<", pos + 1)
+            if nxt < 0:
+                return -1
+            pos = nxt
+            continue
+        if m is None:  # an unterminated comment or PI: the rest is inside it
+            return -1
+        pos = m.end()
+    return -1

@@ -13,11 +13,20 @@ H:MM:SS) else media:content's `duration`; a YouTube entry (yt:videoId) is a
 video whose `media_url` is its embeddable player, https://www.youtube.com/embed/ID.
 JSON Feed attachments are read the same way.
 
+Which reader: the document's first bytes decide (`ingest.parse.sniff`): JSON
+goes to the JSON Feed reader whatever its items contain, and XML is read by
+feedparser; the root element, not a DOCTYPE, says whether it is a feed.
+
+Entry ids are taken as the document writes them, never resolved against the
+document's URL or an xml:base (feedparser would resolve an RSS guid only
+when it is told a base), so an entry's identity does not depend on where the
+feed is served from or on what other entries contain.
+
 Safety: a DOCTYPE's internal subset (where ENTITY declarations live) is cut out
-of the bytes before feedparser sees them (`ingest.parse.doctype`), so no
-entity is ever expanded (no "billion laughs") and no external entity is ever
-read (no XXE); feedparser's SAX parser is also set not to load external
-entities.
+of the bytes before feedparser sees them, and references to what it declared
+are dropped (`ingest.parse.doctype`), so no entity is ever expanded (no
+"billion laughs") and no external entity is ever read (no XXE); feedparser's
+SAX parser is also set not to load external entities.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -33,18 +43,23 @@ from urllib.parse import urljoin
 
 import feedparser
 import feedparser.api
+import feedparser.mixin
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
 from ingest.parse.dates import as_utc
 from ingest.parse.doctype import strip_internal_subset
+from ingest.parse.sniff import root_element, sniff
 
 __all__ = ["parse_duration", "parse_feed"]
 
 # feedparser's SAX parser: expat with whole text runs (ingest.parse.saxdriver)
 feedparser.api.PREFERRED_XML_PARSERS[:] = ["ingest.parse.saxdriver"]
-
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")  # the root element's start
+# Entry ids as written: feedparser resolves a guid or id against the base it knows,
+# which would make an entry's identity depend on whether it was told one.
+feedparser.mixin._FeedParserMixin.can_be_relative_uri = (
+    feedparser.mixin._FeedParserMixin.can_be_relative_uri - {"id"}
+)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # an absolute URL (any scheme)
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
@@ -68,8 +83,7 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tup
     `ParseError` saying what it looked like.  A valid feed with no entries
     gives an empty tuple.
     """
-    head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith((b"{", b"[")):
+    if sniff(content) == "json":
         return _parse_json_feed(content, url)
     data = strip_internal_subset(content)
     # The document's URL goes to feedparser only when an xml:base needs it: given a
@@ -101,19 +115,17 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> tup
 def _describe(data: bytes) -> str:
     """What a document that is not a feed looks like, for the error message."""
     head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n")
-    lower = head.lower()
     if not head:
         return "an empty document"
-    if lower.startswith((b"<!doctype html", b"<html")) or b"<html" in lower:
+    kind = sniff(data)
+    if kind == "html":
         return "an HTML page"
     if b"\x00" in head[:512] or sum(b < 9 for b in head[:512]) > 2:
         return f"binary data ({len(data)} bytes, starting {head[:8]!r})"
+    root = root_element(data)
+    if root is not None:
+        return f"XML with root element <{root}>"
     if head.startswith(b"<"):
-        root = _FIRST_ELEMENT.search(head)
-        if root is not None:
-            name = re.match(rb"<([\w:.-]+)", head[root.start() :])
-            if name is not None:
-                return f"XML with root element <{name.group(1).decode('ascii', 'replace')}>"
         return "XML without a feed root element"
     return f"text starting {head[:40].decode('utf-8', 'replace')!r}"
 
@@ -124,16 +136,19 @@ def _describe(data: bytes) -> str:
 def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
     content = next((_text(c.get("value")) for c in e.get("content") or () if c.get("value")), None)
     media_url, media_kind, duration = _media(e)
+    # a link feedparser took from a guid (ids are not resolved) joins the entry's base
+    entry_base = _base(url, e.get("title_detail")) or url
     return RawEntry(
         id=_text(e.get("id")),
-        link=_absolute(_entry_link(e), url),
+        link=_absolute(_entry_link(e), entry_base),
         title=_text(e.get("title"), strip=False),
         summary=_text(e.get("summary"), strip=False),
         content=content,
         published=_utc(e.get("published_parsed") or e.get("created_parsed")),
         updated=_utc(e.get("updated_parsed")),
         author=_author(e),
-        base=_entry_base(e, url),
+        base=_base(url, e.get("summary_detail"), e.get("title_detail")),
+        content_base=_base(url, *(e.get("content") or ())[:1], e.get("title_detail")),
         images=tuple(_join(i, url) for i in _images(e)),
         duration=duration,
         media_url=_absolute(media_url, url),
@@ -189,9 +204,10 @@ def _author(e: Mapping[str, Any]) -> str | None:
     return _text(detail.get("name")) or _text(e.get("author"))
 
 
-def _entry_base(e: Mapping[str, Any], url: str) -> str | None:
-    """The xml:base in force for the entry's text, when it differs from the document URL."""
-    for detail in (e.get("summary_detail"), *(e.get("content") or ()), e.get("title_detail")):
+def _base(url: str, *details: Mapping[str, Any] | None) -> str | None:
+    """The xml:base feedparser recorded for the first of `details` that has one, unless
+    it is the document URL itself (then None: normalize falls back to that URL)."""
+    for detail in details:
         if detail and detail.get("base"):
             base = str(detail["base"])
             return None if base == url else base
@@ -317,7 +333,6 @@ def _parse_json_feed(content: bytes, url: str) -> tuple[RawEntry, ...]:
 
 
 def _json_entry(item: Mapping[str, Any]) -> RawEntry:
-    item_id = item.get("id")
     content = _text(item.get("content_html"))
     if content is None and _text(item.get("content_text")):
         content = html.escape(str(item["content_text"]))
@@ -327,7 +342,7 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
     author = next((_text(a.get("name")) for a in named), None)
     media_url, media_kind, duration = _json_media(item.get("attachments"))
     return RawEntry(
-        id=_text(str(item_id)) if isinstance(item_id, str | int) else None,
+        id=_json_id(item.get("id")),
         link=_text(item.get("url")) or _text(item.get("external_url")),
         title=_text(item.get("title"), strip=False),
         summary=html.escape(summary) if summary else None,  # JSON Feed summaries are plain text
@@ -340,6 +355,21 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
         media_url=media_url,
         media_kind=media_kind,
     )
+
+
+def _json_id(value: object) -> str | None:
+    """An item's id: a string, or a number by its text (`1.5` is "1.5"), as `reader` takes it.
+
+    The spec says a string; publishers write numbers.  Booleans, NaN and
+    infinities are not ids.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    if isinstance(value, int):
+        return str(value)
+    return _text(value)
 
 
 def _json_media(attachments: object) -> tuple[str | None, MediaKind | None, int | None]:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import html
 import importlib.util
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -291,7 +292,9 @@ def _document(content: bytes, url: str) -> tuple[BeautifulSoup, str]:
         # bs4 warn about XML parsed as HTML when the document is a feed.
         text = text[declaration.end() :]
     try:
-        return BeautifulSoup(text, _FEATURES, multi_valued_attributes=None), text
+        with warnings.catch_warnings():  # bs4's advice is for programmers, not users
+            warnings.simplefilter("ignore")
+            return BeautifulSoup(text, _FEATURES, multi_valued_attributes=None), text
     except Exception as e:  # the parsers recover from anything; a raise is a fault
         raise ParseError(f"{url}: the HTML parser failed: {e}") from e
 

@@ -75,6 +75,7 @@ def latest(
             items.c.duration_seconds.label("duration"),
             items.c.media_url,
             items.c.is_short,
+            items.c.content,
         )
         .join(sources, sources.c.key == items.c.source_key)
         .order_by(items.c.published_at.desc(), items.c.id.desc())

@@ -47,7 +47,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -147,6 +147,8 @@ items = Table(
     Column("duration_seconds", Integer),
     Column("media_url", Text),
     Column("is_short", Boolean, nullable=False, server_default="0"),
+    # full content (0005): the entry's whole text, sanitized HTML, when it carries one
+    Column("content", Text),
     Index("ix_items_section_published", "section", "published_at", "id"),
     Index("ix_items_published", "published_at", "id"),
 )
@@ -205,7 +207,7 @@ settings = Table(
 
 
 def latest_items_view(dialect: str) -> str:
-    """CREATE VIEW latest_items as the head revision (0003) defines it, for `dialect`."""
+    """CREATE VIEW latest_items as the head revision (0005) defines it, for `dialect`."""
     if dialect == "postgresql":
         sources = (
             "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
@@ -221,7 +223,7 @@ def latest_items_view(dialect: str) -> str:
         "SELECT i.id, i.url, i.canonical_url, i.title, i.summary, i.author, i.image_url, "
         "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
         "i.source_key AS source, s.name AS source_name, "
-        f"{sources} AS sources, i.kind, i.duration_seconds, i.media_url, i.is_short "
+        f"{sources} AS sources, i.kind, i.duration_seconds, i.media_url, i.is_short, i.content "
         "FROM items i JOIN sources s ON s.key = i.source_key "
         "ORDER BY i.published_at DESC, i.id DESC"
     )

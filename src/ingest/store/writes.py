@@ -116,6 +116,7 @@ def _story_row(item: Item, now: datetime) -> dict[str, Any]:
         "duration_seconds": item.duration,
         "media_url": item.media_url,
         "is_short": item.is_short,
+        "content": item.content,
     }
 
 
@@ -135,13 +136,20 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
     plan = dedupe.plan(batch, {key: digest for key, (digest, _) in known.items()})
     if plan.new:
         stories = dedupe.first_by_canonical_url(plan.new)
-        inserted = conn.execute(
-            _insert(conn, items)
-            .on_conflict_do_nothing(index_elements=["canonical_url"])
-            .returning(items.c.canonical_url, items.c.id),
-            [_story_row(item, now) for item in stories.values()],
+        # a link with a fragment joins the story another source keyed with it (page#two)
+        keyed = _ids_by_url(
+            conn, sorted({i.fragment_url for i in stories.values() if i.fragment_url})
         )
-        ids = {r[0]: r[1] for r in inserted}
+        ids = {u: keyed[i.fragment_url] for u, i in stories.items() if i.fragment_url in keyed}
+        fresh = [item for url, item in stories.items() if url not in ids]
+        if fresh:
+            inserted = conn.execute(
+                _insert(conn, items)
+                .on_conflict_do_nothing(index_elements=["canonical_url"])
+                .returning(items.c.canonical_url, items.c.id),
+                [_story_row(item, now) for item in fresh],
+            )
+            ids.update((r[0], r[1]) for r in inserted)
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         conn.execute(
@@ -188,6 +196,7 @@ def _apply_changes(
             "duration_seconds": item.duration,
             "media_url": item.media_url,
             "is_short": item.is_short,
+            "content": item.content,
         }
         if item.date_source != "first_seen":  # an undated story keeps the time we first saw it
             values.update(published_at=item.published_at, date_source=item.date_source)

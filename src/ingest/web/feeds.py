@@ -2,7 +2,9 @@
 
 Input: the story rows `Store.latest` returns (newest first).  Each entry's id
 is the story's canonical URL, its link the URL as published, its content the
-stored summary (already sanitized HTML), its dates the story's own:
+stored full text when the entry had one, else the summary (both already
+sanitized HTML; an Atom entry with both carries the summary as <summary>),
+its dates the story's own:
 `published` is `published_at`; `updated` is `published_at` too unless ingest
 saw the story change after first storing it, then `updated_at`.  The
 document's `updated` is the newest entry's, so the same stories always make
@@ -100,8 +102,10 @@ def atom(
             f"    <author><name>{_x(_author(r))}</name></author>",
             f"    <category term={_attr(r['section'])}/>",
         ]
-        if r.get("summary"):
-            out.append(f'    <content type="html">{_x(r["summary"])}</content>')
+        if r.get("content") and r.get("summary") and r["content"] != r["summary"]:
+            out.append(f'    <summary type="html">{_x(r["summary"])}</summary>')
+        if r.get("content") or r.get("summary"):  # the full text when there is one
+            out.append(f'    <content type="html">{_x(r.get("content") or r["summary"])}</content>')
         if r.get("image_url"):
             out.append(f"    <media:thumbnail url={_attr(r['image_url'])}/>")
         out.append("  </entry>")
@@ -133,7 +137,7 @@ def _json_item(r: Row) -> dict[str, Any]:
         "id": r["canonical_url"],
         "url": _link(r),
         "title": r["title"],
-        "content_html": r.get("summary") or "",
+        "content_html": r.get("content") or r.get("summary") or "",
         "date_published": rfc3339(r["published_at"]),
         "date_modified": rfc3339(entry_updated(r)),
         "authors": [{"name": _author(r)}],

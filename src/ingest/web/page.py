@@ -110,6 +110,7 @@ def story_view(row: Mapping[str, Any]) -> dict[str, Any]:
         url=_http(row.get("url")),
         image_url=_http(row.get("image_url")),
         summary=Markup(row.get("summary") or ""),  # sanitized by normalize: print as is
+        content=Markup(row["content"]) if row.get("content") else None,  # likewise
         date_iso=published.isoformat(),
         date_text=_day(published),
     )
