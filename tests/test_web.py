@@ -351,6 +351,34 @@ def test_a_changed_story_has_its_change_as_the_entry_update(sqlite_store: Store)
     assert datetime(*entry.updated_parsed[:6], tzinfo=UTC) == later
 
 
+def test_full_content_reaches_the_api_the_page_and_the_feeds(sqlite_store: Store) -> None:
+    """A story with full text: /api/items carries it as `content`, the page offers it
+    behind "Read the full text", Atom has summary and content, JSON Feed the content."""
+    full = '<p>The whole post, with <a href="https://added.example.org/data">the data</a>.</p>'
+    url = add_story(
+        sqlite_store, "nhs-england-blog", "blogs", "A post with its full text",
+        datetime.now(UTC), summary="<p>The excerpt.</p>", content=full,
+    )  # fmt: skip
+    client = Client(create_app(sqlite_store))
+    items = {i["url"]: i for i in all_items(client, section="blogs")}
+    assert items[url]["content"] == full and items[url]["summary"] == "<p>The excerpt.</p>"
+    assert all(i["content"] is None for u, i in items.items() if u != url)
+
+    soup = BeautifulSoup(client.get("/").text, "html.parser")
+    story = next(a for a in soup.select("article.story") if "full text" in a.get_text())
+    assert story.select_one(".story-title").get_text(strip=True) == "A post with its full text"
+    details = story.select_one("details.full-text")
+    assert details is not None and details.select_one(".content a")["href"].endswith("/data")
+    assert len(soup.select("details.full-text")) == 1  # stories without content offer none
+
+    atom = feedparser.parse(client.get("/feeds/blogs.atom").content)
+    entry = next(e for e in atom.entries if e.link == url)
+    assert entry.summary == "<p>The excerpt.</p>" and entry.content[0].value == full
+    feed = client.get("/feeds/blogs.json").json()
+    item = next(i for i in feed["items"] if i["url"] == url)
+    assert item["content_html"] == full
+
+
 # -- conditional GET -----------------------------------------------------------------------
 
 

@@ -214,6 +214,7 @@ def add_story(
     *,
     when: datetime | None = None,
     summary: str = "<p>Added later.</p>",
+    content: str | None = None,
 ) -> str:
     """Store one more story for an existing source, as a poll at `when` would; returns its URL."""
     when = when or datetime.now(UTC)
@@ -230,6 +231,7 @@ def add_story(
         date_source="published",
         section=section,
         content_hash=f"added-{_slug(title)}",
+        content=content,
     )
     report = SourceReport(source_key=source_key, ok=True, status=200)
     record = PollRecord(source, report, None, when, NextPoll(when + timedelta(hours=1)))
