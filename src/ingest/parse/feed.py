@@ -135,6 +135,7 @@ def _describe(data: bytes) -> str:
 
 def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
     content = next((_text(c.get("value")) for c in e.get("content") or () if c.get("value")), None)
+    first = next(iter(e.get("content") or ()), None)
     media_url, media_kind, duration = _media(e)
     # a link feedparser took from a guid (ids are not resolved) joins the entry's base
     entry_base = _base(url, e.get("title_detail")) or url
@@ -147,8 +148,9 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
         published=_utc(e.get("published_parsed") or e.get("created_parsed")),
         updated=_utc(e.get("updated_parsed")),
         author=_author(e),
-        base=_base(url, e.get("summary_detail"), e.get("title_detail")),
-        content_base=_base(url, *(e.get("content") or ())[:1], e.get("title_detail")),
+        # a summary without its own detail is feedparser's copy of the content
+        base=_base(url, e.get("summary_detail") or first, e.get("title_detail")),
+        content_base=_base(url, first, e.get("title_detail")),
         images=tuple(_join(i, url) for i in _images(e)),
         duration=duration,
         media_url=_absolute(media_url, url),
