@@ -108,12 +108,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    from ingest.config import parse_duration
+    from ingest.config import MAX_DURATION, parse_duration
 
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than 10 years")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
