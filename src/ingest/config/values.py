@@ -187,6 +187,7 @@ class _Bad(Exception):
         self.node = node
 
 
+@lru_cache(maxsize=1024)  # a merged mapping repeats its unknown fields in every source
 def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
