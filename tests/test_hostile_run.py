@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -218,3 +219,120 @@ def test_double_gzip_bomb_fails_as_too_large_in_bounded_memory(
     assert len(stories) == (GOOD + 1) * PER_FEED
     for i in range(GOOD):
         assert rows[f"good{i}"]["items"] == PER_FEED
+
+
+# -- 3 and 4. values that used to pass `ingest check` -------------------------------------
+
+CONFIG_CASES = Path(__file__).parent / "data" / "config"
+
+
+@pytest.mark.parametrize("case", ["hostile_values", "hostile_text", "merge_budget"])
+def test_ingest_check_and_run_refuse_what_used_to_crash_later(
+    case: str, db_url: str, tmp_path: Path
+) -> None:
+    """`ingest check` exits 2 naming each value at its line; `ingest run` refuses the file
+    the same way and never opens the database."""
+    path = CONFIG_CASES / f"{case}.yaml"
+    expected = json.loads((CONFIG_CASES / f"{case}.expected.json").read_text())["problems"]
+    for command in (["check"], ["run", "--db", db_url]):
+        result = subprocess.run(
+            [str(INGEST), *command, "--sources", str(path)],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.splitlines()
+        assert lines[-1] == f"{len(expected)} problem(s); nothing was run."
+        for want, got in zip(expected, lines, strict=False):
+            assert got.replace(str(path), "sources.yaml").startswith(want), (want, got)
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", result.stderr)  # escaped
+    assert not (tmp_path / "ingest.sqlite3").exists()
+
+
+def test_a_merge_key_bomb_is_read_at_once(tmp_path: Path) -> None:
+    """`<<: [*prev, *prev]` nested 25 deep, 1 KB: 2**25 merges if expanded naively."""
+    result = subprocess.run(
+        [str(INGEST), "check", "--sources", str(CONFIG_CASES / "merge_bomb.yaml")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "26 sources (26 enabled), no problems" in result.stdout
+
+
+# -- 5. control characters from feeds ---------------------------------------------------
+
+HOSTILE_JSON = {
+    "version": "https://jsonfeed.org/version/1.1",
+    "title": "Hostile",
+    "items": [
+        {
+            "id": "nul",
+            "url": "https://hostile.example/a\u0000b",
+            "image": "https://hostile.example/i\u0000.png",
+            "title": "A NUL\u0000 in the title",
+            "authors": [{"name": "Mal\u0000lory"}],
+            "date_published": "2026-06-01T10:00:00Z",
+        },
+        {
+            "id": "esc",
+            "url": "https://hostile.example/esc",
+            "summary": "\u001b]0;owned\u0007Breaking \u001b[2Jnews from the summary",
+            "date_published": "2026-06-01T11:00:00Z",
+        },
+        {
+            "id": "c1",
+            "url": "https://hostile.example/c1",
+            "title": "C1 \u009b2J and [bold red]markup[/bold red]",
+            "date_published": "2026-06-01T12:00:00Z",
+        },
+    ],
+}
+C0 = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def test_controls_from_feeds_are_stripped_and_never_printed_raw(
+    feed_server: FeedServer, db_url: str, tmp_path: Path
+) -> None:
+    feed_server.put("/hostile.json", json.dumps(HOSTILE_JSON), "application/feed+json")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n"
+        f"  - {{key: hostile, name: Hostile, url: '{feed_server.url('/hostile.json')}'}}\n"
+        + good_sources(feed_server)
+    )
+    run = subprocess.run(
+        [str(INGEST), "run", "--sources", str(sources), "--db", db_url],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = status(db_url)
+    assert rows["hostile"]["items"] == 3 and rows["hostile"]["last_error"] is None
+    stories = {s["url"]: s for s in latest(db_url) if "hostile" in str(s["url"])}
+    assert set(stories) == {
+        "https://hostile.example/ab",
+        "https://hostile.example/esc",
+        "https://hostile.example/c1",
+    }
+    nul = stories["https://hostile.example/ab"]
+    assert nul["image_url"] == "https://hostile.example/i.png"
+    assert nul["title"] == "A NUL in the title" and nul["author"] == "Mallory"
+    esc = stories["https://hostile.example/esc"]
+    assert esc["title"].startswith("]0;ownedBreaking [2Jnews")
+    for story in stories.values():
+        for value in story.values():
+            assert not C0.search(str(value)), story
+    assert len(latest(db_url)) == GOOD * PER_FEED + 3
+
+    # printed for people: C1 escaped, rich markup shown as typed, nothing raw
+    table = subprocess.run(
+        [str(INGEST), "latest", "--db", db_url, "--limit", "100"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    tried = subprocess.run(
+        [str(INGEST), "try", "hostile", "--sources", str(sources)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    for out in (table.stdout, tried.stdout):
+        assert "C1 \\x9b2J and [bold red]markup[/bold red]" in out, out
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), out
+        assert "]0;ownedBreaking" in out

@@ -36,6 +36,9 @@ Decisions worth knowing:
   touched.
 - `content_hash` covers the media fields only for items that have some, so
   articles hash as they always did.
+- Every text field and URL of an `Item` passes `controls.without_controls`
+  as the Item is made: no C0 control character or DEL survives (tab and
+  newline stay in text), whatever reader the entry came from.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from ingest.controls import without_controls
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
 from ingest.urls import absolute_http_url, canonical_url, clean_url
 
@@ -170,7 +174,7 @@ def _item(
     seen_fields: tuple[str, ...] = (url, title, summary, image_url or "", author or "", stamp)
     if kind != "article" or media_url:  # articles keep the hashes they always had
         seen_fields += (kind, str(duration or ""), media_url or "", "short" if is_short else "")
-    return Item(
+    item = Item(
         source_key=source.key,
         entry_key=entry_key,
         canonical_url=canonical or f"urn:ingest:{source.key}:{entry_key}",
@@ -188,6 +192,7 @@ def _item(
         media_url=media_url,
         is_short=is_short,
     )
+    return without_controls(item)
 
 
 # -- talks and videos ---------------------------------------------------------------
