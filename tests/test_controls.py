@@ -7,12 +7,14 @@ tests/test_hostile_run.py, and normalize's use in tests/test_normalize.py.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from ingest.controls import printable, without_controls
+from ingest.logs import TextFormatter
 from ingest.model import Item
 
 CLEAN = Item(
@@ -62,3 +64,16 @@ def test_printable_escapes_every_control_character(text: str, shown: str) -> Non
 
 def test_printable_can_keep_line_breaks() -> None:
     assert printable("one\ntwo\t\x1b", lines=True) == "one\ntwo\\x09\\x1b"
+
+
+def test_text_log_lines_show_control_characters_as_escapes() -> None:
+    record = logging.LogRecord(
+        "ingest.poll",
+        logging.ERROR,
+        __file__,
+        1,
+        "FAIL %s: %s",
+        ("src", "bad\x1b]0;x\x07\nnext"),
+        None,
+    )
+    assert TextFormatter("%(message)s").format(record) == "FAIL src: bad\\x1b]0;x\\x07\nnext"

@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.values import _Bad, _did_you_mean, _text
 from ingest.config.yaml_nodes import _MERGE_TAG, _NULL_TAG, _STR_TAG, _is_null, _kind_of, _line
+from ingest.controls import printable
 from ingest.errors import ConfigError, ConfigProblem
 
 __all__ = ["MERGE_BUDGET", "_FieldChecker", "_fail"]
@@ -42,7 +43,9 @@ class _FieldChecker:
         self.merged = 0  # pairs brought in by `<<:` merges so far, against MERGE_BUDGET
 
     def add(self, line: int, message: str) -> None:
-        self.problems.append(ConfigProblem(self.path, line, message))
+        # a message may quote the file (an unknown field's name): no control character in
+        # it reaches a terminal, a log or the database (the heartbeat's config_error)
+        self.problems.append(ConfigProblem(self.path, line, printable(message)))
 
     def bad(self, e: _Bad, fallback: Node, where: str = "") -> None:
         node = e.node if e.node is not None else fallback
