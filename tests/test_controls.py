@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.controls import printable, without_controls
+from ingest import errors
+from ingest.controls import printable, strip_controls, without_controls
 from ingest.logs import TextFormatter
-from ingest.model import Item
+from ingest.model import Item, Source
+from ingest.pipeline import _failure
 
 CLEAN = Item(
     source_key="s",
@@ -77,3 +79,10 @@ def test_text_log_lines_show_control_characters_as_escapes() -> None:
         None,
     )
     assert TextFormatter("%(message)s").format(record) == "FAIL src: bad\\x1b]0;x\\x07\nnext"
+
+
+def test_a_failed_polls_message_is_stored_without_controls() -> None:
+    assert strip_controls("a\x00b\tc\nd\x1b\x7f") == "ab\tc\nd"
+    source = Source(key="s", name="S", url="https://a.example/")
+    report = _failure(source, errors.ParseError("unexpected X while parsing: \x00\x1b[2J"), None)
+    assert report.error == "unexpected X while parsing: [2J"

@@ -4,7 +4,8 @@ One job, at two edges.  `without_controls` removes every C0 control
 character and DEL from each text field and URL of an `Item` (tab and newline
 stay in text): normalize.py applies it to every Item it makes, so whatever a
 feed carries, no NUL reaches PostgreSQL (which refuses it) and no ESC or BEL
-reaches a reader's page or terminal.  `printable` makes any text safe for a
+reaches a reader's page or terminal (`strip_controls` does the same for
+the message of a failed poll).  `printable` makes any text safe for a
 terminal: C0, DEL and C1 characters become visible escapes (`\x1b`), so a
 story, a server's message or a config value printed by the command line can
 never set a window title, move the cursor or ring the bell.  It does not
@@ -19,7 +20,7 @@ from typing import Any, Final
 
 from ingest.model import Item
 
-__all__ = ["printable", "without_controls"]
+__all__ = ["printable", "strip_controls", "without_controls"]
 
 _ITEM_FIELDS: Final = tuple(f.name for f in fields(Item))
 _URL_FIELDS: Final = frozenset({"canonical_url", "url", "image_url", "media_url"})
@@ -40,6 +41,12 @@ def without_controls(item: Item) -> Item:
             if pattern.search(value):
                 changes[name] = pattern.sub("", value)
     return replace(item, **changes) if changes else item
+
+
+def strip_controls(text: str) -> str:
+    """`text` without C0 control characters and DEL, tab and newline kept: for a
+    failure's message, which quotes servers and libraries and is stored."""
+    return _TEXT_CONTROL.sub("", text) if _TEXT_CONTROL.search(text) else text
 
 
 def printable(text: str, *, lines: bool = False) -> str:
