@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip as gziplib
 import hashlib
 import itertools
 import re
 import socket
 import time
+import zlib
 from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -576,6 +578,50 @@ def test_gzip_body_is_capped_after_decompression(feed_server: FeedServer) -> Non
     assert feed_server.wait_idle()
     rec = feed_server.last("/bomb")
     assert rec.status == 200 and rec.bytes_sent < MIB // 10  # it went out gzipped
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_two_codings_are_undone_and_a_third_is_refused(
+    feed_server: FeedServer, transport: str
+) -> None:
+    twice = gziplib.compress(zlib.compress(RSS.encode()))  # deflate applied first, then gzip
+    feed_server.put("/twice", twice, headers={"Content-Encoding": "deflate, gzip"}, gzip=False)
+    assert fetch1(feed_server.url("/twice"), transport=transport).content == RSS.encode()
+    thrice = gziplib.compress(gziplib.compress(gziplib.compress(RSS.encode())))
+    feed_server.put("/thrice", thrice, headers={"Content-Encoding": "gzip,gzip, gzip"}, gzip=False)
+    e = fetch_fails(errors.FetchError, feed_server.url("/thrice"), transport=transport)
+    assert "3 codings; at most 2" in str(e) and e.url == feed_server.url("/thrice")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_double_gzip_bomb_stops_at_the_cap(feed_server: FeedServer, transport: str) -> None:
+    inner = gziplib.compress(bytes(256 * MIB), compresslevel=1)  # 256 MiB, ~1 MiB
+    bomb = gziplib.compress(inner, compresslevel=9)  # a few KB on the wire
+    feed_server.put("/bomb", bomb, headers={"Content-Encoding": "gzip, gzip"}, gzip=False)
+    e = fetch_fails(
+        errors.TooLargeError, feed_server.url("/bomb"), max_body=MIB, transport=transport
+    )
+    assert f"{MIB}-byte cap" in str(e)
+
+
+def test_corrupt_gzip_is_a_fetch_error(feed_server: FeedServer) -> None:
+    feed_server.put(
+        "/bad", b"\x1f\x8b" + b"garbage" * 50, headers={"Content-Encoding": "gzip"}, gzip=False
+    )
+    e = fetch_fails(errors.FetchError, feed_server.url("/bad"))
+    assert "not valid gzip data" in str(e)
+
+
+def test_the_deadline_fires_inside_a_decoding_bomb(feed_server: FeedServer) -> None:
+    """Millions of empty gzip members inside a gzip: no body ever comes out, the inner
+    layer stays under the cap, and decoding them all would take many seconds of CPU; the
+    decoding yields to the event loop between steps, so the poll's timeout ends it."""
+    empty = gziplib.compress(b"", mtime=0)
+    inner = empty * (60 * MIB // len(empty))
+    feed_server.put(
+        "/members", gziplib.compress(inner), headers={"Content-Encoding": "gzip, gzip"}, gzip=False
+    )
+    fetch_fails(errors.TimeoutError, feed_server.url("/members"), max_body=64 * MIB, timeout=0.3)
 
 
 def test_body_cap_boundary(feed_server: FeedServer) -> None:

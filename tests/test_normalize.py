@@ -371,3 +371,48 @@ def test_inputs_are_not_mutated() -> None:
     before = list(entries)
     normalize(SOURCE, BASE, entries, NOW)
     assert entries == before
+
+
+C0 = "".join(chr(c) for c in range(32)) + "\x7f"
+
+
+@pytest.mark.parametrize("where", ["title", "summary", "content", "link", "images", "media"])
+def test_no_c0_control_survives_in_any_text_field_or_url(where: str) -> None:
+    """Whatever the reader handed over, every string of the Item is free of C0 controls
+    and DEL (a NUL is refused by PostgreSQL; ESC and BEL drive terminals); tab and
+    newline may stay in text, never in URLs."""
+    dirty = "\x00\x1b]0;owned\x07\x1b[31m\x08\x7f"
+    raw = RawEntry(
+        id=f"id{dirty}1",
+        link=f"https://a.example/{dirty}story",
+        title=f"Title {dirty}" if where == "title" else None,
+        summary=f"<p>Story\t{dirty}text\n<img src='https://a.example/{dirty}i.png'></p>"
+        if where in ("title", "summary")
+        else None,
+        content=f"<p>Content {dirty}</p>" if where == "content" else None,
+        author=f"Au{dirty}thor",
+        images=(f"https://a.example/{dirty}img.png",) if where == "images" else (),
+        media_url=f"https://a.example/{dirty}v.mp4" if where == "media" else None,
+        media_kind="video" if where == "media" else None,
+    )
+    if where in ("link", "images", "media"):
+        raw = dataclasses.replace(raw, title="T")
+    item = one(raw)
+    for name, value in item.items():
+        if isinstance(value, str):
+            allowed = "" if name.endswith("url") else "\t\n"
+            assert not [c for c in value if c in C0 and c not in allowed], (name, value)
+    assert item["url"] == "https://a.example/]0;owned[31mstory"
+    assert item["author"] == "Au]0;owned[31mthor"
+    if where == "title":
+        assert item["title"] == "Title ]0;owned[31m"
+    if where == "images":
+        assert item["image_url"] == "https://a.example/]0;owned[31mimg.png"
+    if where == "media":
+        assert item["media_url"] == "https://a.example/]0;owned[31mv.mp4"
+
+
+def test_a_title_taken_from_the_summary_has_no_escape_sequences() -> None:
+    item = one(RawEntry(link="https://a.example/1", summary="\x1b]0;pwned\x07Breaking \x1b[2Jnews"))
+    assert item["title"] == "]0;pwnedBreaking [2Jnews"
+    assert "\x1b" not in item["summary"] and "\x07" not in item["summary"]

@@ -46,6 +46,7 @@ from ingest.store.schema import fetches, item_sources, items
 ROOT = Path(__file__).resolve().parents[1]
 FAST = Timing(tick=0.2, reload=0.3, heartbeat=0.2, prune=0.5, grace=2)
 # FeedServer sends Cache-Control: max-age=300, which would otherwise floor every wait at 5 min
+CONFIG_DATA = Path(__file__).parent / "data" / "config"
 QUICK = "  respect_max_age: false\n"
 T = TypeVar("T")
 
@@ -320,6 +321,60 @@ def test_live_reload_adds_removes_and_survives_an_invalid_file(
         rows = status(db)
         assert rows["b"]["items"] == 3 and not rows["b"]["in_config"]
         assert len(db.latest(source="b")) == 3
+
+
+def test_reload_reads_the_file_off_the_event_loop(tmp_path: Path, sqlite_url: str) -> None:
+    """While the watcher reads the file, the event loop runs on: here the read waits for
+    a coroutine on the loop, which could never run if the read blocked the loop."""
+    sources = tmp_path / "sources.yaml"
+    write(sources, sources_text([entry("a", "https://a.example/feed")]))
+    with Store.open(sqlite_url) as store:
+        service = Service(str(sources), store, timing=FAST)
+        read_check = service.watch.check
+        released = threading.Event()
+        readers: list[threading.Thread] = []
+
+        def slow_check() -> Any:
+            readers.append(threading.current_thread())
+            if not released.wait(10):
+                raise AssertionError("the event loop was stalled by the reload")
+            return read_check()
+
+        service.watch.check = slow_check  # type: ignore[method-assign]
+
+        async def go() -> None:
+            async def release() -> None:
+                await asyncio.sleep(0.01)
+                released.set()
+
+            releaser = asyncio.create_task(release())
+            await service.reload()
+            await releaser
+
+        asyncio.run(go())
+    assert len(readers) == 1 and readers[0] is not threading.main_thread()
+
+
+def test_a_merge_key_bomb_saved_by_an_editor_is_read_at_once(
+    feed_server: FeedServer, tmp_path: Path, sqlite_url: str
+) -> None:
+    """`<<: [*prev, *prev]` 25 deep (2**25 merges if expanded naively) is read as the 26
+    sources it means; a file that merges past the budget is refused with its line."""
+    feed_server.put("/a.xml", rss("a"))
+    sources = tmp_path / "sources.yaml"
+    write(sources, sources_text([entry("a", feed_server.url("/a.xml"))]))
+    bomb = "".join(f"  - &m{i} {{<<: [*m{i - 1}, *m{i - 1}], key: s{i}}}\n" for i in range(1, 26))
+    first = f"  - &m0 {{key: s0, name: S, url: '{feed_server.url('/a.xml')}', every: 1h}}\n"
+    with Store.open(sqlite_url) as db, serving(sources, sqlite_url) as svc:
+        svc.wait(lambda: stored(db, "a"), 10, "a to be stored")
+        write(sources, sources_text([entry("a", feed_server.url("/a.xml")), first + bomb]))
+        svc.wait(lambda: len(status(db)) == 27, 10, "the 26 sources of the bomb file")
+        budget = (CONFIG_DATA / "merge_budget.yaml").read_text()
+        write(sources, budget)
+        error = svc.wait(lambda: heartbeat(db)["config_error"], 10, "the refused edit")
+        assert ":480: the '<<' merges of this file bring in more than 200,000" in error
+        assert svc.alive()
+        assert svc.stop() == 0
 
 
 def test_once_polls_what_is_due_and_exits(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import __version__, cli_format, errors
+from ingest.controls import printable
 
 if TYPE_CHECKING:
     from ingest.config import Config
@@ -108,12 +109,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    from ingest.config import parse_duration
+    from ingest.config import MAX_DURATION, parse_duration
 
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than 10 years")
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,11 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = handler[args.command](args)
     except errors.ConfigError as e:
         for problem in e.problems:
-            print(problem, file=sys.stderr)
+            print(printable(str(problem)), file=sys.stderr)
         print(f"{len(e.problems)} problem(s); nothing was run.", file=sys.stderr)
         return EXIT_USAGE
     except errors.IngestError as e:
-        print(f"ingest: {e}", file=sys.stderr)
+        print(printable(f"ingest: {e}", lines=True), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("ingest: interrupted", file=sys.stderr)
@@ -272,7 +276,7 @@ def _try(args: argparse.Namespace) -> int:
         config = _load(args)
         found = config.get(target)
         if found is None:
-            print(f"ingest: no source named {target} in {args.sources}", file=sys.stderr)
+            print(printable(f"ingest: no source named {target} in {args.sources}"), file=sys.stderr)
             return EXIT_USAGE
         source, settings = found, config.settings
     trial = run_trial(source, settings)
@@ -282,7 +286,7 @@ def _try(args: argparse.Namespace) -> int:
         cli_format.print_trial(trial)
     else:
         status = f" HTTP {trial.status}" if trial.status else ""
-        print(f"FAIL  {source.key}{status}: {trial.error}", file=sys.stderr)
+        print(printable(f"FAIL  {source.key}{status}: {trial.error}"), file=sys.stderr)
     return EXIT_OK if trial.ok else EXIT_FAILED
 
 

@@ -4,7 +4,10 @@ One job: turn what the pipeline, the store and `ingest try` return (reports,
 row dicts, a `Trial`) into text: the lines of `run`, and the `latest`,
 `status` and `try` outputs.  It reads no
 arguments, opens nothing and decides nothing (cli.py does); rich is imported
-only when a table is printed.
+only when a table is printed.  Every text meant for people passes
+`controls.printable` (control characters become visible escapes) and table
+cells are rich `Text`, never markup, so a story or a server's message cannot
+drive the terminal or restyle the output.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from ingest.controls import printable
 
 if TYPE_CHECKING:
     from ingest.model import Item, SourceReport
@@ -57,6 +62,10 @@ def iso(value: Any) -> Any:
 
 
 def report_line(r: SourceReport) -> str:
+    return printable(_report_line(r))
+
+
+def _report_line(r: SourceReport) -> str:
     if r.skipped:
         return f"skip  {r.source_key}: another process is polling it right now"
     if not r.ok:
@@ -183,14 +192,15 @@ def print_trial(trial: Trial) -> None:
     dropped = len(trial.entries) - kept
     where = f"{trial.source.key} {trial.url}" if trial.url else trial.source.key
     entries = f"{len(trial.entries)} {'entry' if len(trial.entries) == 1 else 'entries'}"
-    print(
+    summary = (
         f"{where}: {answer}, {entries}: {kept} would be stored, {dropped} dropped by filters "
         f"({trial.elapsed_ms} ms); nothing was stored"
     )
+    print(printable(summary))
     if trial.discovered_url:
-        print(f"feed found at {trial.discovered_url}: update sources.yaml")
+        print(printable(f"feed found at {trial.discovered_url}: update sources.yaml"))
     if trial.moved_to:
-        print(f"moved permanently to {trial.moved_to}: update sources.yaml")
+        print(printable(f"moved permanently to {trial.moved_to}: update sources.yaml"))
     table = _table(("", "published", "kind", "title", "link", "dropped because"))
     for t in trial.entries:
         i = t.item
@@ -220,20 +230,36 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
 
 
-def _table(columns: Sequence[str]) -> Any:
-    from rich.table import Table
+class _Table:
+    """A rich table whose cells are plain text: markup in a story's title (`[bold]`,
+    `[link=...]`) is shown as typed, and control characters as escapes."""
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    return table
+    def __init__(self, columns: Sequence[str]) -> None:
+        from rich.table import Table
+
+        self.table = Table(box=None, pad_edge=False, header_style="bold")
+        for c in columns:
+            self.table.add_column(c, overflow="fold")
+
+    @property
+    def row_count(self) -> int:
+        return int(self.table.row_count)
+
+    def add_row(self, *cells: str) -> None:
+        from rich.text import Text
+
+        self.table.add_row(*(Text(printable(c)) for c in cells))
 
 
-def _print_table(table: Any, *, empty: str) -> None:
+def _table(columns: Sequence[str]) -> _Table:
+    return _Table(columns)
+
+
+def _print_table(table: _Table, *, empty: str) -> None:
     from rich.console import Console
 
     if not table.row_count:
         print(empty)
         return
     # on a terminal, fit its width; into a pipe or file, do not wrap cells at 80 columns
-    Console(width=None if sys.stdout.isatty() else 240).print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table.table)

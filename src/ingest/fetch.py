@@ -4,7 +4,8 @@ One injected `httpx.AsyncClient` does every request.  This module adds what a
 polite, bounded poller needs on top of it: conditional GET (ETag and
 Last-Modified), redirects followed by hand (bounded, loop-checked, a first-hop
 301/308 reported), one deadline for the whole poll, a body cap counted after
-decompression while streaming, global and per-host concurrency limits,
+decompression while streaming (the decoding is `decoding.py`'s, in bounded
+steps, at most two codings), global and per-host concurrency limits,
 `Retry-After` and `Cache-Control: max-age` read off the answer, and byte-
 identical bodies recognised by hash so they are not parsed again.
 
@@ -38,6 +39,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx  # noqa: E402
 
 from ingest import errors  # noqa: E402
+from ingest.decoding import BodyDecoder  # noqa: E402
 from ingest.model import Fetched, FetchState, Settings, Source  # noqa: E402
 from ingest.netguard import NetGuard, Refused, guarded_resolver  # noqa: E402
 from ingest.urls import absolute_http_url  # noqa: E402
@@ -301,14 +303,7 @@ class Fetcher:
             raise errors.TooLargeError(
                 f"body of {int(declared)} bytes is over the {source.max_body}-byte cap", url=url
             )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.aiter_bytes():
-            size += len(chunk)
-            if size > source.max_body:
-                raise errors.TooLargeError(f"body passed the {source.max_body}-byte cap", url=url)
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await _read_body(resp, source.max_body, url)
         digest = hashlib.sha256(body).hexdigest()
         unchanged = digest == state.body_hash
         return Fetched(
@@ -320,6 +315,25 @@ class Fetcher:
             body_hash=digest,
             unchanged=unchanged,
         )
+
+
+async def _read_body(resp: httpx.Response, cap: int, url: str) -> bytes:
+    """The decoded body, in bounded steps with a turn of the event loop between them."""
+    if resp.is_stream_consumed:  # built from bytes (httpx.MockTransport): read and decoded
+        if len(resp.content) > cap:
+            raise errors.TooLargeError(f"body passed the {cap}-byte cap", url=url)
+        return resp.content
+    decoder = BodyDecoder(resp.headers.get("content-encoding"), cap, url)
+    chunks: list[bytes] = []
+    async for raw in resp.aiter_raw():
+        for piece in decoder.feed(raw):
+            if piece:
+                chunks.append(piece)
+            await asyncio.sleep(0)  # lets the deadline fire inside a bomb
+    for piece in decoder.finish():
+        chunks.append(piece)
+        await asyncio.sleep(0)
+    return b"".join(chunks)
 
 
 def _host(url: str) -> str:

@@ -4,7 +4,8 @@ One job: configure the `logging` root handler.  `--log-format json` writes
 one JSON object per line with the time, level, logger, message and, for poll
 lines, the structured fields (source, status, new, updated, entries, ms,
 error) that pipeline.py attaches; log shippers read that without parsing
-text.  It does not decide what is logged.
+text.  Text lines show control characters as escapes (`controls.printable`).
+It does not decide what is logged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-__all__ = ["POLL_FIELDS", "JsonFormatter", "setup"]
+from ingest.controls import printable
+
+__all__ = ["POLL_FIELDS", "JsonFormatter", "TextFormatter", "setup"]
 
 POLL_FIELDS = ("source", "status", "new", "updated", "entries", "ms", "error")
 
@@ -37,6 +40,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """Readable lines, with control characters (from a server's message, a story, a
+    config value) shown as escapes, never sent to the terminal raw."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), lines=True)
+
+
 def setup(level: int, fmt: str = "text", *, quiet_polls: bool = False) -> None:
     """Send logs to stderr at `level`, as text or JSON lines.
 
@@ -46,7 +57,7 @@ def setup(level: int, fmt: str = "text", *, quiet_polls: bool = False) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -36,6 +36,9 @@ Decisions worth knowing:
   touched.
 - `content_hash` covers the media fields only for items that have some, so
   articles hash as they always did.
+- Every text field and URL of an `Item` passes `controls.without_controls`
+  as the Item is made: no C0 control character or DEL survives (tab and
+  newline stay in text), whatever reader the entry came from.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from ingest.controls import without_controls
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
 from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
 
@@ -221,7 +225,7 @@ def _item(
         seen_fields += (kind, str(duration or ""), media_url or "", "short" if is_short else "")
     if content is not None:  # so does an entry without full content
         seen_fields += ("content", content)
-    return Item(
+    item = Item(
         source_key=source.key,
         entry_key=entry_key,
         canonical_url=canonical or f"urn:ingest:{source.key}:{entry_key}",
@@ -241,6 +245,7 @@ def _item(
         content=content,
         fragment_url=fragment_url,
     )
+    return without_controls(item)
 
 
 # -- talks and videos ---------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ingest import errors, workers
 from ingest.bounds import ParseLimits
+from ingest.controls import strip_controls
 from ingest.leases import lease_ttl, make_owner, owner_is_dead
 from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
 from ingest.policy import plan_next
@@ -208,7 +209,7 @@ class Pipeline:
             report = SourceReport(
                 source_key=source.key,
                 ok=False,
-                error=f"internal error: {type(e).__name__}: {e}",
+                error=strip_controls(f"internal error: {type(e).__name__}: {e}"),
                 error_kind="internal",
             )
         report = replace(report, elapsed_ms=int((asyncio.get_running_loop().time() - t0) * 1000))
@@ -330,7 +331,7 @@ def _failure(source: Source, e: errors.IngestError, fetched: Fetched | None) -> 
         source_key=source.key,
         ok=False,
         status=status or None,
-        error=str(e),
+        error=strip_controls(str(e)),  # stored: no NUL for PostgreSQL to refuse
         error_kind=e.kind,
         retry_after=getattr(e, "retry_after", None),
         moved_to=fetched.moved_to if fetched else None,

@@ -262,7 +262,8 @@ class Service:
 
     async def reload(self) -> None:
         """Pick up an edited sources.yaml; an invalid edit keeps the last good one."""
-        result = self.watch.check()
+        # off the event loop: reading a large (or hostile) file must not stall the polls
+        result = await asyncio.to_thread(self.watch.check)
         if result is None:
             return
         if result.error is not None:

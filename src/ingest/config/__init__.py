@@ -21,7 +21,7 @@ be read).  apscheduler (for cron) and soupsieve (for CSS selectors) are
 imported only when a file uses a cron schedule or a page source.
 
 This module is the public API: `Config`, `load_config`, `parse_config`, and
-`parse_duration` and `parse_size` from `values`.  The work is done by
+`parse_duration`, `parse_size` and `MAX_DURATION` from `values`.  The work is done by
 `yaml_nodes` (YAML text to nodes with lines; syntax errors), `values` (one
 value: durations, sizes, URLs, kinds, ...), `notations` (one value in another
 tool's notation: cron strings, CSS selectors, date formats, networks),
@@ -43,7 +43,7 @@ from types import MappingProxyType
 from ingest.config.fields import _fail
 from ingest.config.validate import _Checker
 from ingest.config.values import _DURATION_UNITS as _DURATION_UNITS
-from ingest.config.values import parse_duration, parse_size
+from ingest.config.values import MAX_DURATION, parse_duration, parse_size
 from ingest.config.yaml_nodes import _Loader
 from ingest.config.yaml_nodes import _PyLoader as _PyLoader
 from ingest.model import Settings, Source
@@ -51,7 +51,14 @@ from ingest.model import Settings, Source
 with contextlib.suppress(ImportError):  # PyYAML built without libyaml has no _CLoader
     from ingest.config.yaml_nodes import _CLoader as _CLoader
 
-__all__ = ["Config", "load_config", "parse_config", "parse_duration", "parse_size"]
+__all__ = [
+    "MAX_DURATION",
+    "Config",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
+]
 
 # `parse_config` reads `_Loader` from here at each call, so the tests can swap
 # in `_PyLoader` (PyYAML's pure-Python parser) for libyaml's `_CLoader`;

@@ -2,7 +2,8 @@
 
 This module's one job is `_FieldChecker`, the problem-collecting base of the
 checker: it gathers a mapping's known fields (expanding `<<:` merges and
-reporting unknown, misspelled, repeated and non-word keys), runs a converter on
+reporting unknown, misspelled, repeated and non-word keys; each merged mapping
+once, and no more than `MERGE_BUDGET` merged fields in a file), runs a converter on
 a value and records its `_Bad` at the value's line, and reads a word-or-list
 field; `_fail` raises a single problem at once.  It knows no field of
 sources.yaml (callers pass the allowed names and hints), applies no defaults
@@ -18,11 +19,15 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.values import _Bad, _did_you_mean, _text
 from ingest.config.yaml_nodes import _MERGE_TAG, _NULL_TAG, _STR_TAG, _is_null, _kind_of, _line
+from ingest.controls import printable
 from ingest.errors import ConfigError, ConfigProblem
 
-__all__ = ["_FieldChecker", "_fail"]
+__all__ = ["MERGE_BUDGET", "_FieldChecker", "_fail"]
 
 _T = TypeVar("_T")
+# Fields that all the `<<:` merges of one file may bring in: a file of 10,000 sources
+# that each merge 20 fields uses 200,000; a merge-key bomb passes it and is refused.
+MERGE_BUDGET = 200_000
 
 
 def _fail(path: str, line: int, message: str) -> NoReturn:
@@ -35,9 +40,12 @@ class _FieldChecker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[ConfigProblem] = []
+        self.merged = 0  # pairs brought in by `<<:` merges so far, against MERGE_BUDGET
 
     def add(self, line: int, message: str) -> None:
-        self.problems.append(ConfigProblem(self.path, line, message))
+        # a message may quote the file (an unknown field's name): no control character in
+        # it reaches a terminal, a log or the database (the heartbeat's config_error)
+        self.problems.append(ConfigProblem(self.path, line, printable(message)))
 
     def bad(self, e: _Bad, fallback: Node, where: str = "") -> None:
         node = e.node if e.node is not None else fallback
@@ -63,7 +71,8 @@ class _FieldChecker:
         if merges:
             explicit = {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
             merged: dict[object, tuple[Node, Node]] = {}
-            for key_node, value_node in self._merged(merges, set()):
+            at = next(_line(k) for k, _ in node.value if k.tag == _MERGE_TAG)
+            for key_node, value_node in self._merged(merges, set(), set(), at):
                 name = key_node.value if isinstance(key_node, ScalarNode) else id(key_node)
                 if name not in explicit and name not in merged:
                     merged[name] = (key_node, value_node)
@@ -106,8 +115,16 @@ class _FieldChecker:
                 out[name] = (key_node, value_node)  # a key YAML typed otherwise, e.g. `on:`
         return merges
 
-    def _merged(self, merges: list[Node], active: set[int]) -> Iterator[tuple[Node, Node]]:
-        """The pairs that `<<:` values bring in, earlier merges winning, nested ones expanded."""
+    def _merged(
+        self, merges: list[Node], active: set[int], done: set[int], at: int
+    ) -> Iterator[tuple[Node, Node]]:
+        """The pairs that `<<:` values bring in, earlier merges winning, nested ones expanded.
+
+        A mapping merged a second time brings nothing new (its pairs already came in,
+        winning), so it is skipped: `<<: [*prev, *prev]` nested n deep costs n steps, not
+        2**n.  All the merges of one file together may bring in `MERGE_BUDGET` pairs;
+        past that the file is refused at line `at` (the `<<` being expanded).
+        """
         for value_node in merges:
             parts = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
             for part in parts:
@@ -117,6 +134,17 @@ class _FieldChecker:
                 if id(part) in active:
                     self.add(_line(part), "'<<' merges a mapping into itself")
                     continue
+                if id(part) in done:
+                    continue
+                done.add(id(part))
+                self.merged += len(part.value)
+                if self.merged > MERGE_BUDGET:
+                    self.add(
+                        at,
+                        f"the '<<' merges of this file bring in more than {MERGE_BUDGET:,} "
+                        "fields in all; write the sources out instead of merging so much",
+                    )
+                    raise ConfigError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line))
                 active.add(id(part))
                 nested: list[Node] = []
                 for key_node, inner in part.value:
@@ -124,7 +152,7 @@ class _FieldChecker:
                         nested.append(inner)
                     else:
                         yield key_node, inner
-                yield from self._merged(nested, active)
+                yield from self._merged(nested, active, done, at)
                 active.discard(id(part))
 
     def mapping(self, pair: tuple[Node, Node], where: str) -> MappingNode | None:

@@ -20,21 +20,24 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ingest.config.fields import _FieldChecker
 from ingest.config.notations import _cron, _date_format, _selector
 from ingest.config.values import (
+    MAX_BODY,
     _flag,
     _interval,
     _item_date,
     _key,
     _kind,
+    _long_text,
     _param,
     _section,
     _size,
     _text,
+    _timeout,
     _url,
 )
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of, _line
 from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Source
 
-__all__ = ["_SOURCE_FIELDS", "_Defaults", "_SourceChecker"]
+__all__ = ["_SOURCE_FIELDS", "_Defaults", "_SourceChecker", "_body_size"]
 
 _SOURCE_FIELDS: Final = (
     "key",
@@ -63,6 +66,7 @@ _SOURCE_HINTS: Final = {
     **{f: f"; '{f}' belongs under select:" for f in _SELECT_FIELDS},
     "allow_networks": "; 'allow_networks' applies to every source, put it under defaults:",
 }
+_body_size: Final = _size(MAX_BODY, "1GiB")
 _DEFAULT_EVERY: Final = Source(key="", name="", url="").every
 
 
@@ -168,8 +172,8 @@ class _SourceChecker(_FieldChecker):
         if "strip_params" in given:
             own = self.strings(given["strip_params"], "strip_params", "", _param)
             strip = tuple(dict.fromkeys(strip + own)) if strip else own
-        timeout = self.optional(given, "timeout", _interval, d.timeout)
-        max_body = self.optional(given, "max_body", _size, d.max_body)
+        timeout = self.optional(given, "timeout", _timeout, d.timeout)
+        max_body = self.optional(given, "max_body", _body_size, d.max_body)
         max_age = self.optional(given, "max_age", _interval, None)
 
         for field in ("date_format", "day_first"):
@@ -306,7 +310,9 @@ class _SourceChecker(_FieldChecker):
                     convert = _url if field == "url" else _text
                     values[field] = self.convert(given[field], convert, field, w)
             summary = (
-                self.convert(given["summary"], _text, "summary", w) if "summary" in given else None
+                self.convert(given["summary"], _long_text, "summary", w)
+                if "summary" in given
+                else None
             )
             image = self.convert(given["image"], _url, "image", w) if "image" in given else None
             date = self.convert(given["date"], _item_date, "date", w) if "date" in given else None

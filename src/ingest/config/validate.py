@@ -21,8 +21,9 @@ from yaml.nodes import MappingNode, Node
 
 from ingest.config.fields import _fail
 from ingest.config.notations import _cron, _network
-from ingest.config.source_fields import _SOURCE_FIELDS, _Defaults, _SourceChecker
+from ingest.config.source_fields import _SOURCE_FIELDS, _body_size, _Defaults, _SourceChecker
 from ingest.config.values import (
+    MAX_MEMORY,
     _count,
     _flag,
     _fraction,
@@ -30,7 +31,8 @@ from ingest.config.values import (
     _param,
     _section,
     _size,
-    _text,
+    _timeout,
+    _user_agent,
 )
 from ingest.config.yaml_nodes import (
     _NULL_TAG,
@@ -45,6 +47,7 @@ from ingest.model import Settings, Source
 __all__ = ["_Checker"]
 
 _T = TypeVar("_T")
+_memory_size: Final = _size(MAX_MEMORY, "1TiB")
 _Checked: TypeAlias = tuple[tuple[Source, ...], Settings]
 
 _TOP_FIELDS: Final = ("defaults", "settings", "sources")
@@ -145,8 +148,8 @@ class _Checker(_SourceChecker):
             d.every = self.convert(f["every"], _interval, "every", w)
         if "cron" in f:
             d.cron = self.convert(f["cron"], _cron, "cron", w)
-        d.timeout = self.optional(f, "timeout", _interval, d.timeout, w)
-        d.max_body = self.optional(f, "max_body", _size, d.max_body, w)
+        d.timeout = self.optional(f, "timeout", _timeout, d.timeout, w)
+        d.max_body = self.optional(f, "max_body", _body_size, d.max_body, w)
         d.section = self.optional(f, "section", _section, d.section, w)
         d.enabled = self.optional(f, "enabled", _flag, d.enabled, w)
         if "strip_params" in f:
@@ -167,13 +170,13 @@ class _Checker(_SourceChecker):
             concurrency=self.optional(f, "concurrency", _count(1, 100_000), s.concurrency, w),
             per_host=self.optional(f, "per_host", _count(1, 100_000), s.per_host, w),
             max_redirects=self.optional(f, "max_redirects", _count(0, 20), s.max_redirects, w),
-            user_agent=self.optional(f, "user_agent", _text, s.user_agent, w),
+            user_agent=self.optional(f, "user_agent", _user_agent, s.user_agent, w),
             backoff_max=self.optional(f, "backoff_max", _interval, s.backoff_max, w),
             jitter=self.optional(f, "jitter", _fraction, s.jitter, w),
             retention=self.optional(f, "retention", _interval, s.retention, w),
             history=self.optional(f, "history", _interval, s.history, w),
             respect_max_age=self.optional(f, "respect_max_age", _flag, s.respect_max_age, w),
             max_entries=self.optional(f, "max_entries", _count(1, 1_000_000), s.max_entries, w),
-            parse_cpu=self.optional(f, "parse_cpu", _interval, s.parse_cpu, w),
-            parse_memory=self.optional(f, "parse_memory", _size, s.parse_memory, w),
+            parse_cpu=self.optional(f, "parse_cpu", _timeout, s.parse_cpu, w),
+            parse_memory=self.optional(f, "parse_memory", _memory_size, s.parse_memory, w),
         )

@@ -2,9 +2,11 @@
 
 This module's one job is the rules for single values: `parse_duration` and
 `parse_size` (public), and the converters the checker runs, each taking
-(value node, field name) to a value or raising `_Bad`: text, keys, sections,
-URLs, kinds, true/false, fractions, intervals, sizes, whole numbers in a
-range, curated items' dates and query parameter names.  Values written in
+(value node, field name) to a value or raising `_Bad`: text (never with
+control characters), keys, sections, URLs, kinds, true/false, fractions,
+intervals and timeouts, sizes, whole numbers in a range (each bounded, so
+that no accepted value overflows in the run), a User-Agent, curated items'
+dates and query parameter names.  Values written in
 another tool's notation (cron strings, CSS selectors, date formats, CIDR
 networks) are checked by `notations`.  It does not walk mappings, know which
 field goes where, or collect problems.
@@ -27,6 +29,10 @@ from yaml.nodes import Node, ScalarNode
 from ingest.config.yaml_nodes import _NULL_TAG, _kind_of
 
 __all__ = [
+    "MAX_BODY",
+    "MAX_DURATION",
+    "MAX_MEMORY",
+    "MAX_TIMEOUT",
     "_DURATION_UNITS",
     "_Bad",
     "_count",
@@ -37,16 +43,31 @@ __all__ = [
     "_item_date",
     "_key",
     "_kind",
+    "_long_text",
     "_param",
     "_section",
     "_size",
     "_text",
+    "_timeout",
     "_url",
+    "_user_agent",
     "parse_duration",
     "parse_size",
 ]
 
 _KINDS: Final = ("feed", "page", "curated")
+
+# Upper bounds: every value below them is one the run can compute with (dates, leases,
+# timers, rlimits); past them it would overflow somewhere, or make no sense.
+MAX_DURATION: Final = 10 * 365 * 86400  # intervals, ages, horizons: ten years
+MAX_TIMEOUT: Final = 3600  # a poll's deadline, a parse's CPU budget: one hour
+MAX_BODY: Final = 1024**3  # a body is held in memory: 1 GiB
+MAX_MEMORY: Final = 1024**4  # a parse worker's extra address space: 1 TiB
+# Control characters: C0, DEL and C1.  Never wanted in a name, URL, word or header (a
+# NUL is refused by PostgreSQL, CR/LF split an HTTP header, ESC drives terminals).
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tab, newline ok
+_PRINTABLE_ASCII_RE: Final = re.compile(r"[\x20-\x7e]+")
 
 _KEY_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SECTION_RE: Final = re.compile(r"[a-z0-9-]+")
@@ -166,6 +187,7 @@ class _Bad(Exception):
         self.node = node
 
 
+@lru_cache(maxsize=1024)  # a merged mapping repeats its unknown fields in every source
 def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
@@ -178,11 +200,40 @@ def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
 
 
 def _text(node: Node, name: str) -> str:
+    """One line of text: no control characters (see `_CONTROL_RE`)."""
+    return _checked_text(node, name, _CONTROL_RE)
+
+
+def _long_text(node: Node, name: str) -> str:
+    """Text that may run over lines (a curated summary): tabs and newlines allowed."""
+    return _checked_text(node, name, _CONTROL_IN_TEXT_RE)
+
+
+def _checked_text(node: Node, name: str, controls: re.Pattern[str]) -> str:
     if not isinstance(node, ScalarNode):
         raise _Bad(f"{name} must be a single value, not {_kind_of(node)}", node)
     value = str(node.value).strip()
     if not value or node.tag == _NULL_TAG:
         raise _Bad(f"{name} is empty", node)
+    bad = controls.search(value)
+    if bad is not None:
+        raise _Bad(
+            f"{name} contains a control character (U+{ord(bad.group()):04X}, "
+            f"at character {bad.start() + 1}); remove it",
+            node,
+        )
+    return value
+
+
+def _user_agent(node: Node, name: str) -> str:
+    """An HTTP header value: printable ASCII only."""
+    value = _text(node, name)
+    if not _PRINTABLE_ASCII_RE.fullmatch(value):
+        raise _Bad(
+            f"{name} may only use printable ASCII characters (letters, digits, spaces and "
+            "punctuation), as an HTTP header must",
+            node,
+        )
     return value
 
 
@@ -284,6 +335,16 @@ def _flag(node: Node, name: str) -> bool:
 
 
 def _interval(node: Node, name: str) -> float:
+    """A duration longer than zero and at most `MAX_DURATION` (ten years)."""
+    return _bounded_duration(node, name, MAX_DURATION, "10 years (3650d)")
+
+
+def _timeout(node: Node, name: str) -> float:
+    """A duration longer than zero and at most `MAX_TIMEOUT` (an hour)."""
+    return _bounded_duration(node, name, MAX_TIMEOUT, "an hour (1h)")
+
+
+def _bounded_duration(node: Node, name: str, limit: float, said: str) -> float:
     value = _text(node, name)
     try:
         seconds = parse_duration(value)
@@ -294,21 +355,30 @@ def _interval(node: Node, name: str) -> float:
         ) from None
     if seconds <= 0:
         raise _Bad(f"{name} must be longer than zero, not {value!r}", node)
+    if seconds > limit:
+        raise _Bad(f"{name} must be at most {said}, not {value!r}", node)
     return seconds
 
 
-def _size(node: Node, name: str) -> int:
-    value = _text(node, name)
-    try:
-        size = parse_size(value)
-    except ValueError:
-        raise _Bad(
-            f"{name}: {value!r} is not a size; use e.g. 10MiB, 512KiB or a number of bytes",
-            node,
-        ) from None
-    if size <= 0:
-        raise _Bad(f"{name} must be more than zero bytes, not {value!r}", node)
-    return size
+def _size(limit: int, said: str) -> Callable[[Node, str], int]:
+    """Sizes of more than zero bytes and at most `limit` (`said` in words)."""
+
+    def convert(node: Node, name: str) -> int:
+        value = _text(node, name)
+        try:
+            size = parse_size(value)
+        except ValueError:
+            raise _Bad(
+                f"{name}: {value!r} is not a size; use e.g. 10MiB, 512KiB or a number of bytes",
+                node,
+            ) from None
+        if size <= 0:
+            raise _Bad(f"{name} must be more than zero bytes, not {value!r}", node)
+        if size > limit:
+            raise _Bad(f"{name} must be at most {said}, not {value!r}", node)
+        return size
+
+    return convert
 
 
 def _count(low: int, high: int) -> Callable[[Node, str], int]:
