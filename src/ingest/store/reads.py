@@ -6,6 +6,7 @@ dicts ready for printing; nothing here writes.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,7 +19,15 @@ from ingest.model import FetchState
 from ingest.store.db import chunks
 from ingest.store.schema import item_sources, items, sources
 
-__all__ = ["fetch_states", "last_change", "latest", "sections", "source_status", "story_count"]
+__all__ = [
+    "fetch_states",
+    "last_change",
+    "latest",
+    "sections",
+    "source_status",
+    "story_count",
+    "story_lags",
+]
 
 
 def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str | None, FetchState]]:
@@ -106,19 +115,43 @@ def latest(
 
 
 def source_status(conn: Connection) -> list[dict[str, Any]]:
-    """One dict per source row, with how many stories it has carried."""
+    """One dict per source row, with how many stories it has carried and the median
+    lag of its stories (`median_lag_seconds`, `story_lags`; None without any)."""
     counts: dict[str, int] = dict(
         conn.execute(
             select(item_sources.c.source_key, func.count()).group_by(item_sources.c.source_key)
         ).all()
     )
+    lags = story_lags(conn)
     rows = conn.execute(select(sources).order_by(sources.c.key))
     out = []
     for r in rows:
         d = dict(r._mapping)
         d["items"] = int(counts.get(d["key"], 0))
+        mine = lags.get(d["key"])
+        d["median_lag_seconds"] = statistics.median(mine) if mine else None
         out.append(d)
     return out
+
+
+def story_lags(conn: Connection) -> dict[str, list[float]]:
+    """Per source (the first to carry it), each stored story's lag in seconds.
+
+    A story's lag is from its publication to when ingest first stored it
+    (`first_seen_at - published_at`), counted only where the date is the
+    story's own (`date_source = 'published'`) and the story was published
+    after the source was added (what it carried then is its back catalogue,
+    not lateness).  Never below zero.
+    """
+    rows = conn.execute(
+        select(items.c.source_key, items.c.published_at, items.c.first_seen_at)
+        .join(sources, sources.c.key == items.c.source_key)
+        .where(items.c.date_source == "published", items.c.published_at >= sources.c.created_at)
+    )
+    out: dict[str, list[float]] = defaultdict(list)
+    for key, published, seen in rows:
+        out[key].append(max(0.0, (seen - published).total_seconds()))
+    return dict(out)
 
 
 def sections(conn: Connection) -> list[str]:

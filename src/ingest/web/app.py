@@ -1,8 +1,9 @@
 """`ingest serve`: a small read-only Starlette app over one Store.
 
 Routes: `/` (the collection page), `/api/items` (JSON, keyset-paginated),
-`/feeds/{section}.atom` and `/feeds/{section}.json`, `/healthz`.  Every
-answer, errors included, carries an ETag (a hash of the body) and a
+`/feeds/{section}.atom` and `/feeds/{section}.json`, `/healthz`, and
+`/metrics` (what the database knows, for Prometheus: dbmetrics.py).  Every
+other answer, errors included, carries an ETag (a hash of the body) and a
 Last-Modified (the newest `updated_at` of the stories in it), and a
 conditional GET whose validators still match gets an empty 304.  The
 endpoints are plain functions: Starlette runs them in its thread pool, where
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -24,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest import errors
+from ingest.dbmetrics import registry_for
 from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
@@ -110,6 +113,12 @@ def create_app(
     def healthz(request: Request) -> Response:
         return answer(request, site.health())
 
+    registry = registry_for(store)
+
+    def metrics(request: Request) -> Response:  # read at each scrape: never cached
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST,
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
     def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return answer(request, site.error(exc.status_code, str(exc.detail)))
@@ -127,6 +136,7 @@ def create_app(
             feed("atom"),
             feed("json"),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={
             HTTPException: http_error,
