@@ -241,6 +241,8 @@ def test_scheduler_and_serve_metrics_agree_on_polls_failures_and_freshness(
         assert value(d, "ingest_source_consecutive_failures", source="b") == 1
         assert value(d, "ingest_source_consecutive_failures", source="a") == 0
         assert value(d, "ingest_source_last_success_timestamp_seconds", source="b") is None
+        assert (value(d, "ingest_source_failing_since_timestamp_seconds", source="b") or 0) > 0
+        assert value(d, "ingest_source_failing_since_timestamp_seconds", source="a") is None
         assert value(d, "ingest_source_stories", source="a") == 4
         # the database's view of the same story's lag: the very same number
         assert value(d, "ingest_stored_story_lag_seconds_gcount") == 1

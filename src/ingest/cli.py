@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common, web], help="serve the page, API and feeds")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument(
+        "--no-status", dest="status_page", action="store_false",
+        help="do not serve the source-health page at /status",
+    )  # fmt: skip
     export = sub.add_parser("export", parents=[common, web], help="write the site as files")
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
     export.add_argument("--limit", type=int, default=100, help="stories per JSON file (100)")
@@ -261,7 +265,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     with _open_store(args) as store:
         return serve(store, host=args.host, port=args.port, templates=args.templates,
-                     base_url=args.base_url)  # fmt: skip
+                     base_url=args.base_url, status_page=args.status_page)  # fmt: skip
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 One job: a prometheus-client `Collector` that, at each scrape, reads the
 `sources`, `items` and `services` tables (and procrastinate's job counts in
 distributed mode) through a Store and turns them into metric families:
-each source's consecutive failures, last success and stories; the sources
+each source's consecutive failures, last success, failing-since and
+stories; the sources
 due but not polled and the leases held; the freshness of stored stories as
 a gauge histogram; and each long-running process's last heartbeat and
 whether it is stale (the scheduler, the dispatcher, each worker).  These
@@ -83,6 +84,11 @@ class DatabaseCollector(Collector):
             "When the source was last polled successfully (Unix time; absent: never)",
             labels=["source"],
         )
+        since = GaugeMetricFamily(
+            "ingest_source_failing_since_timestamp_seconds",
+            "When a failing source's first failed poll since its last success was (Unix time; "
+            "absent: not failing)", labels=["source"],
+        )  # fmt: skip
         stories = GaugeMetricFamily(
             "ingest_source_stories", "Stories the source has carried (still stored)",
             labels=["source"],
@@ -96,10 +102,12 @@ class DatabaseCollector(Collector):
             failures.add_metric(key, float(r["consecutive_failures"] or 0))
             if r["last_success_at"] is not None:
                 success.add_metric(key, r["last_success_at"].timestamp())
+            if r["consecutive_failures"] and r.get("failing_since") is not None:
+                since.add_metric(key, r["failing_since"].timestamp())
             stories.add_metric(key, float(r["items"]))
             on = r["enabled"] and r["in_config"] and not r["disabled_reason"]
             enabled.add_metric(key, 1.0 if on else 0.0)
-        yield from (failures, success, stories, enabled)
+        yield from (failures, success, since, stories, enabled)
         due, leased = waiting(rows, now)
         yield GaugeMetricFamily(
             "ingest_sources_due", "Sources due now that no process is polling", value=due
