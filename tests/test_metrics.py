@@ -341,6 +341,7 @@ def test_workers_share_their_counts_and_health_names_the_stale_one(
             w = wait_for("the second worker's metrics",
                          lambda: scrape(f"http://127.0.0.1:{wport}/metrics"), logs)  # fmt: skip
             assert total(w, "ingest_polls_total") == len(keys)
+            assert value(w, "ingest_last_tick_timestamp_seconds") is None  # workers do not tick
             for key in keys:
                 assert value(w, "ingest_polls_total", source=key, outcome="ok") == 1
                 assert value(w, "ingest_stories_stored_total", source=key, change="new") == 1

@@ -68,7 +68,8 @@ def _multiproc_dir() -> str | None:
 
 
 class Metrics:
-    """The metrics of one process; `role` is scheduler, dispatcher or worker."""
+    """The metrics of one process; `role` is scheduler, dispatcher or worker (which
+    has no tick metrics)."""
 
     def __init__(self, role: str) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -109,20 +110,24 @@ class Metrics:
             "When the source was last polled successfully (Unix time)",
             ["source"], registry=reg, multiprocess_mode="mostrecent",
         )  # fmt: skip
-        self.last_tick = Gauge(
+        self._last_tick: float | None = None
+        self._ticks: tuple[Gauge, Gauge, Gauge] | None = None
+        if role == "worker":  # a worker runs the jobs it is given: it does not tick
+            return
+        last_tick = Gauge(
             "ingest_last_tick_timestamp_seconds", "When this process last ticked (Unix time)",
             registry=reg, multiprocess_mode="max",
         )  # fmt: skip
-        self.tick_lag = Gauge(
+        tick_lag = Gauge(
             "ingest_tick_lag_seconds", "How much later than planned the last tick ran",
             registry=reg, multiprocess_mode="max",
         )  # fmt: skip
-        self.due = Gauge(
+        due = Gauge(
             "ingest_sources_due", "Sources due at the last tick that were not polled then "
             "(no room, or leased elsewhere); for a dispatcher, due sources it queued",
             registry=reg, multiprocess_mode="max",
         )  # fmt: skip
-        self._last_tick: float | None = None
+        self._ticks = (last_tick, tick_lag, due)
 
     def observe_poll(
         self, report: SourceReport, *, failures: int, started: datetime, first: bool
@@ -146,13 +151,16 @@ class Metrics:
 
     def ticked(self, every: float, *, due: int | None = None) -> None:
         """A tick (meant to come `every` seconds after the last) has run; `due` left waiting."""
+        if self._ticks is None:
+            return
+        last_tick, tick_lag, waiting = self._ticks
         now = time.monotonic()
         if self._last_tick is not None:
-            self.tick_lag.set(max(0.0, now - self._last_tick - every))
+            tick_lag.set(max(0.0, now - self._last_tick - every))
         self._last_tick = now
-        self.last_tick.set_to_current_time()
+        last_tick.set_to_current_time()
         if due is not None:
-            self.due.set(due)
+            waiting.set(due)
 
 
 @dataclass
