@@ -5,8 +5,9 @@
 lease; a reload job (every 5 s) picks up edits to sources.yaml, keeping the
 last good configuration when an edit is invalid; a prune job deletes expired
 stories and poll history in small batches; every tick leaves a heartbeat for
-`ingest health`.  On a stop signal it takes no new polls, lets in-flight
-polls finish within a grace period, and returns 0.  When a source is due is
+`ingest health` (and, with `metrics`, sets the tick's gauges: metrics.py).
+On a stop signal it takes no new polls, lets in-flight polls finish within a
+grace period, and returns 0.  When a source is due is
 policy.py's decision and the schedule itself lives in the database, so a
 restart neither refetches everything nor forgets anything.  This module wires
 jobs and signals; it does not fetch, parse or store by itself.
