@@ -249,23 +249,30 @@ def test_service_names_match_what_ingest_health_reads() -> None:
 def test_health_follows_the_dispatcher_heartbeat_and_a_refused_edit(
     lab: Lab, pg_url: str, tmp_path: Path
 ) -> None:
-    """In distributed mode `ingest health` judges the dispatcher: alive, refused edit, stopped."""
+    """In distributed mode `ingest health` judges the dispatcher (alive, refused edit,
+    stopped) and its workers (one alive; then none left)."""
     lab.gen(feeds=3, items=2)
     sources = tmp_path / "sources.yaml"
     good = (lab.root / "sources.yaml").read_text()
     sources.write_text(good)
     before = ingest("health", "--db", pg_url, "--stale", "0")
     assert before.returncode == 1 and "no scheduler (nor dispatcher)" in before.stdout
-    log = tmp_path / "dispatch.log"
+    log, wlog = tmp_path / "dispatch.log", tmp_path / "worker.log"
     proc = _start(log, "dispatch", "--sources", str(sources), "--db", pg_url,
                   "--interval", "0.2s")  # fmt: skip
+    worker = _start(wlog, "worker", "--db", pg_url, "--heartbeat", "1s")
     try:
 
         def healthy() -> bool:
             done = ingest("health", "--db", pg_url, "--stale", "0")
             return done.returncode == 0 and "healthy: the dispatcher (dispatch@" in done.stdout
 
-        _wait_for("a healthy dispatcher heartbeat", healthy, [log])
+        _wait_for("a healthy dispatcher heartbeat", healthy, [log, wlog])
+        assert "1 worker(s) alive: worker@" in ingest("health", "--db", pg_url).stdout
+        worker.send_signal(signal.SIGTERM)  # stopped cleanly: not stale, but none is left
+        assert worker.wait(timeout=DEADLINE) == 0, wlog.read_text()[-2000:]
+        alone = ingest("health", "--db", pg_url, "--stale", "0")
+        assert alone.returncode == 1 and "no worker has left a heartbeat" in alone.stdout
         sources.write_text(good + "  - key: broken\n    nmae: typo\n")
 
         def refused() -> bool:
@@ -279,9 +286,10 @@ def test_health_follows_the_dispatcher_heartbeat_and_a_refused_edit(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=DEADLINE) == 0, log.read_text()[-2000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for p in (proc, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     after = ingest("health", "--db", pg_url, "--stale", "0")
     assert after.returncode == 1 and "the dispatcher (dispatch@" in after.stdout
     assert "stopped at" in after.stdout, after.stdout

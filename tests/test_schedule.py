@@ -538,7 +538,7 @@ def test_health_is_ok_while_the_service_ticks_and_fails_once_it_stopped(
         code, out = health(capsys, sqlite_url, "--format", "json")
         assert code == 0 and json.loads(out) == {
             "ok": True, "service": "scheduler", "scheduler": json.loads(out)["scheduler"],
-            "problems": [], "stale": [],
+            "problems": [], "stale": [], "stale_processes": [], "workers": [],
         }  # fmt: skip
         assert svc.stop() == 0
     code, out = health(capsys, sqlite_url)

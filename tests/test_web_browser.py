@@ -153,3 +153,34 @@ def test_collection_page_shows_every_section_and_story(
     assert overflow <= 0
     _full_page_screenshot(browser, 390, ARTIFACTS / "collection-page-mobile.png")
     assert (ARTIFACTS / "collection-page.png").stat().st_size > 10_000
+
+
+def test_status_page_shows_a_failing_source_as_failing_on_a_phone(
+    feed_server: FeedServer, tmp_path: Path, browser: Any
+) -> None:
+    """/status at a phone's width: the failing source comes first, in red words, readable."""
+    from test_status_page import fill
+
+    db = f"sqlite:///{tmp_path / 'status.sqlite3'}"
+    fill(feed_server, tmp_path, db)
+    with serving(db, tmp_path / "serve.log") as url:
+        browser.set_window_size(390, 900)
+        browser.get(url + "status")
+        assert browser.title == "Source health"
+        first = browser.find_element(By.CSS_SELECTOR, "li.source")
+        assert first.get_attribute("id") == "source-broken"
+        assert first.get_attribute("data-state") == "failing"
+        state = first.find_element(By.CSS_SELECTOR, ".state")
+        assert state.is_displayed() and state.text.startswith("failing since")
+        assert state.value_of_css_property("color") == "rgba(183, 28, 28, 1)"  # #b71c1c
+        error = first.find_element(By.CSS_SELECTOR, ".error")
+        assert error.is_displayed() and "500" in error.text
+        fine = browser.find_element(By.ID, "source-fine")
+        assert fine.find_element(By.CSS_SELECTOR, ".state").text == "ok"
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0  # nothing wider than the phone
+        _full_page_screenshot(browser, 390, ARTIFACTS / "status-page-mobile.png")
+        _full_page_screenshot(browser, 1024, ARTIFACTS / "status-page.png")
+    assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000

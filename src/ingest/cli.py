@@ -74,9 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     latest.add_argument("--format", choices=("table", "json"), default="table")
     status = sub.add_parser("status", parents=[common], help="show each source's state")
     status.add_argument("--format", choices=("table", "json"), default="table")
+    metrics = argparse.ArgumentParser(add_help=False)  # long-running processes: docs/deploying.md
+    metrics.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+    )  # fmt: skip
+    metrics.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="address the metrics listen on (127.0.0.1; 0.0.0.0 for every interface)",
+    )  # fmt: skip
     schedule = sub.add_parser(
-        "schedule", parents=[common], help="run the unattended service (= python scheduler.py)"
-    )
+        "schedule", parents=[common, metrics],
+        help="run the unattended service (= python scheduler.py)",
+    )  # fmt: skip
     schedule.add_argument("--once", action="store_true", help="poll what is due, then exit")
     schedule.add_argument("--log-format", choices=("text", "json"), default="text")
     schedule.add_argument(
@@ -99,12 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common, web], help="serve the page, API and feeds")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument(
+        "--no-status", dest="status_page", action="store_false",
+        help="do not serve the source-health page at /status",
+    )  # fmt: skip
     export = sub.add_parser("export", parents=[common, web], help="write the site as files")
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
     export.add_argument("--limit", type=int, default=100, help="stories per JSON file (100)")
     from ingest import cli_distributed
 
-    cli_distributed.add_parsers(sub, common, _seconds)
+    cli_distributed.add_parsers(sub, [common, metrics], _seconds)
     return p
 
 
@@ -192,10 +206,16 @@ def _run(args: argparse.Namespace) -> int:
 def _schedule(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ingest.schedule import Service, Timing
+    from ingest import metrics
+    from ingest.schedule import SERVICE_NAME, Service, Timing
 
-    with _open_store(args) as store:
-        service = Service(args.sources, store, timing=Timing(grace=args.grace), once=args.once)
+    with (
+        _open_store(args) as store,
+        metrics.running(SERVICE_NAME, args.metrics_port, args.metrics_host) as counted,
+    ):
+        service = Service(
+            args.sources, store, timing=Timing(grace=args.grace), once=args.once, metrics=counted
+        )
         return asyncio.run(service.run())
 
 
@@ -209,23 +229,31 @@ def _distributed(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     from datetime import UTC
 
-    from ingest.health import assess, pick_service
+    from ingest.health import WORKER_PREFIX, assess, pick_service
 
     with _open_store(args) as store:
+        beats = {r["name"]: r for r in store.services()}
         # schedule.SERVICE_NAME and dispatch.DISPATCHER_NAME (not imported: their modules
         # pull in APScheduler and procrastinate; tests/test_distributed.py checks the names)
-        name, row = pick_service({n: store.service(n) for n in ("scheduler", "dispatcher")})
+        name, row = pick_service({n: beats.get(n) for n in ("scheduler", "dispatcher")})
+        workers = [r for n, r in beats.items() if n.startswith(WORKER_PREFIX)]
         verdict = assess(
             row, store.status(), datetime.now(UTC),
-            max_silence=args.max_silence, stale=args.stale, name=name,
+            max_silence=args.max_silence, stale=args.stale, name=name, workers=workers,
         )  # fmt: skip
     if args.format == "json":
         out = {"ok": verdict.ok, "service": verdict.service, "scheduler": verdict.scheduler,
-               "problems": list(verdict.problems), "stale": list(verdict.stale)}  # fmt: skip
+               "problems": list(verdict.problems), "stale": list(verdict.stale),
+               "stale_processes": list(verdict.stale_processes),
+               "workers": [{"name": w.name, "state": w.state, "silence": round(w.silence, 1)}
+                           for w in verdict.workers]}  # fmt: skip
         print(json.dumps(out))
     else:
         if verdict.ok:
             print(f"healthy: {verdict.scheduler}")
+            alive = [w for w in verdict.workers if w.state == "alive"]
+            if alive:
+                print(f"{len(alive)} worker(s) alive: " + ", ".join(w.name for w in alive))
         else:
             print(f"UNHEALTHY: {len(verdict.problems)} problem(s)")
             for problem in verdict.problems:
@@ -241,7 +269,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     with _open_store(args) as store:
         return serve(store, host=args.host, port=args.port, templates=args.templates,
-                     base_url=args.base_url)  # fmt: skip
+                     base_url=args.base_url, status_page=args.status_page)  # fmt: skip
 
 
 def _export(args: argparse.Namespace) -> int:

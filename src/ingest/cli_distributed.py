@@ -16,10 +16,11 @@ from ingest import errors
 __all__ = ["add_parsers", "dispatch", "worker"]
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser, seconds: Any) -> None:
-    """Add `dispatch` and `worker` to the subcommand parsers `sub`."""
+def add_parsers(sub: Any, parents: list[argparse.ArgumentParser], seconds: Any) -> None:
+    """Add `dispatch` and `worker` to the subcommand parsers `sub` (`parents`: the common
+    options and the metrics ones)."""
     d = sub.add_parser(
-        "dispatch", parents=[common], help="distributed mode: queue a poll job per due source"
+        "dispatch", parents=parents, help="distributed mode: queue a poll job per due source"
     )
     d.add_argument("--once", action="store_true", help="sync and queue what is due, then exit")
     d.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -31,7 +32,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, seconds: Any) -> None
         "--stalled-after", type=seconds, default=30.0, metavar="DURATION",
         help="retry the jobs of a worker silent this long (default 30s)",
     )  # fmt: skip
-    w = sub.add_parser("worker", parents=[common], help="distributed mode: run queued poll jobs")
+    w = sub.add_parser("worker", parents=parents, help="distributed mode: run queued poll jobs")
     w.add_argument("--concurrency", type=int, default=16, help="jobs at once (default 16)")
     w.add_argument("--log-format", choices=("text", "json"), default="text")
     w.add_argument(
@@ -56,14 +57,19 @@ def _url(args: argparse.Namespace) -> str:
 def dispatch(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ingest.dispatch import Dispatcher
+    from ingest import metrics
+    from ingest.dispatch import DISPATCHER_NAME, Dispatcher
     from ingest.store import Store
 
     url = _url(args)
-    with Store.open(url) as store:
+    with (
+        Store.open(url) as store,
+        metrics.running(DISPATCHER_NAME, args.metrics_port, args.metrics_host) as counted,
+    ):
         dispatcher = Dispatcher(
-            args.sources, store, url, interval=args.interval, stalled_after=args.stalled_after
-        )
+            args.sources, store, url, interval=args.interval, stalled_after=args.stalled_after,
+            metrics=counted,
+        )  # fmt: skip
         return asyncio.run(dispatcher.run(once=args.once))
 
 
@@ -81,12 +87,17 @@ def worker(args: argparse.Namespace) -> int:
     # first, while this process is small and single-threaded; its workers die with it
     # (a SIGKILLed worker must not leave parse processes behind)
     pool = workers.start_parse_pool()
+    from ingest import metrics
+
     try:
-        with Store.open(url) as store:
+        with (
+            Store.open(url) as store,
+            metrics.running("worker", args.metrics_port, args.metrics_host) as counted,
+        ):
             return asyncio.run(
                 run_worker(
                     store, url, concurrency=args.concurrency, heartbeat=args.heartbeat,
-                    grace=args.grace, parse_pool=pool,
+                    grace=args.grace, parse_pool=pool, metrics=counted,
                 )
             )  # fmt: skip
     finally:

@@ -50,7 +50,7 @@ STATUS_FIELDS = (
     "last_success_at", "last_status", "last_entries", "items", "consecutive_failures",
     "next_due_at", "retry_after_until", "last_error", "last_error_kind", "moved_to",
     "backoff_seconds", "disabled_reason", "every_seconds", "cron", "lease_owner",
-    "lease_until", "discovered_url",
+    "lease_until", "discovered_url", "median_lag_seconds",
 )  # fmt: skip
 
 
@@ -129,8 +129,8 @@ def status_json(rows: Sequence[dict[str, Any]]) -> str:
 
 def print_status(rows: Sequence[dict[str, Any]]) -> None:
     table = _table(
-        ("source", "last attempt", "last success", "HTTP", "items", "fails", "backoff",
-         "next due", "error")
+        ("source", "last attempt", "last success", "HTTP", "items", "lag p50", "fails",
+         "backoff", "next due", "error")
     )  # fmt: skip
     for r in rows:
         key = r["key"] + ("" if r["in_config"] else " (removed)")
@@ -150,6 +150,7 @@ def print_status(rows: Sequence[dict[str, Any]]) -> None:
             _when(r["last_success_at"]),
             str(r["last_status"] or ""),
             str(r["items"]),
+            _lag(r.get("median_lag_seconds")),
             str(r["consecutive_failures"] or ""),
             _duration(r["backoff_seconds"]),
             _when(r["next_due_at"]),
@@ -224,6 +225,11 @@ def _duration(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def _lag(seconds: float | None) -> str:
+    """A source's median freshness lag; blank when it has no story with a date of its own."""
+    return "" if seconds is None else (_duration(seconds) or "0s")
 
 
 def _when(value: datetime | None) -> str:

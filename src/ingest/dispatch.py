@@ -11,7 +11,8 @@ changes (keeping the last good file, as the scheduler does) and prunes
 hourly.  Any number may run against one database: deferring is idempotent.
 Every few seconds it leaves a heartbeat in `services` (name "dispatcher":
 owner, last tick, the last refused edit of sources.yaml, stopped), which
-`ingest health` judges as it judges the scheduler's.
+`ingest health` judges as it judges the scheduler's; the rows of workers
+silent for a day (gone for good) it deletes when it prunes.
 It does not fetch, parse or store stories (poll_worker.py does).
 """
 
@@ -28,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 from ingest import queue
 from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
+from ingest.health import WORKER_FORGET
 from ingest.leases import make_owner
 from ingest.schedule import Heartbeat, prune_in_batches
 
 if TYPE_CHECKING:
     import procrastinate
 
+    from ingest.metrics import Metrics
     from ingest.store import Store
 
 __all__ = ["DISPATCHER_NAME", "Dispatcher"]
@@ -61,8 +64,10 @@ class Dispatcher:
         prune_every: float = 3600.0,
         heartbeat_every: float = 5.0,
         clock: Callable[[], datetime] = _utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.path = sources_path
+        self.metrics = metrics
         self.store = store
         self.url = url
         self.interval = interval
@@ -134,6 +139,8 @@ class Dispatcher:
             queued += await queue.defer_poll(app, key)
         if queued:
             log.info("queued %d polls (%d due)", queued, len(due))
+        if self.metrics is not None:
+            self.metrics.ticked(self.interval, due=len(due))
         await self.prune()
         return queued
 
@@ -163,6 +170,9 @@ class Dispatcher:
         if self._last_prune is not None and now - self._last_prune < self.prune_every:
             return
         self._last_prune = now
+        gone = await self._db(self.store.forget_workers, self.clock(), WORKER_FORGET)
+        if gone:
+            log.info("forgot %d workers silent for over a day: %s", len(gone), ", ".join(gone))
         await prune_in_batches(
             self.store, self.config.settings, self.clock, self._db, batch=500, stop=self._stop
         )

@@ -6,6 +6,11 @@ no such service ever ran, it stopped, or it has not ticked for longer than
 allowed; or enabled sources have gone without a successful poll for more
 than `stale` times their interval (after their backoff).  `pick_service`
 says which heartbeat to judge when both kinds exist: the freshest.
+In distributed mode the workers are judged too (each leaves its own
+heartbeat row, `worker@host:pid:...`): a worker silent for longer than
+allowed is named as stale, and a dispatcher with no live worker is a
+problem (its jobs wait).  `process_states` says, for every heartbeat row,
+whether it is alive, stale or stopped (for `/metrics` as for health).
 `ingest health` prints the result and exits non-zero on any problem, for
 cron, systemd or Kubernetes probes.  No I/O here.
 """
@@ -17,9 +22,52 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["CRON_INTERVAL", "Health", "assess", "pick_service"]
+__all__ = [
+    "CRON_INTERVAL",
+    "WORKER_FORGET",
+    "WORKER_PREFIX",
+    "Health",
+    "ProcessState",
+    "assess",
+    "pick_service",
+    "process_states",
+]
 
 CRON_INTERVAL = 86400.0  # a cron source is expected to succeed at least daily
+WORKER_FORGET = 86400.0  # a worker silent this long is gone for good: forgotten, not judged
+WORKER_PREFIX = "worker@"  # a worker's heartbeat row is named by its owner id (leases.make_owner)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessState:
+    """One heartbeat row judged: `state` is alive, stale or stopped."""
+
+    name: str  # scheduler, dispatcher, or worker@host:pid:...
+    role: str  # scheduler, dispatcher, worker
+    state: str
+    silence: float  # seconds since its last beat
+    last_tick_at: datetime
+
+
+def process_states(
+    rows: Sequence[Mapping[str, Any]], now: datetime, max_silence: float
+) -> list[ProcessState]:
+    """Every heartbeat row (but workers silent past `WORKER_FORGET`), judged at `now`."""
+    out = []
+    for row in rows:
+        name = str(row["name"])
+        role = "worker" if name.startswith(WORKER_PREFIX) else name
+        silence = (now - row["last_tick_at"]).total_seconds()
+        if role == "worker" and silence > WORKER_FORGET:
+            continue
+        if row.get("stopped_at"):
+            state = "stopped"
+        elif silence > max_silence:
+            state = "stale"
+        else:
+            state = "alive"
+        out.append(ProcessState(name, role, state, silence, row["last_tick_at"]))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +77,8 @@ class Health:
     scheduler: str  # one line about the service (the scheduler or the dispatcher)
     stale: tuple[str, ...] = ()  # keys of stale sources
     service: str = "scheduler"  # which heartbeat was judged
+    stale_processes: tuple[str, ...] = ()  # the judged service and workers that went silent
+    workers: tuple[ProcessState, ...] = ()  # distributed mode: each worker, judged
 
 
 def pick_service(
@@ -54,9 +104,15 @@ def assess(
     max_silence: float = 60.0,
     stale: float = 3.0,
     name: str = "scheduler",
+    workers: Sequence[Mapping[str, Any]] | None = None,
 ) -> Health:
-    """Judge the service `name` at `now`; `stale=0` skips the per-source check."""
+    """Judge the service `name` at `now`; `stale=0` skips the per-source check.
+
+    With the dispatcher judged and `workers` given (their heartbeat rows, maybe
+    none), the workers are judged too: each stale one, and none alive, is a problem.
+    """
     problems: list[str] = []
+    stale_processes: list[str] = []
     if service is None:
         line = "no scheduler (nor dispatcher) has ever run against this database"
         problems.append(line)
@@ -69,6 +125,7 @@ def assess(
         line = f"the {name} ({service['owner']}) last ticked {silence:.0f}s ago"
         if silence > max_silence:
             problems.append(f"{line}, more than the {max_silence:g}s allowed")
+            stale_processes.append(name)
         if service.get("config_error"):
             first = str(service["config_error"]).splitlines()[0]
             problems.append(
@@ -89,4 +146,22 @@ def assess(
                     f"source {row['key']} has had no successful poll for {waited / 60:.0f} min "
                     f"(allowed {allowed / 60:.0f}); last error: {row.get('last_error') or 'none'}"
                 )
-    return Health(not problems, tuple(problems), line, tuple(stale_keys), name)
+    distributed = name == "dispatcher" and workers is not None
+    judged = process_states(workers or (), now, max_silence) if distributed else []
+    if distributed and service is not None and not service.get("stopped_at"):
+        for w in judged:
+            if w.state == "stale":
+                stale_processes.append(w.name)
+                problems.append(
+                    f"the worker {w.name} last beat {w.silence:.0f}s ago, more than the "
+                    f"{max_silence:g}s allowed (its jobs are retried elsewhere)"
+                )
+        if not any(w.state == "alive" for w in judged):
+            problems.append(
+                f"no worker has left a heartbeat in the last {max_silence:g}s: "
+                "the dispatcher's jobs are waiting (start `ingest worker`)"
+            )
+    return Health(
+        not problems, tuple(problems), line, tuple(stale_keys), name, tuple(stale_processes),
+        tuple(judged),
+    )  # fmt: skip

@@ -10,6 +10,7 @@ holds behaviour beyond small derived properties; stages copy with
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -31,6 +32,7 @@ __all__ = [
     "Settings",
     "Source",
     "SourceReport",
+    "story_lags",
 ]
 
 DEFAULT_TIMEOUT = 20.0
@@ -248,12 +250,29 @@ class SourceReport:
     skipped: bool = False  # not polled: another process holds the source's lease
     discovered_url: str | None = None  # polled through the feed an HTML page at its URL named
     notes: tuple[str, ...] = field(default=())
+    # seconds from publication to `seen_at` of each new story with a trustworthy date
+    # (date_source "published"): the freshness that metrics.py observes
+    lags: tuple[float, ...] = field(default=())
 
-    def with_counts(self, plan: Plan, entries: int) -> SourceReport:
-        """This report with what storing its `entries` came to (`plan`, from dedupe)."""
+    def with_counts(
+        self, plan: Plan, entries: int, seen_at: datetime | None = None
+    ) -> SourceReport:
+        """This report with what storing its `entries` came to (`plan`, from dedupe);
+        with `seen_at` (when they were first stored), the new stories' lags too."""
+        lags = () if seen_at is None else story_lags(plan.new, seen_at)
         return replace(
-            self, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries
-        )
+            self, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries,
+            lags=lags,
+        )  # fmt: skip
+
+
+def story_lags(new: Sequence[Item], seen_at: datetime) -> tuple[float, ...]:
+    """Seconds between publication and `seen_at` of the stories whose date is their own."""
+    return tuple(
+        max(0.0, (seen_at - i.published_at).total_seconds())
+        for i in new
+        if i.date_source == "published"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool for
     import httpx
 
     from ingest.fetch import Fetcher
+    from ingest.metrics import Metrics
 
 __all__ = ["Pipeline", "fetch_source", "lease_ttl", "make_owner", "run"]
 
@@ -69,6 +70,7 @@ class Pipeline:
         progress: Progress | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         from ingest.fetch import Fetcher
 
@@ -79,6 +81,7 @@ class Pipeline:
         self.progress = progress
         self.owner = owner or make_owner()
         self.rng = rng or random.Random()
+        self.metrics = metrics  # counts every poll (metrics.py); None: nothing counted
         self.recorder = Recorder(store)
         self._pool = parse_pool
         self._own_pool = parse_pool is None
@@ -176,11 +179,15 @@ class Pipeline:
         of bodies, not every one fetched so far.
         """
         slot = _Slot(self._bodies)
-        await slot.take()
+        if self.metrics is not None:
+            self.metrics.leases.inc()
         try:
+            await slot.take()
             return await self._poll(source, state, slot)
         finally:
             slot.release()
+            if self.metrics is not None:
+                self.metrics.leases.dec()
 
     async def _poll(self, source: Source, state: FetchState, slot: _Slot) -> SourceReport:
         started = self.clock()
@@ -223,6 +230,10 @@ class Pipeline:
             slot.release()  # nothing big left to hold while the poll is recorded
         report = await self.recorder.save(PollRecord(source, report, fetched, started, nxt), batch)
         _log_report(report)
+        if self.metrics is not None:
+            first = state.body_hash is None and state.etag is None and not state.last_modified
+            after = 0 if report.ok else state.failures + 1  # a failed write fails the poll too
+            self.metrics.observe_poll(report, failures=after, started=started, first=first)
         if self.progress is not None:
             self.progress(report)
         return report

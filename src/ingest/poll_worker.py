@@ -23,13 +23,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest import queue
+from ingest.health import WORKER_FORGET
 from ingest.leases import lease_ttl, make_owner
 from ingest.model import FetchState, Settings
 
 if TYPE_CHECKING:
     import procrastinate
 
+    from ingest.metrics import Metrics
     from ingest.pipeline import Pipeline
+    from ingest.schedule import Heartbeat
     from ingest.store import Store
 
 __all__ = ["JobRunner", "run_worker"]
@@ -98,36 +101,65 @@ async def run_worker(
     stalled_after: float = 30.0,
     grace: float = 20.0,
     parse_pool: Executor | None = None,
+    metrics: Metrics | None = None,
 ) -> int:
     """Run jobs until SIGTERM/SIGINT (jobs in flight get `grace` seconds); returns 0.
 
     `parse_pool` (`workers.start_parse_pool`, started by the caller before any
     thread) runs the parsing; without one the Pipeline starts a forkserver pool.
+    Every `heartbeat` seconds the worker also leaves its own row in `services`
+    (named by its owner id, `worker@host:pid:...`), which `ingest health`
+    judges; the rows of workers of this host that died are deleted at start.
     """
     from ingest.fetch import make_client
     from ingest.pipeline import Pipeline
+    from ingest.schedule import Heartbeat
 
     await asyncio.to_thread(queue.ensure_schema, url)
     settings = await asyncio.to_thread(store.settings) or Settings()
     app = queue.make_app(url, pool_size=min(concurrency, 8) + 2)
+    owner = make_owner("worker")
+    beat = Heartbeat(store, owner, None, 0.0, lambda: datetime.now(UTC))
     async with (
         make_client(settings) as client,
-        Pipeline(
-            store, client, settings, owner=make_owner("worker"), parse_pool=parse_pool
-        ) as pipeline,
-    ):
+        Pipeline(store, client, settings, owner=owner, parse_pool=parse_pool,
+                 metrics=metrics) as pipeline,
+    ):  # fmt: skip
         _register(app, JobRunner(store, pipeline))
         pipeline.warm_up()
+        gone = await pipeline.recorder.call(
+            lambda: store.forget_workers(datetime.now(UTC), WORKER_FORGET, dead=True)
+        )
+        if gone:
+            log.info("forgot the heartbeats of %d workers no longer running", len(gone))
+        beats = asyncio.create_task(_keep_beating(beat, pipeline, heartbeat))
         log.info("worker started: concurrency %d, database %s", concurrency, store.url)
-        async with app.open_async():
-            await app.run_worker_async(
-                concurrency=concurrency,
-                wait=True,
-                update_heartbeat_interval=heartbeat,
-                stalled_worker_timeout=stalled_after,
-                shutdown_graceful_timeout=grace,
-                delete_jobs="successful",
-                install_signal_handlers=True,
-            )
+        try:
+            async with app.open_async():
+                await app.run_worker_async(
+                    concurrency=concurrency,
+                    wait=True,
+                    update_heartbeat_interval=heartbeat,
+                    stalled_worker_timeout=stalled_after,
+                    shutdown_graceful_timeout=grace,
+                    delete_jobs="successful",
+                    install_signal_handlers=True,
+                )
+        finally:
+            beats.cancel()
+            try:
+                await beat.beat(pipeline.recorder.call, owner, stopped=True)
+            except Exception:
+                log.exception("could not record that the worker stopped")
     log.info("worker stopped")
     return 0
+
+
+async def _keep_beating(beat: Heartbeat, pipeline: Pipeline, every: float) -> None:
+    """The worker's heartbeat row, every `every` seconds, until cancelled."""
+    while True:
+        try:
+            await beat.beat(pipeline.recorder.call, pipeline.owner, force=True)
+        except Exception:  # a database hiccup: the next beat will tell
+            log.exception("could not leave the worker's heartbeat")
+        await asyncio.sleep(every)

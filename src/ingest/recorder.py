@@ -144,7 +144,7 @@ def _settle(job: _Job, report: SourceReport) -> None:
 
 
 def _counted(job: _Job, plan: Plan) -> SourceReport:
-    return job.record.report.with_counts(plan, len(job.batch or ()))
+    return job.record.report.with_counts(plan, len(job.batch or ()), job.record.started_at)
 
 
 def _store_failed(report: SourceReport, e: errors.StoreError) -> SourceReport:

@@ -5,8 +5,9 @@
 lease; a reload job (every 5 s) picks up edits to sources.yaml, keeping the
 last good configuration when an edit is invalid; a prune job deletes expired
 stories and poll history in small batches; every tick leaves a heartbeat for
-`ingest health`.  On a stop signal it takes no new polls, lets in-flight
-polls finish within a grace period, and returns 0.  When a source is due is
+`ingest health` (and, with `metrics`, sets the tick's gauges: metrics.py).
+On a stop signal it takes no new polls, lets in-flight polls finish within a
+grace period, and returns 0.  When a source is due is
 policy.py's decision and the schedule itself lives in the database, so a
 restart neither refetches everything nor forgets anything.  This module wires
 jobs and signals; it does not fetch, parse or store by itself.
@@ -33,6 +34,7 @@ from ingest.model import FetchState, Settings, Source, SourceReport
 if TYPE_CHECKING:
     import httpx
 
+    from ingest.metrics import Metrics
     from ingest.pipeline import Pipeline
     from ingest.store import Store
 
@@ -62,20 +64,26 @@ class Heartbeat:
     """The `services` row a long-running process keeps fresh, which `ingest health` judges.
 
     One per process, under its service's name (the scheduler's `SERVICE_NAME`, the
-    dispatcher's `dispatch.DISPATCHER_NAME`).  `beat` writes at most every `every`
-    seconds, unless forced or stopping, through `run` (the caller's way into the
-    database); `config_error` is the last refused edit of sources.yaml, reported
-    with every beat until an edit is accepted.
+    dispatcher's `dispatch.DISPATCHER_NAME`, a worker's `worker@host:pid:...`).
+    `beat` writes at most every `every` seconds, unless forced or stopping,
+    through `run` (the caller's way into the database); `config_error` is the
+    last refused edit of sources.yaml, reported with every beat until an edit
+    is accepted.
     """
 
     def __init__(
-        self, store: Store, name: str, path: str, every: float, clock: Callable[[], datetime]
+        self,
+        store: Store,
+        name: str,
+        path: str | None,
+        every: float,
+        clock: Callable[[], datetime],
     ) -> None:
         self.store = store
         self.name = name
         self.every = every
         self.clock = clock
-        self.config_path = os.path.abspath(path)
+        self.config_path = os.path.abspath(path) if path else None  # a worker reads no file
         self.config_error: str | None = None
         self.started = clock()
         self._last: datetime | None = None
@@ -113,8 +121,10 @@ class Service:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = _utcnow,
         once: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.path = sources_path
+        self.metrics = metrics
         self.store = store
         self.timing = timing or Timing()
         self.transport = transport
@@ -157,7 +167,7 @@ class Service:
         async with (
             make_client(settings, transport=self.transport) as client,
             Pipeline(self.store, client, settings, clock=self.clock,
-                     owner=make_owner("scheduler")) as pipeline,
+                     owner=make_owner("scheduler"), metrics=self.metrics) as pipeline,
         ):  # fmt: skip
             self._pipeline = pipeline
             await self._db(self.store.sync_sources, self.config.sources, self.clock())
@@ -235,15 +245,24 @@ class Service:
         # the service takes a bounded batch per tick; --once has one tick: all that is due
         batch = len(self.config.sources) if self.once else self.config.settings.concurrency * 2
         room = batch - len(self.inflight)
-        if room <= 0:
+        metrics = self.metrics
+        if room <= 0 and metrics is None:
             return
         wanted = {s.key: s for s in self.config.enabled() if s.key not in self.inflight}
-        due = await self._db(self.store.due, list(wanted), now, room)
+        # with metrics, every due source is counted: those left waiting are a metric
+        limit = len(wanted) if metrics is not None else room
+        due = await self._db(self.store.due, list(wanted), now, limit)
+        waiting = due[max(room, 0) :]
+        due = due[: max(room, 0)]
         if not due:
+            if metrics is not None:
+                metrics.ticked(self.timing.tick, due=len(waiting))
             return
         ttl = max(lease_ttl(wanted[k]) for k in due)
         taken = await self._db(self.store.acquire_leases, due, self._pipeline.owner, now, ttl)
         chosen = [wanted[k] for k in due if k in taken]
+        if metrics is not None:  # leased elsewhere: due, but not ours to poll now
+            metrics.ticked(self.timing.tick, due=len(waiting) + len(due) - len(chosen))
         states = await self._db(self.store.fetch_states, chosen)
         for source in chosen:
             task = asyncio.create_task(self._poll(source, states.get(source.key, FetchState())))

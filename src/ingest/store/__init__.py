@@ -98,7 +98,7 @@ class Store:
                     if batch
                     else Plan()
                 )
-                counted = record.report.with_counts(plan, len(batch or ()))
+                counted = record.report.with_counts(plan, len(batch or ()), record.started_at)
                 recorded.append(replace(record, report=counted))
                 plans.append(plan)
             writes.record_polls(conn, recorded)  # the states and the poll log: a few executemany
@@ -181,6 +181,31 @@ class Store:
 
     def service(self, name: str) -> dict[str, Any] | None:
         return self._read(lambda c: service.service_row(c, name))
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every heartbeat row (scheduler, dispatcher, each worker), by name."""
+        return self._read(service.service_rows)
+
+    def forget_workers(self, now: datetime, silent: float, *, dead: bool = False) -> list[str]:
+        """Delete the heartbeat rows of workers silent for `silent` seconds (and, with
+        `dead`, of any whose process is gone from this host); returns their names."""
+        from ingest.health import WORKER_PREFIX
+        from ingest.leases import owner_is_dead
+
+        cutoff = now - timedelta(seconds=silent)
+        gone = [
+            r["name"] for r in self.services()
+            if r["name"].startswith(WORKER_PREFIX)
+            and (r["last_tick_at"] < cutoff or (dead and owner_is_dead(r["name"])))
+        ]  # fmt: skip
+        if gone:
+            with self._write() as conn:
+                service.forget_services(conn, gone)
+        return gone
+
+    def story_lags(self) -> dict[str, list[float]]:
+        """Per source, the freshness of its stories (reads.story_lags)."""
+        return self._read(reads.story_lags)
 
     def latest(self, **kw: Any) -> list[dict[str, Any]]:
         return self._read(lambda c: reads.latest(c, **kw))

@@ -6,19 +6,29 @@ dicts ready for printing; nothing here writes.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from ingest.model import FetchState
 from ingest.store.db import chunks
-from ingest.store.schema import item_sources, items, sources
+from ingest.store.schema import fetches, item_sources, items, sources
 
-__all__ = ["fetch_states", "last_change", "latest", "sections", "source_status", "story_count"]
+__all__ = [
+    "failing_since",
+    "fetch_states",
+    "last_change",
+    "latest",
+    "sections",
+    "source_status",
+    "story_count",
+    "story_lags",
+]
 
 
 def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str | None, FetchState]]:
@@ -107,19 +117,64 @@ def latest(
 
 
 def source_status(conn: Connection) -> list[dict[str, Any]]:
-    """One dict per source row, with how many stories it has carried."""
+    """One dict per source row, with how many stories it has carried and the median
+    lag of its stories (`median_lag_seconds`, `story_lags`; None without any), and
+    when a failing one started to fail (`failing_since`; None when unknown or not failing)."""
     counts: dict[str, int] = dict(
         conn.execute(
             select(item_sources.c.source_key, func.count()).group_by(item_sources.c.source_key)
         ).all()
     )
+    lags = story_lags(conn)
+    failing = failing_since(conn)
     rows = conn.execute(select(sources).order_by(sources.c.key))
     out = []
     for r in rows:
         d = dict(r._mapping)
         d["items"] = int(counts.get(d["key"], 0))
+        mine = lags.get(d["key"])
+        d["median_lag_seconds"] = statistics.median(mine) if mine else None
+        d["failing_since"] = failing.get(d["key"])
         out.append(d)
     return out
+
+
+def failing_since(conn: Connection) -> dict[str, datetime]:
+    """For each failing source, its first failed poll since its last success (the poll log)."""
+    query = (
+        select(fetches.c.source_key, func.min(fetches.c.started_at))
+        .join(sources, sources.c.key == fetches.c.source_key)
+        .where(
+            sources.c.consecutive_failures > 0,
+            fetches.c.outcome == "error",
+            or_(
+                sources.c.last_success_at.is_(None),
+                fetches.c.started_at > sources.c.last_success_at,
+            ),
+        )
+        .group_by(fetches.c.source_key)
+    )
+    return {key: when for key, when in conn.execute(query)}
+
+
+def story_lags(conn: Connection) -> dict[str, list[float]]:
+    """Per source (the first to carry it), each stored story's lag in seconds.
+
+    A story's lag is from its publication to when ingest first stored it
+    (`first_seen_at - published_at`), counted only where the date is the
+    story's own (`date_source = 'published'`) and the story was published
+    after the source was added (what it carried then is its back catalogue,
+    not lateness).  Never below zero.
+    """
+    rows = conn.execute(
+        select(items.c.source_key, items.c.published_at, items.c.first_seen_at)
+        .join(sources, sources.c.key == items.c.source_key)
+        .where(items.c.date_source == "published", items.c.published_at >= sources.c.created_at)
+    )
+    out: dict[str, list[float]] = defaultdict(list)
+    for key, published, seen in rows:
+        out[key].append(max(0.0, (seen - published).total_seconds()))
+    return dict(out)
 
 
 def sections(conn: Connection) -> list[str]:

@@ -24,6 +24,7 @@ from ingest.store.schema import fetches, items, services, settings, sources
 __all__ = [
     "acquire_leases",
     "due_keys",
+    "forget_services",
     "heartbeat",
     "lease_owners",
     "prune_fetches",
@@ -31,6 +32,7 @@ __all__ = [
     "queue_counts",
     "release_leases",
     "service_row",
+    "service_rows",
     "source_config",
     "stored_settings",
     "write_settings",
@@ -138,6 +140,17 @@ def heartbeat(
 def service_row(conn: Connection, name: str) -> dict[str, Any] | None:
     row = conn.execute(select(services).where(services.c.name == name)).first()
     return None if row is None else dict(row._mapping)
+
+
+def service_rows(conn: Connection) -> list[dict[str, Any]]:
+    """Every heartbeat row: the scheduler, dispatchers, and each worker (`worker@...`)."""
+    return [dict(r._mapping) for r in conn.execute(select(services).order_by(services.c.name))]
+
+
+def forget_services(conn: Connection, names: Sequence[str]) -> None:
+    """Delete the heartbeat rows `names` (workers gone for good)."""
+    if names:
+        conn.execute(delete(services).where(services.c.name.in_(list(names))))
 
 
 def prune_items(conn: Connection, cutoff: datetime, batch: int) -> int:

@@ -1,12 +1,14 @@
 """`ingest serve`: a small read-only Starlette app over one Store.
 
 Routes: `/` (the collection page), `/api/items` (JSON, keyset-paginated),
-`/feeds/{section}.atom` and `/feeds/{section}.json`, `/healthz`.  Every
-answer, errors included, carries an ETag (a hash of the body) and a
-Last-Modified (the newest `updated_at` of the stories in it), and a
-conditional GET whose validators still match gets an empty 304.  The
-endpoints are plain functions: Starlette runs them in its thread pool, where
-the Store's blocking SQLAlchemy calls belong.
+`/feeds/{section}.atom` and `/feeds/{section}.json`, `/healthz`,
+`/metrics` (what the database knows, for Prometheus: dbmetrics.py) and
+`/status` (the source-health page for operators: sourcehealth.py; off with
+`status_page=False`).  Every other answer, errors included, carries an
+ETag (a hash of the body) and a Last-Modified (the newest `updated_at` of
+the stories in it), and a conditional GET whose validators still match gets
+an empty 304.  The endpoints are plain functions: Starlette runs them in its
+thread pool, where the Store's blocking SQLAlchemy calls belong.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -24,9 +27,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest import errors
+from ingest.dbmetrics import registry_for
 from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
+from ingest.web.sourcehealth import render_status, source_views
 
 __all__ = ["MAX_AGE", "conditional", "create_app", "etag_of", "serve"]
 
@@ -78,10 +83,11 @@ def create_app(
     *,
     templates: Path | None = None,
     base_url: str | None = None,
+    status_page: bool = True,
 ) -> Starlette:
     """The app over `store`; `templates` is a publisher's directory searched before
     the shipped templates; `base_url` is the public address feeds link to (default:
-    the address each request was made to)."""
+    the address each request was made to); `status_page` serves `/status`."""
     site = Site(store, templates=templates, base_url=base_url)
 
     def answer(request: Request, body: Body) -> Response:
@@ -110,6 +116,19 @@ def create_app(
     def healthz(request: Request) -> Response:
         return answer(request, site.health())
 
+    registry = registry_for(store)
+
+    def metrics(request: Request) -> Response:  # read at each scrape: never cached
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST,
+                        headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    def status(request: Request) -> Response:  # for operators: never cached, never indexed
+        now = datetime.now(UTC)
+        html = render_status(site.env, source_views(store.status(), now), now)
+        return Response(html, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex",
+                                 "X-Content-Type-Options": "nosniff"})  # fmt: skip
+
     def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return answer(request, site.error(exc.status_code, str(exc.detail)))
@@ -127,6 +146,8 @@ def create_app(
             feed("atom"),
             feed("json"),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            *([Route("/status", status, methods=["GET"])] if status_page else []),
         ],
         exception_handlers={
             HTTPException: http_error,
@@ -144,10 +165,11 @@ def serve(
     port: int = 8000,
     templates: Path | None = None,
     base_url: str | None = None,
+    status_page: bool = True,
 ) -> int:
     """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code."""
     import uvicorn
 
-    app = create_app(store, templates=templates, base_url=base_url)
+    app = create_app(store, templates=templates, base_url=base_url, status_page=status_page)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     return 0
