@@ -151,6 +151,9 @@ def test_an_invalid_sources_file_runs_nothing(
 def test_latest_on_an_empty_database_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from ingest.store import Store
+
     db = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    Store.open(db).close()  # ingest's schema, no stories yet
     assert main(["latest", "--db", db]) == 0
     assert "ingest run" in capsys.readouterr().out

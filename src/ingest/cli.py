@@ -154,10 +154,11 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.sources)
 
 
-def _open_store(args: argparse.Namespace) -> Store:
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The database; only the commands that write (`create=True`) create or migrate it."""
     from ingest.store import Store
 
-    return Store.open(args.db)
+    return Store.open(args.db) if create else Store.open_existing(args.db)
 
 
 # -- check --------------------------------------------------------------------
@@ -190,7 +191,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
     from ingest.schedule import Service, Timing
 
-    with _open_store(args) as store:
+    with _open_store(args, create=True) as store:
         service = Service(args.sources, store, timing=Timing(grace=args.grace), once=args.once)
         return asyncio.run(service.run())
 

@@ -83,10 +83,16 @@ class _RunPrinter:
     def __enter__(self) -> _RunPrinter:
         if sys.stderr.isatty() and not self.json_lines:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(
-                "[progress.description]{task.description}",
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -106,7 +112,10 @@ class _RunPrinter:
 
         line = cli_format.report_json(r) if self.json_lines else cli_format.report_line(r)
         if self._progress is not None:
-            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            from rich.text import Text
+
+            # a Text, not markup=False: print's options apply to the live bar redrawn with it
+            self._progress.console.print(Text(line), highlight=False, soft_wrap=True)
             self._progress.advance(self._task)
         else:
             print(line, flush=True)
