@@ -132,7 +132,7 @@ def test_run_only_and_the_database_from_the_environment(
     _, sources = served
     monkeypatch.setenv("INGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
     assert main(["run", "--sources", sources, "--only", "blog"]) == 0
-    assert "1 sources: 1 ok, 0 failed" in capsys.readouterr().out
+    assert "1 source: 1 ok, 0 failed" in capsys.readouterr().out
     assert (tmp_path / "env.sqlite3").exists()
     assert main(["run", "--sources", sources, "--only", "nope"]) == 2
     assert "no source named nope" in capsys.readouterr().err

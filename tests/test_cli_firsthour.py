@@ -9,16 +9,20 @@ was created there.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import write_sources
+from feedserver import FeedServer
 from ingest.cli import main
+from ingest.store import Store
 
 INGEST = Path(sys.executable).parent / "ingest"
 
@@ -160,3 +164,171 @@ def test_the_installed_command_says_it_in_one_line(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and "no database at" in done.stderr
     assert not (tmp_path / "nope.db").exists()
+
+
+# -- the run's summary tells the truth ------------------------------------------------
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
+
+
+def _block(key: str, url: str) -> str:
+    return f"  - key: {key}\n    name: Source {key}\n    url: {url}\n"
+
+
+def test_a_story_two_sources_carry_is_counted_once(
+    feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = (FEEDS / "wordpress-rss2.xml").read_bytes()
+    feed_server.put("/a.xml", body)
+    feed_server.put("/b.xml", body)  # the same stories under a second address
+    sources = write_sources(
+        tmp_path, "sources:\n" + _block("a", feed_server.url("/a.xml"))
+        + _block("b", feed_server.url("/b.xml")),
+    )  # fmt: skip
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    out = capsys.readouterr().out
+    with Store.open_existing(db) as store:
+        stored = store.story_count()
+    assert stored == 3
+    lines = out.splitlines()
+    assert lines[-1].startswith(f"2 sources: 2 ok, 0 failed; {stored} new stories, 0 updated;")
+    assert main(["run", "--sources", sources, "--db", db, "--format", "json"]) == 0
+    polls = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sum(p["stories"] for p in polls) == 0
+
+
+def test_sources_another_process_holds_are_counted_as_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = write_sources(tmp_path, CURATED)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    with Store.open_existing(db) as store:  # a live process on another host holds it
+        taken = store.acquire_leases(["picks"], "run@elsewhere:1:abcdef", datetime.now(UTC), 600)
+    assert taken == {"picks"}
+    capsys.readouterr()
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "skip  picks" in out
+    assert out.splitlines()[-1].startswith("1 source: 0 ok, 0 failed, 1 skipped; 0 new stories")
+
+
+def test_a_feed_whose_entries_are_all_too_old_says_so(
+    feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.put("/old.xml", (FEEDS / "wordpress-rss2.xml").read_bytes())  # early 2026
+    feed_server.put("/old2.xml", (FEEDS / "wordpress-rss2.xml").read_bytes())
+    sources = write_sources(
+        tmp_path,
+        "settings:\n  retention: 30d\nsources:\n" + _block("old", feed_server.url("/old.xml"))
+        + _block("picky", feed_server.url("/old2.xml")) + "    include: [zebra]\n",
+    )  # fmt: skip
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[:-1]}
+    assert "3 entries, all older than the 30-day retention" in lines["old"], lines
+    assert "0 entries" not in lines["old"]
+    assert "3 entries, none kept" not in lines["picky"]
+    assert "3 entries, all older than the 30-day retention" in lines["picky"]
+
+
+def test_a_feed_the_filters_empty_says_so(
+    feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.put("/f.xml", (FEEDS / "wordpress-rss2.xml").read_bytes())
+    sources = write_sources(
+        tmp_path, "sources:\n" + _block("f", feed_server.url("/f.xml")) + "    include: [zebra]\n"
+    )
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "3 entries, all dropped by include/exclude" in line, line
+
+
+# -- ingest status at 100 columns -----------------------------------------------------
+
+
+def test_status_fits_100_columns_and_says_gone(
+    feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.put("/ok.xml", (FEEDS / "wordpress-rss2.xml").read_bytes())
+    feed_server.error("/gone.xml", 410, "gone")
+    feed_server.error("/broken.xml", 500, "x" * 300)
+    sources = write_sources(
+        tmp_path,
+        "sources:\n"
+        + _block("a-source-with-a-rather-long-key", feed_server.url("/ok.xml"))
+        + _block("gone", feed_server.url("/gone.xml"))
+        + _block("broken", feed_server.url("/broken.xml")),
+    )
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 1
+    capsys.readouterr()
+    assert main(["status", "--db", db]) == 0  # into a pipe: 100 columns
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert all(len(line) <= 100 for line in lines), out
+    rows = {line.split()[0]: line for line in lines if line and not line.startswith(" ")}
+    assert set(rows) == {"source", "a-source-with-a-rather-long-key", "gone", "broken"}
+    assert "disabled (gone)" in rows["gone"]
+    assert " - " in rows["gone"] and "in 3650d" not in out  # no due date years ahead
+    assert "ok" in rows["a-source-with-a-rather-long-key"].split()
+    assert "failing (1x)" in rows["broken"]
+    assert "ago" in rows["a-source-with-a-rather-long-key"]
+    # the broken source's error is cut in its row and given in full under it
+    assert rows["broken"].endswith("\u2026")
+    assert main(["status", "--db", db, "--format", "json"]) == 0
+    error = next(r for r in json.loads(capsys.readouterr().out) if r["key"] == "broken")
+    under = lines[lines.index(rows["broken"]) + 1 :]
+    full = " ".join(line.strip() for line in under if line.startswith("    "))
+    assert full.startswith(error["last_error"])
+
+    assert main(["status", "--db", db, "--wide"]) == 0  # everything, as before
+    wide = capsys.readouterr().out
+    assert "backoff" in wide and "last attempt" in wide and "DISABLED (gone" in wide
+
+
+def test_latest_shows_each_story_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sources = write_sources(tmp_path, CURATED)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["latest", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "link" in out.splitlines()[0] and "https://example.org/one" in out
+
+
+def test_export_refuses_limit_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sources = write_sources(tmp_path, CURATED)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["run", "--sources", sources, "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["export", "--db", db, "--out", str(tmp_path / "out"), "--limit", "0"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "try", "latest", "status", "health", "export"])
+def test_every_format_and_limit_option_is_explained(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--format", "--limit"):
+        if option in text:
+            after = text.split(option, 2)[-1]  # the option's line in the list of options
+            assert not after.lstrip().startswith(("--", "-h")), (option, text)
+
+
+def test_the_poll_log_of_a_curated_source_has_no_status_none(tmp_path: Path) -> None:
+    sources = write_sources(tmp_path, CURATED)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    done = subprocess.run(
+        [str(INGEST), "run", "-v", "--sources", sources, "--db", db],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "picks new=2 updated=0 entries=2" in done.stderr, done.stderr
+    assert "status=None" not in done.stderr

@@ -55,7 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common], help="validate the sources file")
     run = sub.add_parser("run", parents=[common], help="poll every enabled source once, now")
     run.add_argument("--only", nargs="+", metavar="KEY", help="poll only these sources")
-    run.add_argument("--format", choices=("text", "json"), default="text")
+    run.add_argument(
+        "--format", choices=("text", "json"), default="text",
+        help="text (a line per source, the default) or json (one object per line)",
+    )  # fmt: skip
     trial = sub.add_parser(
         "try", parents=[common], help="poll one source (a key, or a URL) once; store nothing"
     )
@@ -65,14 +68,26 @@ def _parser() -> argparse.ArgumentParser:
         "--select", action="append", default=[], metavar="FIELD=CSS",
         help="for a URL: a selector, e.g. --select 'item=ul.news > li' (repeat; makes it a page)",
     )  # fmt: skip
-    trial.add_argument("--format", choices=("table", "json"), default="table")
+    trial.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (the default) or json (every field of every entry)",
+    )  # fmt: skip
     latest = sub.add_parser("latest", parents=[common], help="print the current list")
     latest.add_argument("--section", help="only this section (latest, blogs, videos, ...)")
     latest.add_argument("--source", help="only stories this source carried")
-    latest.add_argument("--limit", type=int, default=20)
-    latest.add_argument("--format", choices=("table", "json"), default="table")
+    latest.add_argument("--limit", type=int, default=20, help="how many stories (20)")
+    latest.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (the default) or json (every field, for programs)",
+    )  # fmt: skip
     status = sub.add_parser("status", parents=[common], help="show each source's state")
-    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (for people, the default) or json (every field)",
+    )  # fmt: skip
+    status.add_argument(
+        "--wide", action="store_true", help="every column (the compact table fits 100 columns)"
+    )
     schedule = sub.add_parser(
         "schedule", parents=[common], help="run the unattended service (= python scheduler.py)"
     )
@@ -91,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
         "--stale", type=float, default=3.0, metavar="FACTOR",
         help="a source is stale after FACTOR intervals without success (0: do not check)",
     )  # fmt: skip
-    health.add_argument("--format", choices=("text", "json"), default="text")
+    health.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (the default) or json"
+    )
     web = argparse.ArgumentParser(add_help=False)  # serve and export: docs/downstream.md
     web.add_argument("--templates", type=Path, metavar="DIR", help="your templates, tried first")
     web.add_argument("--base-url", metavar="URL", help="public address, for absolute feed links")
@@ -100,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     export = sub.add_parser("export", parents=[common, web], help="write the site as files")
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
-    export.add_argument("--limit", type=int, default=100, help="stories per JSON file (100)")
+    export.add_argument(
+        "--limit", type=int, default=100, help="stories per JSON file and feed (100; at least 1)"
+    )
     from ingest import cli_distributed
 
     cli_distributed.add_parsers(sub, common, _seconds)
@@ -170,7 +189,9 @@ def _check(args: argparse.Namespace) -> int:
     config = _load(args)
     NetGuard.from_settings(config.settings)  # a bad $INGEST_ALLOW_NETWORKS is a problem too
     enabled = len(config.enabled())
-    print(f"{args.sources}: {len(config.sources)} sources ({enabled} enabled), no problems")
+    count = len(config.sources)
+    noun = "source" if count == 1 else "sources"
+    print(f"{args.sources}: {count} {noun} ({enabled} enabled), no problems")
     return EXIT_OK
 
 
@@ -244,6 +265,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ingest.web.export import export_site
 
+    if args.limit < 1:
+        print("ingest: --limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     with _open_store(args) as store:
         report = export_site(store, args.out, templates=args.templates,
                              base_url=args.base_url, limit=args.limit)  # fmt: skip
@@ -307,7 +331,12 @@ def _status(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(cli_format.status_json(rows))
     else:
-        cli_format.print_status(rows)
+        if args.wide:
+            cli_format.print_status_wide(rows)
+        else:
+            from datetime import UTC
+
+            cli_format.print_status(rows, now=datetime.now(UTC))
         if jobs is not None:
             print("queue: " + ", ".join(f"{n} {k}" for k, n in jobs.items()))
     return EXIT_OK

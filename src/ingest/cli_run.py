@@ -61,13 +61,9 @@ def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
         pool.shutdown(wait=True, cancel_futures=True)
     failed = [r for r in reports if not r.ok]
     if args.format == "text":
-        new = sum(r.new for r in reports)
-        updated = sum(r.updated for r in reports)
-        seconds = time.perf_counter() - started
-        print(
-            f"{len(reports)} sources: {len(reports) - len(failed)} ok, {len(failed)} failed; "
-            f"{new} new, {updated} updated; {seconds:.2f}s"
-        )
+        from ingest.cli_format import run_summary
+
+        print(run_summary(reports, time.perf_counter() - started))
     return EXIT_FAILED if failed else EXIT_OK
 
 

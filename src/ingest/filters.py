@@ -7,7 +7,8 @@ case-insensitively (`lead` does not match `leadership`; a phrase such as
 the summary's text with its HTML tags removed.  Stories older than the
 retention horizon, or than the source's own `max_age`, are dropped here too
 (the stricter of the two wins).  `verdicts` says why each dropped story was
-dropped (for `ingest try`); `keep` is what the pipeline stores.  Pure: Items
+dropped (for `ingest try`); `keep` is what the pipeline stores, and
+`why_none_kept` the run's one-line reason when it keeps nothing.  Pure: Items
 in, Items out; it does not fetch, parse or store.
 """
 
@@ -21,7 +22,7 @@ from functools import lru_cache
 
 from ingest.model import Item, Source
 
-__all__ = ["keep", "matches", "verdicts"]
+__all__ = ["keep", "matches", "verdicts", "why_none_kept"]
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -90,6 +91,43 @@ def verdicts(
                 why = f"mentions {word!r} (exclude)"
         out.append((item, why))
     return tuple(out)
+
+
+def why_none_kept(
+    source: Source,
+    items: Sequence[Item],
+    *,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """When `items` is not empty and the filters keep none of them, say why in a few words
+    ("10 entries, all older than the 365-day retention"); else None."""
+    if not items:
+        return None
+    judged = verdicts(source, items, not_before=not_before, now=now)
+    reasons = [why for _, why in judged]
+    if any(why is None for why in reasons):
+        return None
+    count = f"{len(items)} {'entry' if len(items) == 1 else 'entries'}"
+    retention = "the retention horizon"
+    if not_before is not None and now is not None:
+        retention = f"the {_age((now - not_before).total_seconds())} retention".replace(
+            "d retention", "-day retention"
+        )
+    kinds = {
+        "max_age": sum("max_age" in str(w) for w in reasons),
+        "retention": sum("retention" in str(w) for w in reasons),
+    }
+    kinds["filters"] = len(reasons) - kinds["max_age"] - kinds["retention"]
+    words = {
+        "max_age": f"older than max_age {_age(source.max_age or 0)}",
+        "retention": f"older than {retention}",
+        "filters": "dropped by include/exclude",
+    }
+    present = [k for k, n in kinds.items() if n]
+    if len(present) == 1:
+        return f"{count}, all {words[present[0]]}"
+    return f"{count}, none kept: " + ", ".join(f"{kinds[k]} {words[k]}" for k in present)
 
 
 def keep(

@@ -217,6 +217,7 @@ class Plan:
     changed: tuple[Item, ...] = ()
     same: int = 0
     duplicates_in_batch: int = 0
+    stories: int = 0  # of `new`, the stories the database did not have (set by the store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +227,11 @@ class SourceReport:
     source_key: str
     ok: bool
     status: int | None = None
-    new: int = 0
+    new: int = 0  # entries new to this source
     updated: int = 0
     same: int = 0
     entries: int = 0
+    stories: int = 0  # stories new to the database (a story another source had is not)
     not_modified: bool = False
     unchanged: bool = False
     elapsed_ms: int = 0
@@ -240,13 +242,14 @@ class SourceReport:
     max_age: float | None = None  # Cache-Control: max-age of the answer
     skipped: bool = False  # not polled: another process holds the source's lease
     discovered_url: str | None = None  # polled through the feed an HTML page at its URL named
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # e.g. why the filters kept no entry
 
     def with_counts(self, plan: Plan, entries: int) -> SourceReport:
         """This report with what storing its `entries` came to (`plan`, from dedupe)."""
         return replace(
-            self, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries
-        )
+            self, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries,
+            stories=plan.stories,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ cannot duplicate it.  What is new or changed is decided by `dedupe.plan`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -142,6 +143,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
             [_story_row(item, now) for item in stories.values()],
         )
         ids = {r[0]: r[1] for r in inserted}
+        plan = replace(plan, stories=len(ids))
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         conn.execute(
