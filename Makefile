@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Poll every enabled source in sources.yaml once into the default SQLite
-# database (db/ingest.sqlite3), then print the latest stories.
+# database (db/ingest.sqlite3), then print the latest stories (of the database
+# ARGS names, if it names one: ARGS="--db URL" or "--sources FILE" or "--only KEY").
 run: $(STAMP)
-	$(BIN)/ingest run $(ARGS); status=$$?; $(BIN)/ingest latest --limit 10; exit $$status
+	$(BIN)/ingest run --latest 10 $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest $(ARGS)

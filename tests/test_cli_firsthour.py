@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -332,3 +333,42 @@ def test_the_poll_log_of_a_curated_source_has_no_status_none(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "picks new=2 updated=0 entries=2" in done.stderr, done.stderr
     assert "status=None" not in done.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_make_run_prints_the_latest_of_the_database_it_was_given(tmp_path: Path) -> None:
+    make = shutil.which("make")
+    if make is None or not (ROOT / ".venv" / ".installed-stamp").is_file():
+        pytest.skip("needs `make` and the project's .venv (make .venv/.installed-stamp)")
+    sources = write_sources(tmp_path, CURATED)
+    db = f"sqlite:///{tmp_path / 'mine.db'}"
+    done = subprocess.run(
+        [make, "-s", "-C", str(ROOT), "run", f"ARGS=--sources {sources} --db {db}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "https://example.org/one" in done.stdout and "https://example.org/two" in done.stdout
+    assert "no database at" not in done.stderr
+
+
+UNTITLED_RSS = """<?xml version="1.0"?>
+<rss version="2.0"><channel><title>T</title><link>https://example.org/</link>
+<item><title>A story</title><link>https://example.org/a</link></item>
+<item><link>https://example.org/b</link></item>
+<item><link>https://example.org/c</link><description>  </description></item>
+</channel></rss>
+"""
+
+
+def test_try_says_which_entries_have_no_title(
+    feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.put("/u.xml", UNTITLED_RSS, "application/rss+xml")
+    assert main(["try", feed_server.url("/u.xml")]) == 0
+    out = capsys.readouterr().out
+    assert "1 entry: 1 would be stored" in out
+    assert "2 entries have neither a title nor any text and would be left out" in out
+    assert main(["try", feed_server.url("/u.xml"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["untitled"] == 2

@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="poll every enabled source once, now")
     run.add_argument("--only", nargs="+", metavar="KEY", help="poll only these sources")
     run.add_argument(
+        "--latest", type=int, default=0, metavar="N",
+        help="then print the N latest stories of the same database (as `ingest latest`)",
+    )  # fmt: skip
+    run.add_argument(
         "--format", choices=("text", "json"), default="text",
         help="text (a line per source, the default) or json (one object per line)",
     )  # fmt: skip

@@ -280,7 +280,7 @@ def trial_json(trial: Trial) -> str:
         "source": trial.source.key, "ok": trial.ok, "status": trial.status, "url": trial.url,
         "final_url": trial.final_url, "discovered_url": trial.discovered_url,
         "moved_to": trial.moved_to, "ms": trial.elapsed_ms, "error": trial.error,
-        "error_kind": trial.error_kind,
+        "error_kind": trial.error_kind, "untitled": trial.untitled,
         "entries": [
             {**_item_dict(t.item), "stored": t.dropped is None, "dropped": t.dropped}
             for t in trial.entries
@@ -300,6 +300,12 @@ def print_trial(trial: Trial) -> None:
         f"{where}: {answer}, {entries}: {kept} would be stored, {dropped} dropped by filters "
         f"({trial.elapsed_ms} ms); nothing was stored"
     )
+    if trial.untitled:
+        n = trial.untitled
+        print(
+            f"{n} {'entry has' if n == 1 else 'entries have'} neither a title nor any text "
+            "and would be left out (not listed below)"
+        )
     if trial.discovered_url:
         print(f"feed found at {trial.discovered_url}: update sources.yaml")
     if trial.moved_to:

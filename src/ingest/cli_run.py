@@ -30,7 +30,14 @@ def run(args: argparse.Namespace) -> int:
     # First, while this process is small and has no threads: the database in a child
     # that imports SQLAlchemy while we load the config and the HTTP stack.
     with StoreProcess(args.db) as store:
-        return _run_with(args, store)
+        code = _run_with(args, store)
+    if args.latest > 0 and code != EXIT_USAGE and args.format == "text":
+        from ingest import cli_format
+        from ingest.store import Store
+
+        with Store.open_existing(args.db) as db:
+            cli_format.print_latest(db.latest(limit=args.latest))
+    return code
 
 
 def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:

@@ -11,7 +11,9 @@ the Store's blocking SQLAlchemy calls belong.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import socket
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -28,7 +30,7 @@ from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
 
-__all__ = ["MAX_AGE", "conditional", "create_app", "etag_of", "serve"]
+__all__ = ["MAX_AGE", "conditional", "create_app", "etag_of", "listen", "serve"]
 
 MAX_AGE = 60  # seconds a browser or CDN may reuse an answer before revalidating
 
@@ -145,9 +147,38 @@ def serve(
     templates: Path | None = None,
     base_url: str | None = None,
 ) -> int:
-    """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code."""
+    """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code.
+
+    The socket is bound here, before uvicorn starts, so that an address in use
+    is one clear line (`errors.IngestError`), not uvicorn's log and traceback.
+    """
     import uvicorn
 
     app = create_app(store, templates=templates, base_url=base_url)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    sock = listen(host, port)
+    config = uvicorn.Config(app, log_level="info", server_header=False)
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as uvicorn binds: SO_REUSEADDR), or IngestError."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise errors.IngestError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        hint = ""
+        if e.errno == errno.EADDRINUSE:
+            hint = " (another program, perhaps another `ingest serve`, uses it: try --port)"
+        raise errors.IngestError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from e
+    sock.set_inheritable(True)
+    return sock

@@ -85,11 +85,34 @@ def environment(templates: Path | None = None) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    try:
-        env.get_template("index.html")  # a broken template fails at start, not per request
+    try:  # a broken template fails at start, not per request
+        for name in ("index.html", "base.html", "story.html"):
+            env.get_template(name)
     except TemplateError as e:
-        raise TemplateProblem(f"cannot load the page template: {e}") from e
+        raise TemplateProblem(f"cannot load the page template: {_located(e)}") from e
     return env
+
+
+def _located(e: TemplateError) -> str:
+    """The error as `FILE:LINE: message` where Jinja2 knows where it is."""
+    filename = getattr(e, "filename", None)
+    lineno = getattr(e, "lineno", None)
+    if filename and lineno:
+        return f"{filename}:{lineno}: {e.message or e}"
+    return str(e)
+
+
+def _render_where(e: Exception) -> str:
+    """A render error with the template file and line of the innermost template frame
+    (Jinja2 rewrites its tracebacks so that template lines show as frames)."""
+    tb = e.__traceback__
+    where = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith((".html", ".css")):
+            where = f"{name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return f"{where}: {e}" if where else str(e)
 
 
 def _http(url: object) -> str | None:
@@ -145,5 +168,5 @@ def render_page(
     try:
         html = env.get_template("index.html").render(context)
     except TemplateError as e:
-        raise TemplateProblem(f"cannot render the page: {e}") from e
+        raise TemplateProblem(f"cannot render the page: {_render_where(e)}") from e
     return html.encode("utf-8")
