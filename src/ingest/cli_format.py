@@ -14,8 +14,10 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # normalize.LISTED_EPOCH, without the import
 
 if TYPE_CHECKING:
     from ingest.model import Item, SourceReport
@@ -128,8 +130,9 @@ def latest_json(rows: Sequence[Mapping[str, Any]]) -> str:
 def print_latest(rows: Sequence[dict[str, Any]]) -> None:
     table = _table(("published", "title", "source", "section", "link"))
     for r in rows:
+        listed = r.get("date_source") == "listed"  # an editor's undated pick
         table.add_row(
-            r["published_at"].strftime("%Y-%m-%d %H:%M"),
+            "(picked)" if listed else r["published_at"].strftime("%Y-%m-%d %H:%M"),
             r["title"],
             ",".join(r["sources"]),
             r["section"],
@@ -317,7 +320,9 @@ def print_trial(trial: Trial) -> None:
         if i.duration:
             kind += f" {i.duration // 60}:{i.duration % 60:02d}"
         date = i.published_at.strftime("%Y-%m-%d %H:%M")
-        if i.date_source != "published":
+        if i.date_source == "listed":
+            date = f"(place {int((LISTED_EPOCH - i.published_at).total_seconds()) + 1})"
+        elif i.date_source != "published":
             date += f" ({i.date_source})"
         table.add_row("-" if t.dropped else "+", date, kind, i.title, i.url, t.dropped or "")
     _print_table(table, empty="the document has no entries")

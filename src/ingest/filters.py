@@ -6,7 +6,8 @@ case-insensitively (`lead` does not match `leadership`; a phrase such as
 `patient safety` matches as written, across any whitespace), on the title and
 the summary's text with its HTML tags removed.  Stories older than the
 retention horizon, or than the source's own `max_age`, are dropped here too
-(the stricter of the two wins).  `verdicts` says why each dropped story was
+(the stricter of the two wins; an editor's undated pick, `date_source`
+"listed", has no age).  `verdicts` says why each dropped story was
 dropped (for `ingest try`); `keep` is what the pipeline stores, and
 `why_none_kept` the run's one-line reason when it keeps nothing.  Pure: Items
 in, Items out; it does not fetch, parse or store.
@@ -78,10 +79,11 @@ def verdicts(
     for item in items:
         why: str | None = None
         day = f"{item.published_at:%Y-%m-%d}"
-        if max_age_limit is not None and item.published_at < max_age_limit:
+        aged = item.date_source != "listed"  # an editor's undated pick has no age
+        if aged and max_age_limit is not None and item.published_at < max_age_limit:
             assert source.max_age is not None
             why = f"published {day}, older than max_age {_age(source.max_age)}"
-        elif not_before is not None and item.published_at < not_before:
+        elif aged and not_before is not None and item.published_at < not_before:
             why = f"published {day}, before the retention horizon (settings: retention)"
         elif source.include or source.exclude:
             text = _text(item)
@@ -141,7 +143,7 @@ def keep(
     if not source.include and not source.exclude and source.max_age is None:
         if not_before is None:
             return tuple(items)
-        return tuple(i for i in items if i.published_at >= not_before)
+        return tuple(i for i in items if i.published_at >= not_before or i.date_source == "listed")
     return tuple(
         item for item, why in verdicts(source, items, not_before=not_before, now=now) if why is None
     )

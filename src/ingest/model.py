@@ -37,7 +37,9 @@ DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 SourceKind = Literal["feed", "page", "curated"]
-DateSource = Literal["published", "updated", "first_seen"]
+# "listed": an undated item of a curated source, dated LISTED_EPOCH minus its place in
+# the file (seconds): the editors' order, below every dated story (normalize.py)
+DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
 ItemKind = Literal["article", "video", "audio"]
 

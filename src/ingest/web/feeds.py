@@ -6,7 +6,9 @@ stored summary (already sanitized HTML), a video's or podcast's media as an
 enclosure (Atom `link rel="enclosure"` and `media:content` with the duration;
 JSON Feed `attachments` with `duration_in_seconds`), its dates the story's own:
 `published` is `published_at`; `updated` is `published_at` too unless ingest
-saw the story change after first storing it, then `updated_at`.  The
+saw the story change after first storing it, then `updated_at` (an editor's
+undated pick, `date_source` "listed", has no `published` and is `updated`
+when last stored; feeds list it in the order of sources.yaml).  The
 document's `updated` is the newest entry's, so the same stories always make
 byte-identical documents (stable ETags, unchanged export files).
 """
@@ -42,7 +44,10 @@ def rfc3339(moment: datetime) -> str:
 
 
 def entry_updated(row: Row) -> datetime:
-    """The story's own date, or when ingest saw it change after it was first stored."""
+    """The story's own date, or when ingest saw it change after it was first stored
+    (an editor's undated pick: when ingest last stored it)."""
+    if _undated(row):
+        return max(d for d in (row.get("updated_at"), row.get("first_seen_at"), EPOCH) if d)
     published: datetime = row["published_at"]
     updated: datetime | None = row.get("updated_at")
     first_seen: datetime | None = row.get("first_seen_at")
@@ -67,6 +72,11 @@ def _media(row: Row) -> tuple[str, str] | None:
     if guessed is None or not guessed.startswith(("video/", "audio/")):
         guessed = "text/html" if kind == "video" else "audio/mpeg"
     return str(url), guessed
+
+
+def _undated(row: Row) -> bool:
+    """An editor's undated pick: its `published_at` is its place in sources.yaml."""
+    return row.get("date_source") == "listed"
 
 
 def _link(row: Row) -> str:
@@ -117,7 +127,7 @@ def atom(
             f"    <id>{_x(r['canonical_url'])}</id>",
             f'    <title type="text">{_x(r["title"])}</title>',
             f'    <link rel="alternate" type="text/html" href={_attr(_link(r))}/>',
-            f"    <published>{rfc3339(r['published_at'])}</published>",
+            *([] if _undated(r) else [f"    <published>{rfc3339(r['published_at'])}</published>"]),
             f"    <updated>{rfc3339(entry_updated(r))}</updated>",
             f"    <author><name>{_x(_author(r))}</name></author>",
             f"    <category term={_attr(r['section'])}/>",
@@ -170,6 +180,8 @@ def _json_item(r: Row) -> dict[str, Any]:
         "authors": [{"name": _author(r)}],
         "tags": [r["section"]],
     }
+    if _undated(r):  # optional in JSON Feed: an editor's pick has no date of its own
+        del item["date_published"]
     if r.get("image_url"):
         item["image"] = r["image_url"]
     media = _media(r)

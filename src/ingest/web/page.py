@@ -136,6 +136,8 @@ def story_view(row: Mapping[str, Any]) -> dict[str, Any]:
         date_iso=published.isoformat(),
         date_text=_day(published),
     )
+    if row.get("date_source") == "listed":  # an editor's undated pick: no date to show
+        view.update(date_iso=None, date_text=None)
     return view
 
 
