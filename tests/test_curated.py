@@ -255,3 +255,42 @@ def test_picks_keep_the_order_of_the_file_everywhere_below_dated_stories(
     assert main(["export", "--db", db, "--out", str(tmp_path / "out")]) == 0
     exported = json.loads((tmp_path / "out" / "feeds" / "highlighted.json").read_text())
     assert [i["title"] for i in exported["items"]][3:] == ["Charlie", "Alpha"]
+
+
+SEED_HEADINGS = [
+    "Highlighted resources", "Highlighted Leadership Videos", "Blog posts",
+    "Latest news and research",
+]  # fmt: skip
+
+
+def test_the_project_page_reads_like_the_seed_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bs4 import BeautifulSoup
+
+    db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+    assert main(["run", "--sources", str(REPO_SOURCES), "--db", db,
+                 "--only", "highlighted", "videos"]) == 0  # fmt: skip
+    out = tmp_path / "site"
+    assert main(["export", "--sources", str(REPO_SOURCES), "--db", db, "--out", str(out)]) == 0
+    soup = BeautifulSoup((out / "index.html").read_text(), "html.parser")
+    assert soup.title is not None and soup.title.get_text() == "Leadership"
+    assert [h.get_text() for h in soup.find_all("h1")] == ["Leadership"]
+    assert [h.get_text() for h in soup.find_all("h2")] == SEED_HEADINGS
+    intro = " ".join(soup.select_one("p.intro").get_text().split())  # type: ignore[union-attr]
+    assert intro.startswith("Welcome to our collection of resources on leadership in healthcare.")
+    assert intro.endswith("Let us know here.")
+    feedback = soup.select_one("a.feedback")
+    assert feedback is not None and feedback.get_text() == "Let us know here"
+    note = " ".join(soup.select_one("p.site-note").get_text().split())  # type: ignore[union-attr]
+    assert note.startswith("The development and maintenance of this patient safety content")
+    assert "The Health Foundation" in note
+    # the editors' picks, in the order of the file, under their headings
+    picks = [a.get_text() for a in soup.select("#highlighted h3 a")]
+    assert picks[0] == "Inclusion: essential leadership prerequisite or optional extra?"
+    assert picks[2] == "Coaching & Mentoring Handbook: NHS Leadership Academy"
+    talks = [a.get_text() for a in soup.select("#videos h3 a")]
+    assert talks[0] == "How to turn a group of strangers into a team"
+    # feeds out carry the site's title
+    feed = json.loads((out / "feeds" / "videos.json").read_text())
+    assert feed["title"] == "Leadership: Highlighted Leadership Videos"

@@ -298,9 +298,10 @@ def test_feeds_parse_back_with_the_same_stories_and_dates(
 
         atom = feedparser.parse(r.content)
         assert not atom.bozo and atom.version == "atom10"
-        assert atom.feed.title == {"latest": "Latest news and research", "blogs": "Blog posts",
-                                   "videos": "Videos", "highlighted": "Highlighted resources"
-                                   }[section]  # fmt: skip
+        assert atom.feed.title == "News and resources: " + {  # the site's title, the list's
+            "latest": "Latest news and research", "blogs": "Blog posts",
+            "videos": "Videos", "highlighted": "Highlighted resources",
+        }[section]  # fmt: skip
         jf = client.get(f"/feeds/{section}.json")
         assert jf.headers["content-type"] == "application/feed+json; charset=utf-8"
         data = jf.json()

@@ -25,6 +25,7 @@ from ingest import __version__, cli_format, errors
 
 if TYPE_CHECKING:
     from ingest.config import Config
+    from ingest.config.site import SiteSpec
     from ingest.store import Store
 
 __all__ = ["main"]
@@ -258,12 +259,21 @@ def _health(args: argparse.Namespace) -> int:
 # -- serve / export (ingest.web) ----------------------------------------------
 
 
+def _site(args: argparse.Namespace) -> SiteSpec:
+    """The `site:` block of the sources file; the defaults where there is no file (a
+    server that only reads the database need not have one)."""
+    from ingest.config.site import SiteSpec
+
+    return _load(args).site if Path(args.sources).is_file() else SiteSpec()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ingest.web.app import serve
 
+    spec = _site(args)
     with _open_store(args) as store:
         return serve(store, host=args.host, port=args.port, templates=args.templates,
-                     base_url=args.base_url)  # fmt: skip
+                     base_url=args.base_url, spec=spec)  # fmt: skip
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -272,9 +282,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("ingest: --limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    spec = _site(args)
     with _open_store(args) as store:
         report = export_site(store, args.out, templates=args.templates,
-                             base_url=args.base_url, limit=args.limit)  # fmt: skip
+                             base_url=args.base_url, limit=args.limit, spec=spec)  # fmt: skip
     print(report.summary())
     return EXIT_OK
 

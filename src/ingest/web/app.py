@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest import errors
+from ingest.config.site import SiteSpec
 from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
@@ -80,11 +81,12 @@ def create_app(
     *,
     templates: Path | None = None,
     base_url: str | None = None,
+    spec: SiteSpec | None = None,
 ) -> Starlette:
     """The app over `store`; `templates` is a publisher's directory searched before
     the shipped templates; `base_url` is the public address feeds link to (default:
-    the address each request was made to)."""
-    site = Site(store, templates=templates, base_url=base_url)
+    the address each request was made to); `spec` is sources.yaml's `site:` block."""
+    site = Site(store, templates=templates, base_url=base_url, spec=spec)
 
     def answer(request: Request, body: Body) -> Response:
         return conditional(request, body)
@@ -146,6 +148,7 @@ def serve(
     port: int = 8000,
     templates: Path | None = None,
     base_url: str | None = None,
+    spec: SiteSpec | None = None,
 ) -> int:
     """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code.
 
@@ -154,7 +157,7 @@ def serve(
     """
     import uvicorn
 
-    app = create_app(store, templates=templates, base_url=base_url)
+    app = create_app(store, templates=templates, base_url=base_url, spec=spec)
     sock = listen(host, port)
     config = uvicorn.Config(app, log_level="info", server_header=False)
     with sock:

@@ -12,7 +12,6 @@ out; docs/downstream.md lists the variables a template gets.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError
 from markupsafe import Markup
 
 from ingest import __version__
+from ingest.config.site import DEFAULT_SECTIONS, PageSection, SiteSpec
 from ingest.errors import IngestError
 
 __all__ = [
@@ -29,45 +29,18 @@ __all__ = [
     "PageSection",
     "TemplateProblem",
     "environment",
-    "heading",
     "render_page",
     "story_view",
 ]
 
 SHIPPED = Path(__file__).parent / "templates"
-SITE_TITLE = "News and resources"
-
-
-@dataclass(frozen=True, slots=True)
-class PageSection:
-    key: str
-    heading: str
-    limit: int
-    layout: str  # "cards" (image on top, summary) or "list" (compact rows)
-    summaries: bool
-
-
-# The four lists of the collection page, in page order (DESIGN.md's seed page).
-PAGE_SECTIONS = (
-    PageSection("highlighted", "Highlighted resources", 3, "cards", True),
-    PageSection("videos", "Videos", 3, "cards", True),
-    PageSection("blogs", "Blog posts", 4, "rows", True),
-    PageSection("latest", "Latest news and research", 15, "list", False),
-)
-EXTRA_SECTION = PageSection("", "", 6, "rows", True)  # any other section a source feeds
+PAGE_SECTIONS = DEFAULT_SECTIONS  # the page's lists when sources.yaml has no site: block
 
 
 class TemplateProblem(IngestError):
     """A publisher's template directory is missing or one of its templates is broken."""
 
     kind = "template"
-
-
-def heading(section: str) -> str:
-    for s in PAGE_SECTIONS:
-        if s.key == section:
-            return s.heading
-    return section.replace("-", " ").capitalize()
 
 
 def environment(templates: Path | None = None) -> Environment:
@@ -146,10 +119,18 @@ def render_page(
     sections: Sequence[tuple[PageSection, Sequence[Mapping[str, Any]]]],
     *,
     updated: datetime | None,
+    site: SiteSpec | None = None,
 ) -> bytes:
-    """index.html for these sections and their stories (newest first)."""
+    """index.html for these sections and their stories (newest first), with the words of
+    `site` (sources.yaml's `site:` block) around them."""
+    site = site or SiteSpec()
     context = {
-        "site_title": SITE_TITLE,
+        "site_title": site.title,
+        "site_intro": site.intro,
+        "feedback_text": site.feedback_text,
+        "feedback_link": site.feedback_link,
+        "feedback_url": _http(site.feedback_url) if site.feedback_url else None,
+        "site_footer": site.footer,
         "generator": f"ingest {__version__}",
         "updated": updated,
         "updated_iso": updated.isoformat() if updated else None,
