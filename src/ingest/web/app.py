@@ -149,16 +149,18 @@ def serve(
     templates: Path | None = None,
     base_url: str | None = None,
     spec: SiteSpec | None = None,
+    sock: socket.socket | None = None,
 ) -> int:
     """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code.
 
     The socket is bound here, before uvicorn starts, so that an address in use
-    is one clear line (`errors.IngestError`), not uvicorn's log and traceback.
+    is one clear line (`errors.IngestError`), not uvicorn's log and traceback;
+    `sock` is one bound already (by `listen`), for a caller that must know the port.
     """
     import uvicorn
 
     app = create_app(store, templates=templates, base_url=base_url, spec=spec)
-    sock = listen(host, port)
+    sock = sock or listen(host, port)
     config = uvicorn.Config(app, log_level="info", server_header=False)
     with sock:
         uvicorn.Server(config).run(sockets=[sock])
