@@ -1,7 +1,7 @@
 """The `ingest` command: arguments in, printing out, exit codes.
 
 Subcommands: check, run, try, latest, status, schedule, health, serve, export
-(and dispatch, worker: cli_distributed.py).
+(and dispatch, worker: cli_distributed.py; add, disable, opml: cli_sources.py).
 Each takes `--sources FILE` and `--db URL`.  This module parses arguments,
 calls config, pipeline, trial and store, and prints what they return (the
 tables and JSON of latest, status and try are laid out in cli_format.py); it
@@ -125,9 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--limit", type=int, default=100, help="stories per JSON file and feed (100; at least 1)"
     )
-    from ingest import cli_distributed
+    from ingest import cli_distributed, cli_sources
 
     cli_distributed.add_parsers(sub, common, _seconds)
+    cli_sources.add_parsers(sub, common)
     return p
 
 
@@ -155,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check, "run": _run, "try": _try, "latest": _latest, "status": _status,
         "schedule": _schedule, "health": _health, "serve": _serve, "export": _export,
         "dispatch": _distributed, "worker": _distributed,
+        "add": _sources_file, "disable": _sources_file, "opml": _sources_file,
     }  # fmt: skip
     try:
         code: int = handler[args.command](args)
@@ -226,6 +228,13 @@ def _distributed(args: argparse.Namespace) -> int:
     from ingest import cli_distributed
 
     code: int = getattr(cli_distributed, args.command)(args)
+    return code
+
+
+def _sources_file(args: argparse.Namespace) -> int:
+    from ingest import cli_sources
+
+    code: int = getattr(cli_sources, args.command)(args)
     return code
 
 
