@@ -453,7 +453,17 @@ def test_export_writes_the_served_content_and_rewrites_only_changed_files(
 ) -> None:  # fmt: skip
     out = tmp_path / "site"
     base = "https://news.example.org/leadership/"
-    args = ["export", "--db", sqlite_collection.db_url, "--out", str(out), "--base-url", base]
+    args = [
+        "export",
+        "--db",
+        sqlite_collection.db_url,
+        "--out",
+        str(out),
+        "--base-url",
+        base,
+        "--sources",
+        str(tmp_path / "none.yaml"),
+    ]  # no site: block: the default words
     assert main(args) == 0
     assert "0 unchanged" in capsys.readouterr().out
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
