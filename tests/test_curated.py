@@ -294,3 +294,30 @@ def test_the_project_page_reads_like_the_seed_page(
     # feeds out carry the site's title
     feed = json.loads((out / "feeds" / "videos.json").read_text())
     assert feed["title"] == "Leadership: Highlighted Leadership Videos"
+
+
+def test_picks_stored_before_the_listed_order_are_reordered_on_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import update
+
+    from ingest.store.schema import item_sources, items, sources
+
+    text = "sources:\n  - key: picks\n    name: P\n    kind: curated\n    items:\n" + _picks(
+        "Alpha", "Bravo"
+    )
+    db = f"sqlite:///{tmp_path / 'ingest.sqlite3'}"
+    src = write_sources(tmp_path, text)
+    assert main(["run", "--sources", src, "--db", db]) == 0
+    with Store.open_existing(db) as store, store.engine.begin() as conn:
+        # as an older ingest left them: dated when first stored (Bravo newest), other hashes
+        first_seen = datetime(2026, 1, 1, tzinfo=UTC)
+        conn.execute(update(items).values(date_source="first_seen", published_at=first_seen))
+        conn.execute(
+            update(items).where(items.c.title == "Bravo").values(published_at=datetime.now(UTC))
+        )
+        conn.execute(update(sources).values(body_hash="an older rules' hash"))
+        conn.execute(update(item_sources).values(content_hash="hashed without a place"))
+    assert main(["run", "--sources", src, "--db", db]) == 0
+    assert "picks: 0 new, 2 updated" in capsys.readouterr().out
+    assert [r["title"] for r in latest_json(db, capsys)] == ["Alpha", "Bravo"]
