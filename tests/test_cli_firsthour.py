@@ -101,7 +101,7 @@ def test_read_commands_refuse_a_missing_sqlite_database(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("command", ["latest", "status", "health", "export"])
+@pytest.mark.parametrize("command", ["latest", "status", "health", "export", "serve"])
 def test_read_commands_refuse_an_empty_postgres_database(
     command: str, pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -110,6 +110,8 @@ def test_read_commands_refuse_an_empty_postgres_database(
     argv = [command, "--db", pg_url]
     if command == "export":
         argv += ["--out", str(tmp_path / "out")]
+    if command == "serve":
+        argv += ["--port", "0", "--sources", str(tmp_path / "none.yaml")]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
