@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 ARGS   ?=
 
-.PHONY: run test lint format bench clean
+.PHONY: run demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Poll every enabled source in sources.yaml once into the default SQLite
-# database (db/ingest.sqlite3), then print the latest stories.
+# database (db/ingest.sqlite3), then print the latest stories (of the database
+# ARGS names, if it names one: ARGS="--db URL" or "--sources FILE" or "--only KEY").
 run: $(STAMP)
-	$(BIN)/ingest run $(ARGS); status=$$?; $(BIN)/ingest latest --limit 10; exit $$status
+	$(BIN)/ingest run --latest 10 $(ARGS)
+
+# The whole thing offline: sample feeds served over loopback are ingested into
+# db/demo/demo.sqlite3 and the collection page is served at the address printed
+# (http://127.0.0.1:8000/, or another port if that one is taken); Ctrl-C stops it.
+demo: $(STAMP)
+	$(BIN)/python -m ingest.demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest $(ARGS)

@@ -10,7 +10,8 @@ sets ``INGEST_ALLOW_NETWORKS`` to loopback for the session, so the network guard
 fetcher (and ``ingest`` subprocesses) reach the loopback test servers.
 
 PostgreSQL comes from ``INGEST_TEST_POSTGRES_URL`` (SQLAlchemy form, e.g.
-``postgresql+psycopg://postgres@127.0.0.1:5432/test``); without it, or when the server is
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``); without it, the local server at
+that example address is used when it answers; otherwise, or when the server given is
 unreachable, PostgreSQL tests are skipped with the reason. ``-m "not postgres"`` deselects
 the PostgreSQL half of ``db_url``.
 """
@@ -88,12 +89,17 @@ def postgres_url() -> str:
     Checked once per session. Tests must not write to this database directly: use
     ``pg_url`` for a private one.
     """
-    url = os.environ.get(PG_ENV, "").strip()
-    if not url:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. {PG_EXAMPLE})")
-    try:
-        import psycopg
+    import psycopg
 
+    url = os.environ.get(PG_ENV, "").strip()
+    if not url:  # none given: the local server every development machine runs, if it answers
+        try:
+            with psycopg.connect(libpq_url(PG_EXAMPLE), connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except Exception:  # nothing there: say which variable to set
+            pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. {PG_EXAMPLE})")
+        return _sqlalchemy_pg_url(PG_EXAMPLE)
+    try:
         with psycopg.connect(libpq_url(url), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # any failure means "can't use it": skip with the reason

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 FEEDLAB = Path(os.environ.get("INGEST_FEEDLAB", ROOT.parent / "shared" / "feedlab"))
-FEEDLAB_MISSING = f"feedlab not found at {FEEDLAB}"
+FEEDLAB_MISSING = f"feedlab not found at {FEEDLAB}: set INGEST_FEEDLAB to its folder"
 INGEST = Path(sys.executable).parent / "ingest"
 HOSTS = 4
 

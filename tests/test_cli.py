@@ -132,7 +132,7 @@ def test_run_only_and_the_database_from_the_environment(
     _, sources = served
     monkeypatch.setenv("INGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
     assert main(["run", "--sources", sources, "--only", "blog"]) == 0
-    assert "1 sources: 1 ok, 0 failed" in capsys.readouterr().out
+    assert "1 source: 1 ok, 0 failed" in capsys.readouterr().out
     assert (tmp_path / "env.sqlite3").exists()
     assert main(["run", "--sources", sources, "--only", "nope"]) == 2
     assert "no source named nope" in capsys.readouterr().err
@@ -151,6 +151,9 @@ def test_an_invalid_sources_file_runs_nothing(
 def test_latest_on_an_empty_database_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from ingest.store import Store
+
     db = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    Store.open(db).close()  # ingest's schema, no stories yet
     assert main(["latest", "--db", db]) == 0
     assert "ingest run" in capsys.readouterr().out

@@ -103,6 +103,11 @@ def test_case(case: str, loader: str) -> None:
             assert _plain(getattr(source, name)) == value, f"{source.key}.{name}"
     for name, value in expected.get("settings", {}).items():
         assert getattr(cfg.settings, name) == value, f"settings.{name}"
+    for name, value in expected.get("site", {}).items():
+        got = getattr(cfg.site, name)
+        if name == "sections":  # PageSection values as [key, heading, limit, layout, summaries]
+            got = [[p.key, p.heading, p.limit, p.layout, p.summaries] for p in got]
+        assert _plain(got) == value, f"site.{name}"
 
 
 # --------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_feedlab_round_trip(lab: Lab, db_url: str) -> None:
     assert stats["requests"] == feeds + 1
     assert stats["conditional_requests"] == feeds
     assert stats["status"] == {"304": feeds, "200": 1}
-    assert "0 new, 0 updated" in warm.stdout
+    assert "0 new stories, 0 updated" in warm.stdout
     assert scalar(db_url, "SELECT count(*) FROM items") == expected["unique_articles"]
     assert (
         scalar(db_url, "SELECT count(*) FROM items WHERE updated_at > first_seen_at")

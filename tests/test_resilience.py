@@ -161,7 +161,7 @@ def test_two_concurrent_runs_store_each_story_once(lab: Lab, db_url: str) -> Non
     assert scalar(db_url, "SELECT count(*) FROM fetches") == polled
     # and once more, all conditional: nothing new, nothing twice
     again = ingest("run", "--sources", sources, "--db", db_url)
-    assert again.returncode == 0 and "0 new, 0 updated" in again.stdout
+    assert again.returncode == 0 and "0 new stories, 0 updated" in again.stdout
     assert scalar(db_url, "SELECT count(*) FROM items") == expected["unique_articles"]
 
 

@@ -497,6 +497,7 @@ def test_prune_deletes_expired_stories_and_old_poll_history(
 def test_health_fails_when_no_scheduler_ever_ran(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    Store.open(sqlite_url).close()  # ingest's database, where no scheduler ever ran
     code, out = health(capsys, sqlite_url)
     assert code == 1 and out.startswith("UNHEALTHY") and "no scheduler (nor dispatcher)" in out
     code, out = health(capsys, sqlite_url, "--format", "json")

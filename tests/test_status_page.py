@@ -19,6 +19,7 @@ from bs4 import BeautifulSoup
 from cli_helpers import quick_sources
 from feedserver import FeedServer
 from ingest.cli import main
+from ingest.store import Store
 from ingest.web.sourcehealth import age, source_views
 from websample import serving
 
@@ -137,6 +138,7 @@ def test_status_page_shows_each_source_failing_first(
 
 
 def test_no_status_turns_the_page_off(tmp_path: Path, sqlite_url: str) -> None:
+    Store.open(sqlite_url).close()  # an empty ingest database: serve creates none itself
     with serving(sqlite_url, tmp_path / "serve.log", "--no-status") as url:
         assert httpx.get(url + "status", timeout=10).status_code == 404
         assert httpx.get(url + "metrics", timeout=10).status_code == 200

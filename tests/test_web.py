@@ -15,6 +15,8 @@ import asyncio
 import json
 import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -149,12 +151,19 @@ def test_publisher_templates_override_the_shipped_ones(sqlite_store: Store, tmp_
     (mine / "story.html").write_text("{{ story.nothing_here() }}")  # fails only when rendered
     broken = Client(create_app(sqlite_store, templates=mine)).get("/")
     assert broken.status_code == 500 and "cannot render the page" in broken.json()["error"]
+    assert f"{mine / 'story.html'}:1: " in broken.json()["error"]  # where it failed
 
     with pytest.raises(TemplateProblem, match="does not exist"):
         create_app(sqlite_store, templates=tmp_path / "nope")
     (mine / "index.html").write_text("{% for x in %}")
     with pytest.raises(TemplateProblem, match="page template"):
         create_app(sqlite_store, templates=mine)
+    # a syntax error names its file and line, in any of the templates
+    (mine / "index.html").unlink()
+    (mine / "story.html").write_text("<p>\n{{ story.title }\n</p>\n")
+    with pytest.raises(TemplateProblem) as info:
+        create_app(sqlite_store, templates=mine)
+    assert f"{mine / 'story.html'}:2: " in str(info.value)
 
 
 # -- /api/items ----------------------------------------------------------------------------
@@ -289,9 +298,10 @@ def test_feeds_parse_back_with_the_same_stories_and_dates(
 
         atom = feedparser.parse(r.content)
         assert not atom.bozo and atom.version == "atom10"
-        assert atom.feed.title == {"latest": "Latest news and research", "blogs": "Blog posts",
-                                   "videos": "Videos", "highlighted": "Highlighted resources"
-                                   }[section]  # fmt: skip
+        assert atom.feed.title == "News and resources: " + {  # the site's title, the list's
+            "latest": "Latest news and research", "blogs": "Blog posts",
+            "videos": "Videos", "highlighted": "Highlighted resources",
+        }[section]  # fmt: skip
         jf = client.get(f"/feeds/{section}.json")
         assert jf.headers["content-type"] == "application/feed+json; charset=utf-8"
         data = jf.json()
@@ -471,7 +481,17 @@ def test_export_writes_the_served_content_and_rewrites_only_changed_files(
 ) -> None:  # fmt: skip
     out = tmp_path / "site"
     base = "https://news.example.org/leadership/"
-    args = ["export", "--db", sqlite_collection.db_url, "--out", str(out), "--base-url", base]
+    args = [
+        "export",
+        "--db",
+        sqlite_collection.db_url,
+        "--out",
+        str(out),
+        "--base-url",
+        base,
+        "--sources",
+        str(tmp_path / "none.yaml"),
+    ]  # no site: block: the default words
     assert main(args) == 0
     assert "0 unchanged" in capsys.readouterr().out
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -534,3 +554,19 @@ def test_ingest_serve_answers_on_loopback(sqlite_collection: Collection, tmp_pat
         again = httpx.get(url, headers={"If-None-Match": page.headers["etag"]}, timeout=5)
         assert again.status_code == 304
         assert httpx.head(url + "feeds/latest.atom", timeout=5).status_code == 200
+
+
+def test_ingest_serve_on_a_port_in_use_says_so_in_one_line(
+    sqlite_collection: Collection, tmp_path: Path
+) -> None:
+    with serving(sqlite_collection.db_url, tmp_path / "serve.log") as url:
+        port = url.rsplit(":", 1)[1].strip("/")
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "serve", "--db", sqlite_collection.db_url,
+             "--host", "127.0.0.1", "--port", port],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"ingest: cannot listen on 127.0.0.1:{port}: ")
+    assert "in use" in done.stderr and "--port" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

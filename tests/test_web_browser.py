@@ -6,7 +6,8 @@ subprocess on a free loopback port, and drives Debian's `chromium` through
 `chromium-driver` with Selenium: every section and its stories must be visible,
 with their links, dates, sources and pictures, at desktop and phone widths.
 Screenshots go to test-artifacts/ (git-ignored): collection-page.png (1280 px
-wide, the whole page) and collection-page-mobile.png (390 px).
+wide, the whole page), collection-page-mobile.png (390 px) and demo-page.png
+(`make demo`'s page, the one docs/demo-page.png shows).
 
 Skipped, with the reason, where /usr/bin/chromium, chromedriver or Selenium is
 missing (.ci/run installs the first two with apt-get, the last with the test extras).
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from demo_helpers import running_demo
 from feedserver import FeedServer
 from websample import Collection, fill, serving
 
@@ -184,3 +186,29 @@ def test_status_page_shows_a_failing_source_as_failing_on_a_phone(
         _full_page_screenshot(browser, 390, ARTIFACTS / "status-page-mobile.png")
         _full_page_screenshot(browser, 1024, ARTIFACTS / "status-page.png")
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
+
+
+def test_the_demo_page_in_a_browser(tmp_path: Path, browser: Any) -> None:
+    """`make demo`'s page: the seed page's headings and picks; its screenshot is the one
+    in docs/demo-page.png (copied from test-artifacts/demo-page.png)."""
+    with running_demo(tmp_path / "demo") as demo:
+        assert demo.page, "".join(demo.output)
+        browser.get(demo.page)
+        assert browser.title == "Leadership"
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Leadership"
+        headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "main h2")]
+        assert headings[:4] == [
+            "Highlighted resources", "Highlighted Leadership Videos", "Blog posts",
+            "Latest news and research",
+        ]  # fmt: skip
+        picks = browser.find_elements(By.CSS_SELECTOR, "#highlighted .story-title a")
+        assert len(picks) == 3 and picks[0].text == (
+            "Inclusion: essential leadership prerequisite or optional extra?"
+        )
+        intro = browser.find_element(By.CSS_SELECTOR, "p.intro")
+        assert intro.is_displayed() and "Let us know here" in intro.text
+        note = browser.find_element(By.CSS_SELECTOR, "p.site-note")
+        browser.execute_script("arguments[0].scrollIntoView()", note)
+        assert note.is_displayed() and "The Health Foundation" in note.text
+        _full_page_screenshot(browser, 1280, ARTIFACTS / "demo-page.png")
+    assert (ARTIFACTS / "demo-page.png").stat().st_size > 10_000

@@ -248,7 +248,8 @@ def serving(db_url: str, log: Path, *extra: str) -> Iterator[str]:
            "--host", "127.0.0.1", "--port", str(port), *extra]  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        # in the log's folder: no sources.yaml there, so the page has the default site: words
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
         try:
             deadline = time.monotonic() + 20
             while True:

@@ -1,7 +1,7 @@
 """The `ingest` command: arguments in, printing out, exit codes.
 
 Subcommands: check, run, try, latest, status, schedule, health, serve, export
-(and dispatch, worker: cli_distributed.py).
+(and dispatch, worker: cli_distributed.py; add, disable, opml: cli_sources.py).
 Each takes `--sources FILE` and `--db URL`.  This module parses arguments,
 calls config, pipeline, trial and store, and prints what they return (the
 tables and JSON of latest, status and try are laid out in cli_format.py); it
@@ -26,6 +26,7 @@ from ingest.controls import printable
 
 if TYPE_CHECKING:
     from ingest.config import Config
+    from ingest.config.site import SiteSpec
     from ingest.store import Store
 
 __all__ = ["main"]
@@ -56,7 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common], help="validate the sources file")
     run = sub.add_parser("run", parents=[common], help="poll every enabled source once, now")
     run.add_argument("--only", nargs="+", metavar="KEY", help="poll only these sources")
-    run.add_argument("--format", choices=("text", "json"), default="text")
+    run.add_argument(
+        "--latest", type=int, default=0, metavar="N",
+        help="then print the N latest stories of the same database (as `ingest latest`)",
+    )  # fmt: skip
+    run.add_argument(
+        "--format", choices=("text", "json"), default="text",
+        help="text (a line per source, the default) or json (one object per line)",
+    )  # fmt: skip
     trial = sub.add_parser(
         "try", parents=[common], help="poll one source (a key, or a URL) once; store nothing"
     )
@@ -66,14 +74,26 @@ def _parser() -> argparse.ArgumentParser:
         "--select", action="append", default=[], metavar="FIELD=CSS",
         help="for a URL: a selector, e.g. --select 'item=ul.news > li' (repeat; makes it a page)",
     )  # fmt: skip
-    trial.add_argument("--format", choices=("table", "json"), default="table")
+    trial.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (the default) or json (every field of every entry)",
+    )  # fmt: skip
     latest = sub.add_parser("latest", parents=[common], help="print the current list")
     latest.add_argument("--section", help="only this section (latest, blogs, videos, ...)")
     latest.add_argument("--source", help="only stories this source carried")
-    latest.add_argument("--limit", type=int, default=20)
-    latest.add_argument("--format", choices=("table", "json"), default="table")
+    latest.add_argument("--limit", type=int, default=20, help="how many stories (20)")
+    latest.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (the default) or json (every field, for programs)",
+    )  # fmt: skip
     status = sub.add_parser("status", parents=[common], help="show each source's state")
-    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (for people, the default) or json (every field)",
+    )  # fmt: skip
+    status.add_argument(
+        "--wide", action="store_true", help="every column (the compact table fits 100 columns)"
+    )
     metrics = argparse.ArgumentParser(add_help=False)  # long-running processes: docs/deploying.md
     metrics.add_argument(
         "--metrics-port", type=int, metavar="PORT",
@@ -102,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         "--stale", type=float, default=3.0, metavar="FACTOR",
         help="a source is stale after FACTOR intervals without success (0: do not check)",
     )  # fmt: skip
-    health.add_argument("--format", choices=("text", "json"), default="text")
+    health.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (the default) or json"
+    )
     web = argparse.ArgumentParser(add_help=False)  # serve and export: docs/downstream.md
     web.add_argument("--templates", type=Path, metavar="DIR", help="your templates, tried first")
     web.add_argument("--base-url", metavar="URL", help="public address, for absolute feed links")
@@ -115,10 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     export = sub.add_parser("export", parents=[common, web], help="write the site as files")
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
-    export.add_argument("--limit", type=int, default=100, help="stories per JSON file (100)")
-    from ingest import cli_distributed
+    export.add_argument(
+        "--limit", type=int, default=100, help="stories per JSON file and feed (100; at least 1)"
+    )
+    from ingest import cli_distributed, cli_sources
 
     cli_distributed.add_parsers(sub, [common, metrics], _seconds)
+    cli_sources.add_parsers(sub, common)
     return p
 
 
@@ -149,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check, "run": _run, "try": _try, "latest": _latest, "status": _status,
         "schedule": _schedule, "health": _health, "serve": _serve, "export": _export,
         "dispatch": _distributed, "worker": _distributed,
+        "add": _sources_file, "disable": _sources_file, "opml": _sources_file,
     }  # fmt: skip
     try:
         code: int = handler[args.command](args)
@@ -172,10 +198,11 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args.sources)
 
 
-def _open_store(args: argparse.Namespace) -> Store:
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The database; only the commands that write (`create=True`) create or migrate it."""
     from ingest.store import Store
 
-    return Store.open(args.db)
+    return Store.open(args.db) if create else Store.open_existing(args.db)
 
 
 # -- check --------------------------------------------------------------------
@@ -187,7 +214,9 @@ def _check(args: argparse.Namespace) -> int:
     config = _load(args)
     NetGuard.from_settings(config.settings)  # a bad $INGEST_ALLOW_NETWORKS is a problem too
     enabled = len(config.enabled())
-    print(f"{args.sources}: {len(config.sources)} sources ({enabled} enabled), no problems")
+    count = len(config.sources)
+    noun = "source" if count == 1 else "sources"
+    print(f"{args.sources}: {count} {noun} ({enabled} enabled), no problems")
     return EXIT_OK
 
 
@@ -210,7 +239,7 @@ def _schedule(args: argparse.Namespace) -> int:
     from ingest.schedule import SERVICE_NAME, Service, Timing
 
     with (
-        _open_store(args) as store,
+        _open_store(args, create=True) as store,
         metrics.running(SERVICE_NAME, args.metrics_port, args.metrics_host) as counted,
     ):
         service = Service(
@@ -223,6 +252,13 @@ def _distributed(args: argparse.Namespace) -> int:
     from ingest import cli_distributed
 
     code: int = getattr(cli_distributed, args.command)(args)
+    return code
+
+
+def _sources_file(args: argparse.Namespace) -> int:
+    from ingest import cli_sources
+
+    code: int = getattr(cli_sources, args.command)(args)
     return code
 
 
@@ -264,20 +300,34 @@ def _health(args: argparse.Namespace) -> int:
 # -- serve / export (ingest.web) ----------------------------------------------
 
 
+def _site(args: argparse.Namespace) -> SiteSpec:
+    """The `site:` block of the sources file; the defaults where there is no file (a
+    server that only reads the database need not have one)."""
+    from ingest.config.site import SiteSpec
+
+    return _load(args).site if Path(args.sources).is_file() else SiteSpec()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ingest.web.app import serve
 
+    spec = _site(args)
     with _open_store(args) as store:
         return serve(store, host=args.host, port=args.port, templates=args.templates,
-                     base_url=args.base_url, status_page=args.status_page)  # fmt: skip
+                     base_url=args.base_url, status_page=args.status_page,
+                     spec=spec)  # fmt: skip
 
 
 def _export(args: argparse.Namespace) -> int:
     from ingest.web.export import export_site
 
+    if args.limit < 1:
+        print("ingest: --limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    spec = _site(args)
     with _open_store(args) as store:
         report = export_site(store, args.out, templates=args.templates,
-                             base_url=args.base_url, limit=args.limit)  # fmt: skip
+                             base_url=args.base_url, limit=args.limit, spec=spec)  # fmt: skip
     print(report.summary())
     return EXIT_OK
 
@@ -338,7 +388,12 @@ def _status(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(cli_format.status_json(rows))
     else:
-        cli_format.print_status(rows)
+        if args.wide:
+            cli_format.print_status_wide(rows)
+        else:
+            from datetime import UTC
+
+            cli_format.print_status(rows, now=datetime.now(UTC))
         if jobs is not None:
             print("queue: " + ", ".join(f"{n} {k}" for k, n in jobs.items()))
     return EXIT_OK

@@ -13,12 +13,16 @@ drive the terminal or restyle the output.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest.controls import printable
+
+LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # normalize.LISTED_EPOCH, without the import
 
 if TYPE_CHECKING:
     from ingest.model import Item, SourceReport
@@ -31,9 +35,11 @@ __all__ = [
     "latest_json",
     "print_latest",
     "print_status",
+    "print_status_wide",
     "print_trial",
     "report_json",
     "report_line",
+    "run_summary",
     "status_json",
     "story_json",
     "trial_json",
@@ -75,8 +81,10 @@ def _report_line(r: SourceReport) -> str:
         what = "not modified"
     elif r.unchanged:
         what = "unchanged"
+    elif r.notes and not r.entries:  # the document had entries; the filters kept none
+        what = "; ".join(r.notes)
     else:
-        what = f"{r.new} new, {r.updated} updated, {r.entries} entries"
+        what = f"{r.new} new, {r.updated} updated, {r.entries} {_plural(r.entries, 'entry')}"
     extra = f"; moved permanently to {r.moved_to}" if r.moved_to else ""
     if r.discovered_url:
         extra += f"; feed found at {r.discovered_url}: update sources.yaml"
@@ -91,9 +99,29 @@ def report_json(r: SourceReport) -> str:
             "updated": r.updated, "entries": r.entries, "not_modified": r.not_modified,
             "unchanged": r.unchanged, "ms": r.elapsed_ms, "error": r.error,
             "error_kind": r.error_kind, "moved_to": r.moved_to, "skipped": r.skipped,
-            "discovered_url": r.discovered_url,
+            "discovered_url": r.discovered_url, "stories": r.stories, "notes": list(r.notes),
         }
     )  # fmt: skip
+
+
+def run_summary(reports: Sequence[SourceReport], seconds: float) -> str:
+    """The last line of `ingest run`: sources by outcome, stories counted once."""
+    skipped = sum(r.skipped for r in reports)
+    failed = sum(not r.ok for r in reports)
+    ok = len(reports) - skipped - failed
+    outcome = f"{ok} ok, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+    stories = sum(r.stories for r in reports)
+    updated = sum(r.updated for r in reports)
+    return (
+        f"{len(reports)} {_plural(len(reports), 'source')}: {outcome}; "
+        f"{stories} new {_plural(stories, 'story')}, {updated} updated; {seconds:.2f}s"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return word
+    return word[:-1] + "ies" if word.endswith("y") else word + "s"
 
 
 # -- latest -------------------------------------------------------------------
@@ -109,13 +137,15 @@ def latest_json(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def print_latest(rows: Sequence[dict[str, Any]]) -> None:
-    table = _table(("published", "title", "source", "section"))
+    table = _table(("published", "title", "source", "section", "link"))
     for r in rows:
+        listed = r.get("date_source") == "listed"  # an editor's undated pick
         table.add_row(
-            r["published_at"].strftime("%Y-%m-%d %H:%M"),
+            "(picked)" if listed else r["published_at"].strftime("%Y-%m-%d %H:%M"),
             r["title"],
             ",".join(r["sources"]),
             r["section"],
+            r["url"] or r["canonical_url"],
         )
     _print_table(table, empty="no stories yet: run `ingest run` first")
 
@@ -127,7 +157,96 @@ def status_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps([{k: iso(r.get(k)) for k in STATUS_FIELDS} for r in rows], indent=2)
 
 
-def print_status(rows: Sequence[dict[str, Any]]) -> None:
+def print_status(
+    rows: Sequence[dict[str, Any]], *, now: datetime, width: int | None = None
+) -> None:
+    """The compact table: one line per source (state, last success and next poll as
+    ages, stories, median freshness lag, a short error); an error too long for its column follows in full,
+    indented, on the lines under its row.  `width` defaults to the terminal's (else 100)."""
+    if not rows:
+        print("no sources polled yet: run `ingest run` first")
+        return
+    if width is None:
+        width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+    table = [("source", "state", "last success", "stories", "lag p50", "next poll", "error")]
+    for r in rows:
+        table.append(
+            (
+                r["key"],
+                _state(r),
+                _ago(r["last_success_at"], now),
+                str(r["items"]),
+                _lag(r.get("median_lag_seconds")),
+                _due(r, now),
+                _status_error(r),
+            )
+        )
+    if not any(row[4] for row in table[1:]):  # no source has a lag yet: no column for it
+        table = [row[:4] + row[5:] for row in table]
+    columns = len(table[0]) - 1  # all but the error, which gets the room left
+    widths = [max(len(row[i]) for row in table) for i in range(columns)]
+    room = width - sum(widths) - 2 * columns
+    for n, row in enumerate(table):
+        cells = [c.ljust(w) for c, w in zip(row[:columns], widths, strict=True)]
+        error = row[columns]
+        if room < 10:  # too narrow for a useful excerpt: errors go under the rows only
+            short = ""
+        else:
+            short = error if len(error) <= room else error[: room - 1] + "\u2026"
+        print("  ".join([*cells, short]).rstrip())
+        if n and short != error:
+            for part in textwrap.wrap(error, max(width - 4, 40)):
+                print("    " + part)
+
+
+def _state(r: Mapping[str, Any]) -> str:
+    if not r["in_config"]:
+        return "removed"
+    if r["disabled_reason"]:
+        return f"disabled ({r['disabled_reason'].split(':', 1)[0].strip()})"
+    if not r["enabled"]:
+        return "disabled"
+    if r["last_attempt_at"] is None:
+        return "never polled"
+    if r["consecutive_failures"]:
+        return f"failing ({r['consecutive_failures']}x)"
+    return "ok"
+
+
+def _status_error(r: Mapping[str, Any]) -> str:
+    error = " ".join(str(r["last_error"] or "").split())
+    if r["moved_to"]:
+        error = (error + "; " if error else "") + f"moved permanently to {r['moved_to']}"
+    if r.get("discovered_url"):
+        found = f"feed found at {r['discovered_url']}: update sources.yaml"
+        error = (error + "; " if error else "") + found
+    return error
+
+
+def _ago(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    return _span((now - value).total_seconds()) + " ago"
+
+
+def _due(r: Mapping[str, Any], now: datetime) -> str:
+    due: datetime | None = r["next_due_at"]
+    if r["disabled_reason"] or not r["enabled"] or not r["in_config"] or due is None:
+        return "-"
+    seconds = (due - now).total_seconds()
+    return "now" if seconds <= 0 else "in " + _span(seconds)
+
+
+def _span(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def print_status_wide(rows: Sequence[dict[str, Any]]) -> None:
+    """Every column of the state, as a table (`ingest status --wide`)."""
     table = _table(
         ("source", "last attempt", "last success", "HTTP", "items", "lag p50", "fails",
          "backoff", "next due", "error")
@@ -177,7 +296,7 @@ def trial_json(trial: Trial) -> str:
         "source": trial.source.key, "ok": trial.ok, "status": trial.status, "url": trial.url,
         "final_url": trial.final_url, "discovered_url": trial.discovered_url,
         "moved_to": trial.moved_to, "ms": trial.elapsed_ms, "error": trial.error,
-        "error_kind": trial.error_kind,
+        "error_kind": trial.error_kind, "untitled": trial.untitled,
         "entries": [
             {**_item_dict(t.item), "stored": t.dropped is None, "dropped": t.dropped}
             for t in trial.entries
@@ -198,6 +317,12 @@ def print_trial(trial: Trial) -> None:
         f"({trial.elapsed_ms} ms); nothing was stored"
     )
     print(printable(summary))
+    if trial.untitled:
+        n = trial.untitled
+        print(
+            f"{n} {'entry has' if n == 1 else 'entries have'} neither a title nor any text "
+            "and would be left out (not listed below)"
+        )
     if trial.discovered_url:
         print(printable(f"feed found at {trial.discovered_url}: update sources.yaml"))
     if trial.moved_to:
@@ -209,7 +334,9 @@ def print_trial(trial: Trial) -> None:
         if i.duration:
             kind += f" {i.duration // 60}:{i.duration % 60:02d}"
         date = i.published_at.strftime("%Y-%m-%d %H:%M")
-        if i.date_source != "published":
+        if i.date_source == "listed":
+            date = f"(place {int((LISTED_EPOCH - i.published_at).total_seconds()) + 1})"
+        elif i.date_source != "published":
             date += f" ({i.date_source})"
         table.add_row("-" if t.dropped else "+", date, kind, i.title, i.url, t.dropped or "")
     _print_table(table, empty="the document has no entries")

@@ -30,7 +30,14 @@ def run(args: argparse.Namespace) -> int:
     # First, while this process is small and has no threads: the database in a child
     # that imports SQLAlchemy while we load the config and the HTTP stack.
     with StoreProcess(args.db) as store:
-        return _run_with(args, store)
+        code = _run_with(args, store)
+    if args.latest > 0 and code != EXIT_USAGE and args.format == "text":
+        from ingest import cli_format
+        from ingest.store import Store
+
+        with Store.open_existing(args.db) as db:
+            cli_format.print_latest(db.latest(limit=args.latest))
+    return code
 
 
 def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
@@ -61,13 +68,9 @@ def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
         pool.shutdown(wait=True, cancel_futures=True)
     failed = [r for r in reports if not r.ok]
     if args.format == "text":
-        new = sum(r.new for r in reports)
-        updated = sum(r.updated for r in reports)
-        seconds = time.perf_counter() - started
-        print(
-            f"{len(reports)} sources: {len(reports) - len(failed)} ok, {len(failed)} failed; "
-            f"{new} new, {updated} updated; {seconds:.2f}s"
-        )
+        from ingest.cli_format import run_summary
+
+        print(run_summary(reports, time.perf_counter() - started))
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -83,10 +86,16 @@ class _RunPrinter:
     def __enter__(self) -> _RunPrinter:
         if sys.stderr.isatty() and not self.json_lines:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(
-                "[progress.description]{task.description}",
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -106,7 +115,10 @@ class _RunPrinter:
 
         line = cli_format.report_json(r) if self.json_lines else cli_format.report_line(r)
         if self._progress is not None:
-            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            from rich.text import Text
+
+            # a Text, not markup=False: print's options apply to the live bar redrawn with it
+            self._progress.console.print(Text(line), highlight=False, soft_wrap=True)
             self._progress.advance(self._task)
         else:
             print(line, flush=True)

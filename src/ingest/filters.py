@@ -6,8 +6,10 @@ case-insensitively (`lead` does not match `leadership`; a phrase such as
 `patient safety` matches as written, across any whitespace), on the title and
 the summary's text with its HTML tags removed.  Stories older than the
 retention horizon, or than the source's own `max_age`, are dropped here too
-(the stricter of the two wins).  `verdicts` says why each dropped story was
-dropped (for `ingest try`); `keep` is what the pipeline stores.  Pure: Items
+(the stricter of the two wins; an editor's undated pick, `date_source`
+"listed", has no age).  `verdicts` says why each dropped story was
+dropped (for `ingest try`); `keep` is what the pipeline stores, and
+`why_none_kept` the run's one-line reason when it keeps nothing.  Pure: Items
 in, Items out; it does not fetch, parse or store.
 """
 
@@ -21,7 +23,7 @@ from functools import lru_cache
 
 from ingest.model import Item, Source
 
-__all__ = ["keep", "matches", "verdicts"]
+__all__ = ["keep", "matches", "verdicts", "why_none_kept"]
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -77,10 +79,11 @@ def verdicts(
     for item in items:
         why: str | None = None
         day = f"{item.published_at:%Y-%m-%d}"
-        if max_age_limit is not None and item.published_at < max_age_limit:
+        aged = item.date_source != "listed"  # an editor's undated pick has no age
+        if aged and max_age_limit is not None and item.published_at < max_age_limit:
             assert source.max_age is not None
             why = f"published {day}, older than max_age {_age(source.max_age)}"
-        elif not_before is not None and item.published_at < not_before:
+        elif aged and not_before is not None and item.published_at < not_before:
             why = f"published {day}, before the retention horizon (settings: retention)"
         elif source.include or source.exclude:
             text = _text(item)
@@ -90,6 +93,43 @@ def verdicts(
                 why = f"mentions {word!r} (exclude)"
         out.append((item, why))
     return tuple(out)
+
+
+def why_none_kept(
+    source: Source,
+    items: Sequence[Item],
+    *,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """When `items` is not empty and the filters keep none of them, say why in a few words
+    ("10 entries, all older than the 365-day retention"); else None."""
+    if not items:
+        return None
+    judged = verdicts(source, items, not_before=not_before, now=now)
+    reasons = [why for _, why in judged]
+    if any(why is None for why in reasons):
+        return None
+    count = f"{len(items)} {'entry' if len(items) == 1 else 'entries'}"
+    retention = "the retention horizon"
+    if not_before is not None and now is not None:
+        retention = f"the {_age((now - not_before).total_seconds())} retention".replace(
+            "d retention", "-day retention"
+        )
+    kinds = {
+        "max_age": sum("max_age" in str(w) for w in reasons),
+        "retention": sum("retention" in str(w) for w in reasons),
+    }
+    kinds["filters"] = len(reasons) - kinds["max_age"] - kinds["retention"]
+    words = {
+        "max_age": f"older than max_age {_age(source.max_age or 0)}",
+        "retention": f"older than {retention}",
+        "filters": "dropped by include/exclude",
+    }
+    present = [k for k, n in kinds.items() if n]
+    if len(present) == 1:
+        return f"{count}, all {words[present[0]]}"
+    return f"{count}, none kept: " + ", ".join(f"{kinds[k]} {words[k]}" for k in present)
 
 
 def keep(
@@ -103,7 +143,7 @@ def keep(
     if not source.include and not source.exclude and source.max_age is None:
         if not_before is None:
             return tuple(items)
-        return tuple(i for i in items if i.published_at >= not_before)
+        return tuple(i for i in items if i.published_at >= not_before or i.date_source == "listed")
     return tuple(
         item for item, why in verdicts(source, items, not_before=not_before, now=now) if why is None
     )

@@ -39,7 +39,9 @@ DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 SourceKind = Literal["feed", "page", "curated"]
-DateSource = Literal["published", "updated", "first_seen"]
+# "listed": an undated item of a curated source, dated LISTED_EPOCH minus its place in
+# the file (seconds): the editors' order, below every dated story (normalize.py)
+DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
 ItemKind = Literal["article", "video", "audio"]
 
@@ -226,6 +228,7 @@ class Plan:
     changed: tuple[Item, ...] = ()
     same: int = 0
     duplicates_in_batch: int = 0
+    stories: int = 0  # of `new`, the stories the database did not have (set by the store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +238,11 @@ class SourceReport:
     source_key: str
     ok: bool
     status: int | None = None
-    new: int = 0
+    new: int = 0  # entries new to this source
     updated: int = 0
     same: int = 0
     entries: int = 0
+    stories: int = 0  # stories new to the database (a story another source had is not)
     not_modified: bool = False
     unchanged: bool = False
     elapsed_ms: int = 0
@@ -249,7 +253,7 @@ class SourceReport:
     max_age: float | None = None  # Cache-Control: max-age of the answer
     skipped: bool = False  # not polled: another process holds the source's lease
     discovered_url: str | None = None  # polled through the feed an HTML page at its URL named
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # e.g. why the filters kept no entry
     # seconds from publication to `seen_at` of each new story with a trustworthy date
     # (date_source "published"): the freshness that metrics.py observes
     lags: tuple[float, ...] = field(default=())
@@ -262,7 +266,7 @@ class SourceReport:
         lags = () if seen_at is None else story_lags(plan.new, seen_at)
         return replace(
             self, new=len(plan.new), updated=len(plan.changed), same=plan.same, entries=entries,
-            lags=lags,
+            stories=plan.stories, lags=lags,
         )  # fmt: skip
 
 

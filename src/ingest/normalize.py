@@ -39,6 +39,11 @@ Decisions worth knowing:
 - Every text field and URL of an `Item` passes `controls.without_controls`
   as the Item is made: no C0 control character or DEL survives (tab and
   newline stay in text), whatever reader the entry came from.
+- An undated item of a curated source (an editor's pick) is dated
+  `LISTED_EPOCH` (1970-01-01) minus its place in the file in seconds
+  (`date_source` "listed"): newest first is then the order of sources.yaml,
+  and a pick never outranks a dated story in a mixed list.  Moving a pick
+  in the file updates it in place.
 """
 
 from __future__ import annotations
@@ -60,11 +65,12 @@ from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragmen
 
 # canonical_url and clean_url live in ingest.urls; they are re-exported here
 # because tests/test_normalize.py imports them from this module.
-__all__ = ["MAX_SUMMARY", "MAX_TITLE", "canonical_url", "clean_url", "normalize"]
+__all__ = ["LISTED_EPOCH", "MAX_SUMMARY", "MAX_TITLE", "canonical_url", "clean_url", "normalize"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
+LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # undated curated items: this minus their place
 TITLE_FROM_SUMMARY = 80  # characters of summary text used when an entry has no title
 
 
@@ -126,8 +132,10 @@ def normalize(
     keys = _story_keys([(canonical_url(x, strip), url_fragment(x)) if x else None for x in links])
     items: list[Item] = []
     seen: set[str] = set()
-    for raw, entry_id, link, key in zip(entries, entry_ids, links, keys, strict=True):
-        item = _item(source, base_url, raw, link, key, entry_id, now, ids)
+    for place, (raw, entry_id, link, key) in enumerate(
+        zip(entries, entry_ids, links, keys, strict=True)
+    ):
+        item = _item(source, base_url, raw, link, key, entry_id, now, ids, place)
         if item is not None and item.entry_key not in seen:
             seen.add(item.entry_key)
             items.append(item)
@@ -179,6 +187,7 @@ def _item(
     entry_id: str,  # raw.id, cleaned
     now: datetime,
     ids: Counter[str],
+    place: int = 0,  # the entry's position in the document
 ) -> Item | None:
     strip = source.strip_params
     base = _base(base_url, raw.base)
@@ -196,6 +205,8 @@ def _item(
         if not title:
             return None
     published_at, date_source = _date(raw, now)
+    if date_source == "first_seen" and source.kind == "curated":
+        published_at, date_source = LISTED_EPOCH - timedelta(seconds=place), "listed"
 
     canonical, fragment_url = story_key
     if entry_id and ids[entry_id] == 1:

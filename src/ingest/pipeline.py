@@ -208,7 +208,9 @@ class Pipeline:
                 discovered_url=fetched.discovered_url,
             )
             if fetched.needs_parse:
-                batch = await self._parse(source, fetched, started)
+                batch, why = await self._parse(source, fetched, started)
+                if why:
+                    report = replace(report, notes=(why,))
         except errors.IngestError as e:
             report = _failure(source, e, fetched)
         except Exception as e:  # never let one source stop the others
@@ -249,18 +251,21 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._parse_pool(), find_feed_links, content, url)
 
-    async def _parse(self, source: Source, fetched: Fetched, now: datetime) -> tuple[Item, ...]:
+    async def _parse(
+        self, source: Source, fetched: Fetched, now: datetime
+    ) -> tuple[tuple[Item, ...], str | None]:
+        """The Items kept, and why none were when the filters or retention dropped all."""
         not_before = now - timedelta(seconds=self.settings.retention)
         if source.kind == "curated":  # a few items from the file: not worth a worker process
-            return workers.parse_and_normalize(source, fetched, now, not_before)
+            return workers.sift(source, fetched, now, not_before)
         limits = ParseLimits.of(self.settings)
         kind, value = await asyncio.get_running_loop().run_in_executor(
-            self._parse_pool(), workers.parse_job, source, fetched, now, not_before, limits
+            self._parse_pool(), workers.parse_job, source, fetched, now, not_before, limits, True
         )
         if kind != "ok":
             raise errors.ParseError(value)
-        items: tuple[Item, ...] = value
-        return items
+        sifted: tuple[tuple[Item, ...], str | None] = value
+        return sifted
 
 
 class _Slot:
@@ -354,17 +359,19 @@ def _log_report(r: SourceReport) -> None:
         "source": r.source_key, "status": r.status, "new": r.new, "updated": r.updated,
         "entries": r.entries, "ms": r.elapsed_ms, "error": r.error,
     }  # fmt: skip
+    status = "" if r.status is None else f" status={r.status}"  # none: a curated source
     if r.ok:
         how = " not-modified" if r.not_modified else (" unchanged" if r.unchanged else "")
+        how += "".join(f" ({note})" for note in r.notes)
         log.info(
-            "%s status=%s new=%d updated=%d entries=%d ms=%d%s",
-            r.source_key, r.status, r.new, r.updated, r.entries, r.elapsed_ms, how,
+            "%s%s new=%d updated=%d entries=%d ms=%d%s",
+            r.source_key, status, r.new, r.updated, r.entries, r.elapsed_ms, how,
             extra=extra,
         )  # fmt: skip
     else:
         log.warning(
-            "%s failed status=%s ms=%d error=%s",
-            r.source_key, r.status, r.elapsed_ms, r.error,
+            "%s failed%s ms=%d error=%s",
+            r.source_key, status, r.elapsed_ms, r.error,
             extra=extra,
         )  # fmt: skip
 

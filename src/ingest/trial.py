@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ingest import errors, filters, workers
-from ingest.model import FetchState, Item, Settings, Source
+from ingest.model import Fetched, FetchState, Item, Settings, Source
 
 if TYPE_CHECKING:
     import httpx
+
+    from ingest.bounds import ParseLimits
 
 __all__ = ["TRY_KEY", "Trial", "Tried", "run_trial", "source_for_url", "try_source"]
 
@@ -57,6 +59,7 @@ class Trial:
     error: str | None = None
     error_kind: str | None = None
     entries: tuple[Tried, ...] = ()
+    untitled: int = 0  # entries with neither a title nor any text: left out, as a poll does
 
     @property
     def kept(self) -> tuple[Item, ...]:
@@ -151,7 +154,19 @@ async def try_source(
         answered,
         elapsed_ms=_ms(started),
         entries=tuple(Tried(item, why) for item, why in judged),
+        untitled=_untitled(unfiltered, fetched, now, ParseLimits.of(settings)),
     )
+
+
+def _untitled(source: Source, fetched: Fetched, now: datetime, limits: ParseLimits) -> int:
+    """How many of the document's entries normalize leaves out for having neither a
+    title nor any text (parsed again here: a trial is one document, once)."""
+    from ingest.bounds import newest
+    from ingest.normalize import normalize
+    from ingest.parse import parse
+
+    entries = newest(parse(source, fetched), limits.max_entries)
+    return sum(not normalize(source, fetched.final_url, [raw], now) for raw in entries)
 
 
 def run_trial(

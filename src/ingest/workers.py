@@ -43,6 +43,7 @@ __all__ = [
     "ParsePool",
     "parse_and_normalize",
     "parse_job",
+    "sift",
     "start_forkserver_pool",
     "start_parse_pool",
     "warm_up",
@@ -64,7 +65,19 @@ def parse_and_normalize(
     With `limits`, an oversized feed is trimmed before parsing and only the
     `limits.max_entries` newest entries are normalized (`ingest.bounds`).
     """
-    from ingest.filters import keep
+    return sift(source, fetched, now, not_before, limits)[0]
+
+
+def sift(
+    source: Source,
+    fetched: Fetched,
+    now: datetime,
+    not_before: datetime | None = None,
+    limits: ParseLimits | None = None,
+) -> tuple[tuple[Item, ...], str | None]:
+    """`parse_and_normalize`, and why nothing was kept when the document had entries
+    but the filters or the retention horizon dropped them all (else None)."""
+    from ingest.filters import keep, why_none_kept
     from ingest.normalize import normalize
     from ingest.parse import parse
 
@@ -76,7 +89,10 @@ def parse_and_normalize(
     if limits is not None:
         entries = newest(entries, limits.max_entries)
     items = normalize(source, fetched.final_url, entries, now)
-    return keep(source, items, not_before=not_before, now=now)
+    kept = keep(source, items, not_before=not_before, now=now)
+    if kept or not items:
+        return kept, None
+    return kept, why_none_kept(source, items, not_before=not_before, now=now)
 
 
 def parse_job(
@@ -85,8 +101,10 @@ def parse_job(
     now: datetime,
     not_before: datetime | None,
     limits: ParseLimits | None = None,
+    why: bool = False,  # positional: an executor's submit passes no keywords
 ) -> tuple[str, Any]:
-    """`parse_and_normalize` for a pool: ("ok", items) or (error kind, message).
+    """`parse_and_normalize` for a pool: ("ok", items) or (error kind, message);
+    with `why`, ("ok", (items, why nothing was kept)) as `sift` gives them.
 
     Results cross a process boundary, so failures come back as plain tuples,
     not exceptions (ours take keyword arguments and do not unpickle).  In a
@@ -95,7 +113,8 @@ def parse_job(
     limits = limits or ParseLimits()
     try:
         with budget(limits):
-            return "ok", parse_and_normalize(source, fetched, now, not_before, limits)
+            sifted = sift(source, fetched, now, not_before, limits)
+            return "ok", sifted if why else sifted[0]
     except OverBudget:
         return "parse", (
             f"parsing stopped after {limits.cpu_seconds:g}s of CPU: the document is too costly "

@@ -1,8 +1,9 @@
 """Read sources.yaml into validated `Source` values; every mistake names file:line.
 
 This package's one job is to turn the editors' file (see DESIGN.md, "sources.yaml")
-into a frozen `Config`: the sources in file order with `defaults:` applied, and
-the `settings:` block as `Settings`.  It does no network and no database work,
+into a frozen `Config`: the sources in file order with `defaults:` applied,
+the `settings:` block as `Settings`, and the `site:` block (the page's title,
+intro, footer and section headings) as `site.SiteSpec`.  It does no network and no database work,
 and it does not schedule anything: it only reads and checks text.
 
 How it reads the file: `yaml.compose` (libyaml's C parser when available) gives
@@ -26,8 +27,8 @@ This module is the public API: `Config`, `load_config`, `parse_config`, and
 value: durations, sizes, URLs, kinds, ...), `notations` (one value in another
 tool's notation: cron strings, CSS selectors, date formats, networks),
 `fields` (a mapping's fields, merge keys, recording problems),
-`source_fields` (each source of `sources:`) and `validate` (the whole file:
-top level, `defaults:`, `settings:`).
+`source_fields` (each source of `sources:`), `site` (the `site:` block) and
+`validate` (the whole file: top level, `defaults:`, `settings:`).
 Names shared between those modules keep their leading underscore: they are
 private to this package.
 """
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ingest.config.fields import _fail
+from ingest.config.site import SiteSpec
 from ingest.config.validate import _Checker
 from ingest.config.values import _DURATION_UNITS as _DURATION_UNITS
 from ingest.config.values import MAX_DURATION, parse_duration, parse_size
@@ -72,6 +74,7 @@ class Config:
     path: str  # as given, used in messages
     sources: tuple[Source, ...]  # every source in file order, enabled or not
     settings: Settings = field(default_factory=Settings)
+    site: SiteSpec = field(default_factory=SiteSpec)  # the page around the stories
     _by_key: Mapping[str, Source] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,5 +116,5 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def parse_config(text: str, path: str = "sources.yaml") -> Config:
     """Validate the text of a sources file; raise `ConfigError` listing every problem."""
-    sources, settings = _Checker(path).check(text, _Loader)
-    return Config(path, sources, settings)
+    sources, settings, site = _Checker(path).check(text, _Loader)
+    return Config(path, sources, settings, site)

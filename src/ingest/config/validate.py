@@ -1,7 +1,8 @@
-"""Check a whole sources file: the top level, defaults:, settings: and each source.
+"""Check a whole sources file: the top level, site:, defaults:, settings: and each source.
 
 This module's one job is `_Checker`: compose the text, walk the top-level keys,
-`defaults:`, `settings:` and `sources:` (each source is checked, with each
+`site:` (with `site._SiteChecker`), `defaults:`, `settings:` and `sources:`
+(each source is checked, with each
 page's `select:` and each curated source's `items:`, by the `_SourceChecker`
 of `source_fields` that `_Checker` builds on), apply the defaults to every
 source, and return the sources and settings, or raise one `ConfigError` with
@@ -21,6 +22,7 @@ from yaml.nodes import MappingNode, Node
 
 from ingest.config.fields import _fail
 from ingest.config.notations import _cron, _network
+from ingest.config.site import SiteSpec, _SiteChecker
 from ingest.config.source_fields import _SOURCE_FIELDS, _body_size, _Defaults, _SourceChecker
 from ingest.config.values import (
     MAX_MEMORY,
@@ -48,9 +50,9 @@ __all__ = ["_Checker"]
 
 _T = TypeVar("_T")
 _memory_size: Final = _size(MAX_MEMORY, "1TiB")
-_Checked: TypeAlias = tuple[tuple[Source, ...], Settings]
+_Checked: TypeAlias = tuple[tuple[Source, ...], Settings, SiteSpec]
 
-_TOP_FIELDS: Final = ("defaults", "settings", "sources")
+_TOP_FIELDS: Final = ("site", "defaults", "settings", "sources")
 _DEFAULT_FIELDS: Final = (
     "every",
     "cron",
@@ -83,7 +85,7 @@ _DEFAULT_HINTS: Final = {
 }
 
 
-class _Checker(_SourceChecker):
+class _Checker(_SourceChecker, _SiteChecker):
     """Checks one sources file, collecting every problem; see the module docstring."""
 
     # -- the whole file
@@ -119,6 +121,7 @@ class _Checker(_SourceChecker):
         top = self.fields(root, _TOP_FIELDS, "unknown top-level key", "")
         defaults = self.defaults(top["defaults"]) if "defaults" in top else _Defaults()
         settings = self.settings(top["settings"]) if "settings" in top else Settings()
+        site = self.site(top["site"]) if "site" in top else SiteSpec()
         if defaults.allow_networks:  # process-wide, though written under defaults:
             settings = replace(settings, allow_networks=defaults.allow_networks)
         sources: list[Source] = []
@@ -130,7 +133,7 @@ class _Checker(_SourceChecker):
             # an anchor used by many sources reports the same problem once
             unique = dict.fromkeys(self.problems)
             raise ConfigError(sorted(unique, key=lambda p: p.line))
-        return tuple(sources), settings
+        return tuple(sources), settings, site
 
     # -- defaults: and settings:
 

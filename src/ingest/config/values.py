@@ -346,6 +346,13 @@ def _timeout(node: Node, name: str) -> float:
 
 def _bounded_duration(node: Node, name: str, limit: float, said: str) -> float:
     value = _text(node, name)
+    bare = value.strip()
+    if _PLAIN_NUMBER_RE.fullmatch(bare) and float(bare) != 0:  # `max_age: 90`: 90 what?
+        raise _Bad(
+            f"{name}: {value!r} has no unit; write a number and a unit: s (seconds), "
+            f"m (minutes), h (hours) or d (days), e.g. {bare}d or {bare}m",
+            node,
+        )
     try:
         seconds = parse_duration(value)
     except ValueError:

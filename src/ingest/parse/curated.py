@@ -48,6 +48,9 @@ def _paragraphs(text: str) -> str:
 def items_hash(source: Source) -> str:
     """SHA-256 of everything that decides what the source's items become."""
     doc = {
+        # 2: undated items are ordered by their place ("listed"); a new number makes every
+        # curated source's next poll re-read its items once, so stored picks follow
+        "rules": 2,
         "items": [
             [i.title, i.url, i.summary, i.image, i.date.isoformat() if i.date else None]
             for i in source.items

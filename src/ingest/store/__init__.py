@@ -1,11 +1,12 @@
 """The database, behind one small facade: `Store`.
 
 Opening a Store resolves the URL (`--db`, `INGEST_DATABASE_URL`, the SQLite
-default), applies migrations if needed, and then offers the few operations
-the pipeline and the command line need.  Every write is one transaction per
-source (a batch of state-only writes may share one), and SQLAlchemy errors
-leave here as `StoreError`.  Deciding what is new is dedupe's job; fetching
-and parsing are not done here.
+default), applies migrations if needed (`open_existing`, for the commands
+that only read, refuses a database that is missing or not ingest's instead),
+and then offers the few operations the pipeline and the command line need.
+Every write is one transaction per source (a batch of state-only writes may
+share one), and SQLAlchemy errors leave here as `StoreError`.  Deciding what
+is new is dedupe's job; fetching and parsing are not done here.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ class Store:
         engine = db.make_engine(db.resolve_url(url))
         if migrate:
             db.migrate(engine)
+        return cls(engine)
+
+    @classmethod
+    def open_existing(cls, url: str | None = None) -> Store:
+        """A database that already has ingest's current schema; nothing is created or
+        migrated (StoreError, in one line, otherwise): for the commands that only read."""
+        engine = db.make_engine(db.resolve_url(url), create=False)
+        try:
+            db.require_schema(engine)
+        except errors.StoreError:
+            engine.dispose()
+            raise
         return cls(engine)
 
     @property

@@ -40,6 +40,7 @@ __all__ = [
     "current_revision",
     "make_engine",
     "migrate",
+    "require_schema",
     "resolve_url",
 ]
 
@@ -60,15 +61,42 @@ def chunks(values: Sequence[T], n: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 
 
 def resolve_url(url: str | None = None) -> str:
-    """`--db`, else $INGEST_DATABASE_URL, else the SQLite file under db/."""
-    return url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    """`--db`, else $INGEST_DATABASE_URL, else the SQLite file under db/.
+
+    `postgres://` and `postgresql://` (what hosting providers and libpq write)
+    mean PostgreSQL through psycopg 3, the driver ingest installs.
+    """
+    chosen = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if chosen.startswith(prefix):
+            return "postgresql+psycopg://" + chosen[len(prefix) :]
+    return chosen
 
 
-def make_engine(url: str) -> Engine:
-    """An Engine for `url`, with SQLite tuned for one writer and many readers."""
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An Engine for `url`, with SQLite tuned for one writer and many readers.
+
+    With `create=False` a SQLite file that does not exist is an error (its
+    directory is not made either): the read-only commands never create one.
+    """
+    path = sqlite_path(url)
+    if path is not None and not create and not Path(path).is_file():
+        raise errors.StoreError(
+            f"no database at {path}: run `ingest run` first, or give --db (or ${ENV_VAR})"
+        )
     try:
         if url.startswith("sqlite"):
-            _ensure_sqlite_dir(url)
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(
                 url,
                 connect_args={"timeout": SQLITE_BUSY_MS / 1000, "isolation_level": None},
@@ -80,13 +108,6 @@ def make_engine(url: str) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
         raise errors.StoreError(f"cannot use database {_redact(url)}: {e}") from e
     return engine
-
-
-def _ensure_sqlite_dir(url: str) -> None:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    path = path.split("?", 1)[0]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -146,6 +167,34 @@ def current_revision(conn: Connection) -> str | None:
         return None
     row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
     return None if row is None else str(row[0])
+
+
+def require_schema(engine: Engine) -> None:
+    """Raise StoreError unless the database has ingest's schema at SCHEMA_REVISION.
+
+    For the commands that only read: they neither create nor migrate anything,
+    so a database that is not ingest's, or not yet upgraded, is a clear error.
+    """
+    where = _redact(engine.url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            revision = current_revision(conn)
+            ours = revision is not None or _has_our_tables(conn)
+            conn.rollback()
+    except SQLAlchemyError as e:
+        detail = " ".join(str(getattr(e, "orig", None) or e).split())
+        raise errors.StoreError(f"cannot open the database {where}: {detail}") from e
+    if not ours:
+        raise errors.StoreError(
+            f"the database {where} has no ingest tables: run `ingest run --db URL` "
+            "to create them, or check --db"
+        )
+    if revision != SCHEMA_REVISION:
+        raise errors.StoreError(
+            f"the database {where} is at schema revision {revision}, this ingest reads "
+            f"{SCHEMA_REVISION}: run `ingest run` (or the scheduler) once to upgrade it"
+        )
 
 
 def migrate(engine: Engine) -> None:

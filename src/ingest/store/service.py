@@ -154,9 +154,14 @@ def forget_services(conn: Connection, names: Sequence[str]) -> None:
 
 
 def prune_items(conn: Connection, cutoff: datetime, batch: int) -> int:
-    """Delete up to `batch` stories published and first seen before `cutoff`."""
+    """Delete up to `batch` stories published and first seen before `cutoff` (but the
+    editors' undated picks, which have no age: they go when the editors remove them)."""
     ids = select(items.c.id).where(
-        and_(items.c.published_at < cutoff, items.c.first_seen_at < cutoff)
+        and_(
+            items.c.published_at < cutoff,
+            items.c.first_seen_at < cutoff,
+            items.c.date_source != "listed",
+        )
     )
     chosen = [r[0] for r in conn.execute(ids.order_by(items.c.published_at).limit(batch))]
     if not chosen:

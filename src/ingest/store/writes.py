@@ -11,10 +11,11 @@ cannot duplicate it.  What is new or changed is decided by `dedupe.plan`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from ingest import dedupe
@@ -142,14 +143,17 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         )
         ids = {u: keyed[i.fragment_url] for u, i in stories.items() if i.fragment_url in keyed}
         fresh = [item for url, item in stories.items() if url not in ids]
+        inserted_count = 0
         if fresh:
             inserted = conn.execute(
                 _insert(conn, items)
                 .on_conflict_do_nothing(index_elements=["canonical_url"])
                 .returning(items.c.canonical_url, items.c.id),
                 [_story_row(item, now) for item in fresh],
-            )
+            ).all()
+            inserted_count = len(inserted)
             ids.update((r[0], r[1]) for r in inserted)
+        plan = replace(plan, stories=inserted_count)
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         conn.execute(
@@ -172,7 +176,31 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
     if plan.changed:
         item_ids = {key: item_id for key, (_, item_id) in known.items()}
         _apply_changes(conn, source, plan.changed, item_ids, now)
+    if source.kind == "curated":
+        _forget_unlisted(conn, source.key, {i.entry_key for i in batch})
     return plan
+
+
+def _forget_unlisted(conn: Connection, key: str, listed: set[str]) -> None:
+    """A curated source's stories are exactly the items its file lists now: the links
+    of items an editor removed go, and so do their stories when no other source has them."""
+    rows = conn.execute(
+        select(item_sources.c.entry_key, item_sources.c.item_id).where(
+            item_sources.c.source_key == key
+        )
+    ).all()
+    gone = [(entry_key, item_id) for entry_key, item_id in rows if entry_key not in listed]
+    if not gone:
+        return
+    for chunk in chunks([e for e, _ in gone]):
+        conn.execute(
+            delete(item_sources).where(
+                item_sources.c.source_key == key, item_sources.c.entry_key.in_(chunk)
+            )
+        )
+    still = select(item_sources.c.item_id).where(item_sources.c.item_id == items.c.id)
+    for chunk in chunks(sorted({i for _, i in gone})):
+        conn.execute(delete(items).where(items.c.id.in_(chunk), ~still.exists()))
 
 
 def _apply_changes(

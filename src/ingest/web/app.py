@@ -13,7 +13,9 @@ thread pool, where the Store's blocking SQLAlchemy calls belong.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import socket
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -27,13 +29,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest import errors
+from ingest.config.site import SiteSpec
 from ingest.dbmetrics import registry_for
 from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
 from ingest.web.sourcehealth import render_status, source_views
 
-__all__ = ["MAX_AGE", "conditional", "create_app", "etag_of", "serve"]
+__all__ = ["MAX_AGE", "conditional", "create_app", "etag_of", "listen", "serve"]
 
 MAX_AGE = 60  # seconds a browser or CDN may reuse an answer before revalidating
 
@@ -84,11 +87,13 @@ def create_app(
     templates: Path | None = None,
     base_url: str | None = None,
     status_page: bool = True,
+    spec: SiteSpec | None = None,
 ) -> Starlette:
     """The app over `store`; `templates` is a publisher's directory searched before
     the shipped templates; `base_url` is the public address feeds link to (default:
-    the address each request was made to); `status_page` serves `/status`."""
-    site = Site(store, templates=templates, base_url=base_url)
+    the address each request was made to); `status_page` serves `/status`; `spec` is
+    sources.yaml's `site:` block."""
+    site = Site(store, templates=templates, base_url=base_url, spec=spec)
 
     def answer(request: Request, body: Body) -> Response:
         return conditional(request, body)
@@ -166,10 +171,44 @@ def serve(
     templates: Path | None = None,
     base_url: str | None = None,
     status_page: bool = True,
+    spec: SiteSpec | None = None,
+    sock: socket.socket | None = None,
 ) -> int:
-    """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code."""
+    """Answer HTTP on host:port until SIGINT/SIGTERM; returns the exit code.
+
+    The socket is bound here, before uvicorn starts, so that an address in use
+    is one clear line (`errors.IngestError`), not uvicorn's log and traceback;
+    `sock` is one bound already (by `listen`), for a caller that must know the port.
+    """
     import uvicorn
 
-    app = create_app(store, templates=templates, base_url=base_url, status_page=status_page)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    app = create_app(
+        store, templates=templates, base_url=base_url, status_page=status_page, spec=spec
+    )
+    sock = sock or listen(host, port)
+    config = uvicorn.Config(app, log_level="info", server_header=False)
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as uvicorn binds: SO_REUSEADDR), or IngestError."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise errors.IngestError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        hint = ""
+        if e.errno == errno.EADDRINUSE:
+            hint = " (another program, perhaps another `ingest serve`, uses it: try --port)"
+        raise errors.IngestError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from e
+    sock.set_inheritable(True)
+    return sock

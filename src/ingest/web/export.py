@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest import errors
+from ingest.config.site import SiteSpec
 from ingest.store import Store
 from ingest.web.params import MAX_LIMIT, ItemsQuery
 from ingest.web.site import Site
@@ -66,9 +67,12 @@ def export_site(
     templates: Path | None = None,
     base_url: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    spec: SiteSpec | None = None,
 ) -> ExportReport:
-    """Write the site under `out`, rewriting only files whose content changed."""
-    files = site_files(Site(store, templates=templates, base_url=base_url), limit=limit)
+    """Write the site under `out`, rewriting only files whose content changed;
+    `spec` is sources.yaml's `site:` block."""
+    site = Site(store, templates=templates, base_url=base_url, spec=spec)
+    files = site_files(site, limit=limit)
     report = ExportReport(out)
     try:
         for rel, content in files.items():

@@ -12,7 +12,6 @@ out; docs/downstream.md lists the variables a template gets.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError
 from markupsafe import Markup
 
 from ingest import __version__
+from ingest.config.site import DEFAULT_SECTIONS, PageSection, SiteSpec
 from ingest.errors import IngestError
 
 __all__ = [
@@ -29,45 +29,18 @@ __all__ = [
     "PageSection",
     "TemplateProblem",
     "environment",
-    "heading",
     "render_page",
     "story_view",
 ]
 
 SHIPPED = Path(__file__).parent / "templates"
-SITE_TITLE = "News and resources"
-
-
-@dataclass(frozen=True, slots=True)
-class PageSection:
-    key: str
-    heading: str
-    limit: int
-    layout: str  # "cards" (image on top, summary) or "list" (compact rows)
-    summaries: bool
-
-
-# The four lists of the collection page, in page order (DESIGN.md's seed page).
-PAGE_SECTIONS = (
-    PageSection("highlighted", "Highlighted resources", 3, "cards", True),
-    PageSection("videos", "Videos", 3, "cards", True),
-    PageSection("blogs", "Blog posts", 4, "rows", True),
-    PageSection("latest", "Latest news and research", 15, "list", False),
-)
-EXTRA_SECTION = PageSection("", "", 6, "rows", True)  # any other section a source feeds
+PAGE_SECTIONS = DEFAULT_SECTIONS  # the page's lists when sources.yaml has no site: block
 
 
 class TemplateProblem(IngestError):
     """A publisher's template directory is missing or one of its templates is broken."""
 
     kind = "template"
-
-
-def heading(section: str) -> str:
-    for s in PAGE_SECTIONS:
-        if s.key == section:
-            return s.heading
-    return section.replace("-", " ").capitalize()
 
 
 def environment(templates: Path | None = None) -> Environment:
@@ -85,11 +58,34 @@ def environment(templates: Path | None = None) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    try:
-        env.get_template("index.html")  # a broken template fails at start, not per request
+    try:  # a broken template fails at start, not per request
+        for name in ("index.html", "base.html", "story.html"):
+            env.get_template(name)
     except TemplateError as e:
-        raise TemplateProblem(f"cannot load the page template: {e}") from e
+        raise TemplateProblem(f"cannot load the page template: {_located(e)}") from e
     return env
+
+
+def _located(e: TemplateError) -> str:
+    """The error as `FILE:LINE: message` where Jinja2 knows where it is."""
+    filename = getattr(e, "filename", None)
+    lineno = getattr(e, "lineno", None)
+    if filename and lineno:
+        return f"{filename}:{lineno}: {e.message or e}"
+    return str(e)
+
+
+def _render_where(e: Exception) -> str:
+    """A render error with the template file and line of the innermost template frame
+    (Jinja2 rewrites its tracebacks so that template lines show as frames)."""
+    tb = e.__traceback__
+    where = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith((".html", ".css")):
+            where = f"{name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return f"{where}: {e}" if where else str(e)
 
 
 def _http(url: object) -> str | None:
@@ -114,6 +110,8 @@ def story_view(row: Mapping[str, Any]) -> dict[str, Any]:
         date_iso=published.isoformat(),
         date_text=_day(published),
     )
+    if row.get("date_source") == "listed":  # an editor's undated pick: no date to show
+        view.update(date_iso=None, date_text=None)
     return view
 
 
@@ -122,10 +120,18 @@ def render_page(
     sections: Sequence[tuple[PageSection, Sequence[Mapping[str, Any]]]],
     *,
     updated: datetime | None,
+    site: SiteSpec | None = None,
 ) -> bytes:
-    """index.html for these sections and their stories (newest first)."""
+    """index.html for these sections and their stories (newest first), with the words of
+    `site` (sources.yaml's `site:` block) around them."""
+    site = site or SiteSpec()
     context = {
-        "site_title": SITE_TITLE,
+        "site_title": site.title,
+        "site_intro": site.intro,
+        "feedback_text": site.feedback_text,
+        "feedback_link": site.feedback_link,
+        "feedback_url": _http(site.feedback_url) if site.feedback_url else None,
+        "site_footer": site.footer,
         "generator": f"ingest {__version__}",
         "updated": updated,
         "updated_iso": updated.isoformat() if updated else None,
@@ -146,5 +152,5 @@ def render_page(
     try:
         html = env.get_template("index.html").render(context)
     except TemplateError as e:
-        raise TemplateProblem(f"cannot render the page: {e}") from e
+        raise TemplateProblem(f"cannot render the page: {_render_where(e)}") from e
     return html.encode("utf-8")

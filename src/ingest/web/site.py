@@ -19,6 +19,7 @@ from typing import Any
 
 from ingest import errors
 from ingest.cli_format import story_json
+from ingest.config.site import SiteSpec
 from ingest.store import Store
 from ingest.web import feeds, page
 from ingest.web.params import ItemsQuery, encode_cursor
@@ -30,7 +31,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
 _SECTION = re.compile(r"[a-z0-9][a-z0-9-]*")
-_PAGE_KEYS = frozenset(s.key for s in page.PAGE_SECTIONS)  # always among `Site.sections()`
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +54,19 @@ class Site:
         *,
         templates: Path | None = None,
         base_url: str | None = None,
+        spec: SiteSpec | None = None,
     ) -> None:
         self.store = store
         self.env = page.environment(templates)
         self.base_url = _with_slash(base_url) if base_url else None
+        self.spec = spec or SiteSpec()  # sources.yaml's site: block
+        self._page_keys = frozenset(s.key for s in self.spec.sections)
 
     # -- what exists ---------------------------------------------------------------
 
     def sections(self) -> list[str]:
-        """The page's four sections, then every other section a source feeds."""
-        keys = [s.key for s in page.PAGE_SECTIONS]
+        """The page's sections (`site: sections:`), then every other section a source feeds."""
+        keys = [s.key for s in self.spec.sections]
         keys += [k for k in self.store.sections() if k not in keys and _SECTION.fullmatch(k)]
         return keys
 
@@ -78,16 +81,11 @@ class Site:
     def page(self) -> Body:
         chosen: list[tuple[page.PageSection, list[dict[str, Any]]]] = []
         for key in self.sections():
-            spec = next((s for s in page.PAGE_SECTIONS if s.key == key), None)
-            if spec is None:
-                spec = page.PageSection(
-                    key, page.heading(key), page.EXTRA_SECTION.limit,
-                    page.EXTRA_SECTION.layout, page.EXTRA_SECTION.summaries,
-                )  # fmt: skip
+            spec = self.spec.section(key)
             chosen.append((spec, self.store.latest(section=key, limit=spec.limit)))
         everything = [r for _, rows in chosen for r in rows]
         newest = max((r["updated_at"] for r in everything), default=None)
-        html = page.render_page(self.env, chosen, updated=newest)
+        html = page.render_page(self.env, chosen, updated=newest, site=self.spec)
         return Body(html, HTML_TYPE, self._modified(everything))
 
     def items(self, query: ItemsQuery, *, paginate: bool = True) -> Body:
@@ -115,7 +113,7 @@ class Site:
 
     def feed_rows(self, section: str) -> list[dict[str, Any]] | None:
         """The stories a section's feeds carry, newest first; None for an unknown section."""
-        if section not in _PAGE_KEYS and section not in self.sections():
+        if section not in self._page_keys and section not in self.sections():
             return None
         return self.store.latest(section=section, limit=FEED_LIMIT)
 
@@ -128,7 +126,7 @@ class Site:
     ) -> Body:
         """`rows` (from `feed_rows`) as the section's Atom or JSON Feed."""
         base = self.base_url or (_with_slash(request_base) if request_base else None)
-        title = page.heading(section)
+        title = f"{self.spec.title}: {self.spec.heading(section)}"  # the site's, then the list's
         if kind == "atom":
             feed_id = f"{self.base_url}feeds/{section}.atom" if self.base_url else None
             content = feeds.atom(rows, section=section, title=title, base_url=base, feed_id=feed_id)
