@@ -161,8 +161,8 @@ def print_status(
     rows: Sequence[dict[str, Any]], *, now: datetime, width: int | None = None
 ) -> None:
     """The compact table: one line per source (state, last success and next poll as
-    ages, stories, median freshness lag, a short error); an error too long for its column follows in full,
-    indented, on the lines under its row.  `width` defaults to the terminal's (else 100)."""
+    ages, stories, median freshness lag, a short error); an error too long for its
+    column follows in full, indented, on the lines under its row.  `width` defaults to the terminal's (else 100)."""
     if not rows:
         print("no sources polled yet: run `ingest run` first")
         return
@@ -189,10 +189,8 @@ def print_status(
     for n, row in enumerate(table):
         cells = [c.ljust(w) for c, w in zip(row[:columns], widths, strict=True)]
         error = row[columns]
-        if room < 10:  # too narrow for a useful excerpt: errors go under the rows only
-            short = ""
-        else:
-            short = error if len(error) <= room else error[: room - 1] + "\u2026"
+        # too narrow for a useful excerpt (room < 10): errors go under the rows only
+        short = error if len(error) <= room else error[: room - 1] + "\u2026" if room >= 10 else ""
         print("  ".join([*cells, short]).rstrip())
         if n and short != error:
             for part in textwrap.wrap(error, max(width - 4, 40)):
