@@ -162,7 +162,8 @@ def print_status(
 ) -> None:
     """The compact table: one line per source (state, last success and next poll as
     ages, stories, median freshness lag, a short error); an error too long for its
-    column follows in full, indented, on the lines under its row.  `width` defaults to the terminal's (else 100)."""
+    column follows in full, indented, on the lines under its row.  `width` defaults to
+    the terminal's (else 100)."""
     if not rows:
         print("no sources polled yet: run `ingest run` first")
         return
