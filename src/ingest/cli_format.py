@@ -169,7 +169,9 @@ def print_status(
         return
     if width is None:
         width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-    table = [("source", "state", "last success", "stories", "lag p50", "next poll", "error")]
+    table: list[tuple[str, ...]] = [
+        ("source", "state", "last success", "stories", "lag p50", "next poll", "error")
+    ]
     for r in rows:
         table.append(
             (
