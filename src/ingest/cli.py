@@ -155,7 +155,7 @@ def _seconds(text: str) -> float:
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
     if seconds > MAX_DURATION:
-        raise argparse.ArgumentTypeError(f"{text!r} is longer than 10 years")
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than 100 years")
     return seconds
 
 

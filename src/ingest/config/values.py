@@ -59,7 +59,7 @@ _KINDS: Final = ("feed", "page", "curated")
 
 # Upper bounds: every value below them is one the run can compute with (dates, leases,
 # timers, rlimits); past them it would overflow somewhere, or make no sense.
-MAX_DURATION: Final = 10 * 365 * 86400  # intervals, ages, horizons: ten years
+MAX_DURATION: Final = 100 * 365 * 86400  # intervals, ages, horizons: a hundred years (keep all)
 MAX_TIMEOUT: Final = 3600  # a poll's deadline, a parse's CPU budget: one hour
 MAX_BODY: Final = 1024**3  # a body is held in memory: 1 GiB
 MAX_MEMORY: Final = 1024**4  # a parse worker's extra address space: 1 TiB
@@ -335,8 +335,8 @@ def _flag(node: Node, name: str) -> bool:
 
 
 def _interval(node: Node, name: str) -> float:
-    """A duration longer than zero and at most `MAX_DURATION` (ten years)."""
-    return _bounded_duration(node, name, MAX_DURATION, "10 years (3650d)")
+    """A duration longer than zero and at most `MAX_DURATION` (a hundred years)."""
+    return _bounded_duration(node, name, MAX_DURATION, "100 years (36500d)")
 
 
 def _timeout(node: Node, name: str) -> float:
