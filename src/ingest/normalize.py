@@ -196,7 +196,9 @@ def _item(
     content = _sanitize(raw.content, content_base) if raw.content and has_content else None
     body: str | None
     if raw.summary and raw.summary.strip():  # the text for lists; else the content serves
-        body, body_base, summary = raw.summary, base, _sanitize(raw.summary, base)
+        same = content is not None and raw.summary == raw.content and base == content_base
+        summary = content if same and content is not None else _sanitize(raw.summary, base)
+        body, body_base = raw.summary, base
     else:
         body, body_base, summary = raw.content, content_base, content or ""
     title = _plain(raw.title)[:MAX_TITLE] if raw.title else ""

@@ -129,6 +129,19 @@ _NAMESPACES = {k.lower(): v for k, v in _fp.mixin._FeedParserMixin.namespaces.it
 def _name(el: Any) -> str:
     """The element's name as feedparser dispatches on it: `prefix:local`, lower case,
     with known namespaces mapped to feedparser's prefixes ('' for RSS and Atom)."""
+    key = (el.tag, el.prefix)
+    name = _NAMES.get(key)
+    if name is None:
+        name = _name_of(el)
+        if len(_NAMES) < 4096:  # bounded: a hostile document may invent any number of tags
+            _NAMES[key] = name
+    return name
+
+
+_NAMES: dict[tuple[str, str | None], str] = {}  # (tag, prefix) -> name: a few dozen in practice
+
+
+def _name_of(el: Any) -> str:
     tag: str = el.tag
     if tag[0] != "{":
         return tag.lower()
