@@ -25,13 +25,10 @@ from __future__ import annotations
 import codecs
 import re
 
-from ingest.parse.sniff import wide_encoding
+from ingest.parse.sniff import prolog, wide_encoding
 
 __all__ = ["strip_internal_subset"]
 
-_SPACE = b" \t\r\n\f"
-_PI = re.compile(rb"<\?.*?\?>", re.DOTALL)
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
 # <!DOCTYPE name externalID? [internal subset]? >: quoted strings, and comments and
 # PIs inside the subset, honoured (a "]" or ">" in them ends nothing).
 _DOCTYPE = re.compile(
@@ -40,7 +37,6 @@ _DOCTYPE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SUBSET_END = re.compile(rb"\]\s*>")
-_ROOT_START = re.compile(rb"<[A-Za-z_]")
 _GENERAL_ENTITY = re.compile(rb"<!ENTITY\s+([^\s%][^\s\"'>]*)")
 _REFERENCE = re.compile(rb"&([A-Za-z_:][\w.:-]*);")
 _PREDEFINED = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
@@ -93,32 +89,6 @@ def _drop_references(before: bytes, rest: bytes, subset: bytes) -> bytes:
 
 
 def _doctype_position(data: bytes) -> int:
-    """Where the prolog's DOCTYPE starts, or -1 when the root element comes first.
-
-    Whitespace, the XML declaration, PIs and comments are skipped whole; text
-    that is none of these (junk no XML parser accepts) is stepped over to the
-    next `<`.
-    """
-    pos = 3 if data.startswith(codecs.BOM_UTF8) else 0
-    size = len(data)
-    while pos < size:
-        while pos < size and data[pos] in _SPACE:
-            pos += 1
-        if data.startswith(b"<?", pos):
-            m = _PI.match(data, pos)
-        elif data.startswith(b"<!--", pos):
-            m = _COMMENT.match(data, pos)
-        elif data[pos : pos + 9].upper() == b"<!DOCTYPE":
-            return pos
-        elif _ROOT_START.match(data, pos):
-            return -1  # the root element: no DOCTYPE before it
-        else:  # junk: step to the next markup
-            nxt = data.find(b"<", pos + 1)
-            if nxt < 0:
-                return -1
-            pos = nxt
-            continue
-        if m is None:  # an unterminated comment or PI: the rest is inside it
-            return -1
-        pos = m.end()
-    return -1
+    """Where the prolog's DOCTYPE starts, or -1 when the root element comes first
+    (`ingest.parse.sniff.prolog`, junk text stepped over)."""
+    return prolog(data, 3 if data.startswith(codecs.BOM_UTF8) else 0, junk=True).doctype_at

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import codecs
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
-__all__ = ["DocumentKind", "root_element", "sniff", "wide_encoding"]
+__all__ = ["DocumentKind", "Prolog", "prolog", "root_element", "sniff", "wide_encoding"]
 
 DocumentKind = Literal["json", "feed", "html", "xml", "unknown"]
 
@@ -52,7 +52,7 @@ def sniff(content: bytes) -> DocumentKind:
     head = _ascii_head(content)
     if head[:1] in (b"{", b"["):
         return "json"
-    doctype, root = _prolog(head)
+    _, doctype, root = prolog(head)
     if root is not None:
         local = root.rpartition(b":")[2].lower()
         if local in _FEED_ROOTS:
@@ -66,7 +66,7 @@ def sniff(content: bytes) -> DocumentKind:
 
 def root_element(content: bytes) -> str | None:
     """The name of the document's root element as written, when the prolog leads to one."""
-    root = _prolog(_ascii_head(content))[1]
+    root = prolog(_ascii_head(content)).root
     return None if root is None else root.decode("ascii", "replace")
 
 
@@ -91,29 +91,44 @@ def _ascii_head(content: bytes) -> bytes:
     return head.lstrip(_SPACE)
 
 
-def _prolog(head: bytes) -> tuple[bytes | None, bytes | None]:
-    """(DOCTYPE name, root element name) of a document's start; None where absent.
+class Prolog(NamedTuple):
+    """What comes before a document's root element."""
 
-    Whitespace, PIs and comments are skipped; the root must be the first
-    thing after them and the DOCTYPE: text before it means there is no
-    root to speak of (a text file, or JSON).
+    doctype_at: int  # where `<!DOCTYPE` starts, or -1
+    doctype: bytes | None  # its name (`html`, `rss`), when it could be read
+    root: bytes | None  # the root element's name, when the prolog leads to one
+
+
+def prolog(data: bytes, start: int = 0, *, junk: bool = False) -> Prolog:
+    """Walk a document's prolog from `start` as an XML parser does: whitespace, PIs and
+    comments are skipped whole (a comment that mentions `<!DOCTYPE` is a comment), a
+    DOCTYPE is noted, and the first element is the root.
+
+    Text that is none of these means there is no root to speak of (a text file,
+    JSON), unless `junk` is true: then it is stepped over to the next `<` (a
+    server's warning printed above a feed).
     """
-    pos, doctype = 0, None
-    while pos < len(head):
-        while pos < len(head) and head[pos] in _SPACE:
+    pos, size = start, len(data)
+    doctype_at, doctype = -1, None
+    while pos < size:
+        while pos < size and data[pos] in _SPACE:
             pos += 1
-        if head.startswith(b"<?", pos):
-            m = _PI.match(head, pos)
-        elif head.startswith(b"<!--", pos):
-            m = _COMMENT.match(head, pos)
-        elif head[pos : pos + 9].upper() == b"<!DOCTYPE":
-            m = _DOCTYPE.match(head, pos)
-            if m is not None:
-                doctype = m.group(1)
+        if data.startswith(b"<?", pos):
+            m = _PI.match(data, pos)
+        elif data.startswith(b"<!--", pos):
+            m = _COMMENT.match(data, pos)
+        elif data[pos : pos + 9].upper() == b"<!DOCTYPE":
+            m = _DOCTYPE.match(data, pos)
+            if doctype_at < 0:  # the first one is the declaration; a parser stops at another
+                doctype_at, doctype = pos, m.group(1) if m is not None else None
+        elif (element := _ELEMENT.match(data, pos)) is not None:
+            return Prolog(doctype_at, doctype, element.group(1))
+        elif junk and (nxt := data.find(b"<", pos + 1)) >= 0:
+            pos = nxt
+            continue
         else:
-            element = _ELEMENT.match(head, pos)
-            return doctype, (element.group(1) if element is not None else None)
-        if m is None:  # unterminated: the head ends inside it
-            return doctype, None
+            break
+        if m is None:  # unterminated: the rest is inside it
+            break
         pos = m.end()
-    return doctype, None
+    return Prolog(doctype_at, doctype, None)
