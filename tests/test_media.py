@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from ingest.model import MediaKind, RawEntry, Source
 from ingest.normalize import normalize
-from ingest.parse.feed import parse_duration
+from ingest.parse.values import parse_duration
 from ingest.store import Store
 from store_helpers import migrate_to
 

@@ -55,12 +55,13 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import nh3
 
 from ingest.controls import without_controls
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
+from ingest.talks import split_speaker, video_player
 from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
 
 # canonical_url and clean_url live in ingest.urls; they are re-exported here
@@ -224,14 +225,14 @@ def _item(
     url = clean_url(link, strip) if link else ""
     image_url = _image(raw, body_base, summary, body, content_base)
     author = _plain(raw.author) if raw.author else ""
-    player = _video_player(link) if link else None  # (embed URL, is a Short) of a video link
+    player = video_player(link) if link else None  # (embed URL, is a Short) of a video link
     kind: ItemKind = raw.media_kind or ("video" if player else "article")
     media_url = absolute_http_url(raw.media_url, base)
     if kind == "video" and media_url is None and player:
         media_url = player[0]
     is_short = kind == "video" and player is not None and player[1]
     duration = raw.duration if kind != "article" or media_url else None
-    title, author = _split_speaker(title, author, talk=kind != "article")
+    title, author = split_speaker(title, author, talk=kind != "article")
     stamp = "" if date_source == "first_seen" else published_at.isoformat()
     seen_fields: tuple[str, ...] = (url, title, summary, image_url or "", author or "", stamp)
     if kind != "article" or media_url:  # articles keep the hashes they always had
@@ -259,86 +260,6 @@ def _item(
         fragment_url=fragment_url,
     )
     return without_controls(item)
-
-
-# -- talks and videos ---------------------------------------------------------------
-
-_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com"})
-_YOUTUBE_PATH = re.compile(r"/(?:shorts|embed|live|v)/([A-Za-z0-9_-]{6,20})(?:[/?#]|$)")
-_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{6,20}")
-_TED_TALK = re.compile(r"/talks/([\w-]+)/?$")
-_NOT_NAMES = frozenset(
-    {
-        *("part", "episode", "ep", "chapter", "series", "season", "vol", "volume"),
-        *("trailer", "official", "full", "live", "highlights", "interview"),
-        *("keynote", "panel", "webinar", "podcast", "talk", "video", "short", "shorts"),
-    }
-)
-_NAME_PARTICLES = frozenset(
-    {"de", "da", "di", "del", "della", "der", "den", "van", "von", "le", "la", "du", "dos"}
-    | {"das", "bin", "ibn", "al", "el", "y", "and", "&"}
-)
-
-
-def _video_player(url: str) -> tuple[str, bool] | None:
-    """For a link to a YouTube video or a TED talk: its embeddable player, and whether it
-    is a YouTube Short; None for any other link."""
-    lowered = url.lower()
-    if "youtu" not in lowered and "ted.com" not in lowered:  # the common case, without parsing
-        return None
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return None
-    path = parts.path
-    if host == "youtu.be":
-        video = path.strip("/")
-        if not _YOUTUBE_ID.fullmatch(video):
-            return None
-        return "https://www.youtube.com/embed/" + video, False
-    if host in _YOUTUBE_HOSTS:
-        found = None
-        if path == "/watch":
-            for part in parts.query.split("&"):
-                name, _, value = part.partition("=")
-                if name == "v" and _YOUTUBE_ID.fullmatch(value):
-                    found = value
-                    break
-        elif (m := _YOUTUBE_PATH.match(path)) is not None:
-            found = m.group(1)
-        if found is None:
-            return None
-        return "https://www.youtube.com/embed/" + found, path.startswith("/shorts/")
-    if host in ("ted.com", "www.ted.com") and (m := _TED_TALK.match(path)) is not None:
-        return "https://embed.ted.com/talks/" + m.group(1), False
-    return None
-
-
-def _split_speaker(title: str, author: str, *, talk: bool) -> tuple[str, str]:
-    """("Talk", "Speaker") from "Talk | Speaker" (see the module doc), else unchanged."""
-    if " | " not in title:
-        return title, author
-    name, _, speaker = title.partition(" | ")
-    name, speaker = name.strip(), speaker.strip()
-    if not name or not speaker or "|" in speaker:
-        return title, author
-    if (author and speaker.casefold() == author.casefold()) or (talk and _name_like(speaker)):
-        return name, speaker
-    return title, author
-
-
-def _name_like(text: str) -> bool:
-    words = text.split()
-    if not 2 <= len(words) <= 6 or len(text) > 60 or any(c.isdigit() for c in text):
-        return False
-    for word in words:
-        bare = word.strip(".,'\u2019()").lower()
-        if bare in _NOT_NAMES:
-            return False
-        if not (word[0].isupper() or bare in _NAME_PARTICLES):
-            return False
-    return True
 
 
 def _date(raw: RawEntry, now: datetime) -> tuple[datetime, DateSource]:

@@ -31,12 +31,9 @@ SAX parser is also set not to load external entities.
 
 from __future__ import annotations
 
-import html
 import io
-import json
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -47,12 +44,13 @@ import feedparser.mixin
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
-from ingest.parse.dates import as_utc
 from ingest.parse.doctype import strip_internal_subset
 from ingest.parse.fast import read_fast
+from ingest.parse.jsonfeed import parse_json_feed
 from ingest.parse.sniff import root_element, sniff
+from ingest.parse.values import as_text, media_kind, parse_duration, unique
 
-__all__ = ["parse_duration", "parse_feed"]
+__all__ = ["parse_feed"]
 
 # feedparser's SAX parser: expat with whole text runs (ingest.parse.saxdriver)
 feedparser.api.PREFERRED_XML_PARSERS[:] = ["ingest.parse.saxdriver"]
@@ -64,12 +62,8 @@ feedparser.mixin._FeedParserMixin.can_be_relative_uri = (
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # an absolute URL (any scheme)
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
-_JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 _YOUTUBE_EMBED = "https://www.youtube.com/embed/"
 _YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{6,20}")
-_CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:\.\d+)?")
-_ISO_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", re.IGNORECASE)
-_MAX_DURATION = 7 * 86400  # longer is not a real talk or episode: ignored
 
 
 def parse_feed(
@@ -90,7 +84,7 @@ def parse_feed(
     gives an empty tuple.
     """
     if sniff(content) == "json":
-        return _parse_json_feed(content, url)
+        return parse_json_feed(content, url)
     data = strip_internal_subset(content)
     if fast and (entries := read_fast(data, url, content_type)) is not None:
         return tuple(_raw_entry(e, url) for e in entries)
@@ -142,16 +136,18 @@ def _describe(data: bytes) -> str:
 
 
 def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
-    content = next((_text(c.get("value")) for c in e.get("content") or () if c.get("value")), None)
+    content = next(
+        (as_text(c.get("value")) for c in e.get("content") or () if c.get("value")), None
+    )
     first = next(iter(e.get("content") or ()), None)
-    media_url, media_kind, duration = _media(e)
+    media_url, kind, duration = _media(e)
     # a link feedparser took from a guid (ids are not resolved) joins the entry's base
     entry_base = _base(url, e.get("title_detail")) or url
     return RawEntry(
-        id=_text(e.get("id")),
+        id=as_text(e.get("id")),
         link=_absolute(_entry_link(e), entry_base),
-        title=_text(e.get("title"), strip=False),
-        summary=_text(e.get("summary"), strip=False),
+        title=as_text(e.get("title"), strip=False),
+        summary=as_text(e.get("summary"), strip=False),
         content=content,
         published=_utc(e.get("published_parsed") or e.get("created_parsed")),
         updated=_utc(e.get("updated_parsed")),
@@ -162,7 +158,7 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
         images=tuple(_join(i, url) for i in _images(e)),
         duration=duration,
         media_url=_absolute(media_url, url),
-        media_kind=media_kind,
+        media_kind=kind,
     )
 
 
@@ -179,22 +175,13 @@ def _join(link: str, url: str) -> str:
     return link if _SCHEME.match(link) else urljoin(url, link)
 
 
-def _text(value: object, *, strip: bool = True) -> str | None:
-    if not isinstance(value, str):
-        return None
-    stripped = value.strip()
-    if not stripped:
-        return None
-    return stripped if strip else value
-
-
 def _entry_link(e: Mapping[str, Any]) -> str | None:
-    link = _text(e.get("link"))
+    link = as_text(e.get("link"))
     if link:
         return link
     for candidate in e.get("links") or ():
-        if candidate.get("rel", "alternate") == "alternate" and _text(candidate.get("href")):
-            return _text(candidate.get("href"))
+        if candidate.get("rel", "alternate") == "alternate" and as_text(candidate.get("href")):
+            return as_text(candidate.get("href"))
     return None
 
 
@@ -211,7 +198,7 @@ def _utc(parsed: tuple[int, ...] | None) -> datetime | None:
 
 def _author(e: Mapping[str, Any]) -> str | None:
     detail = e.get("author_detail") or {}
-    return _text(detail.get("name")) or _text(e.get("author"))
+    return as_text(detail.get("name")) or as_text(e.get("author"))
 
 
 def _base(url: str, *details: Mapping[str, Any] | None) -> str | None:
@@ -241,7 +228,7 @@ def _images(e: Mapping[str, Any]) -> tuple[str, ...]:
         for link in e.get("links") or ()
         if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/")
     ]
-    return _unique(found)
+    return unique(found)
 
 
 def _media(e: Mapping[str, Any]) -> tuple[str | None, MediaKind | None, int | None]:
@@ -252,155 +239,21 @@ def _media(e: Mapping[str, Any]) -> tuple[str | None, MediaKind | None, int | No
     """
     found: list[tuple[str, MediaKind]] = []
     for link in e.get("links") or ():
-        kind = _media_kind(None, link.get("type"))
-        href = _text(link.get("href"))
+        kind = media_kind(None, link.get("type"))
+        href = as_text(link.get("href"))
         if link.get("rel") == "enclosure" and kind and href:
             found.append((href, kind))
     duration = parse_duration(e.get("itunes_duration"))
     for m in e.get("media_content") or ():
-        kind = _media_kind(m.get("medium"), m.get("type"))
-        src = _text(m.get("url"))
+        kind = media_kind(m.get("medium"), m.get("type"))
+        src = as_text(m.get("url"))
         if kind and src:
             found.append((src, kind))
             if duration is None:
                 duration = parse_duration(m.get("duration"))
-    media_url, media_kind = found[0] if found else (None, None)
-    video_id = _text(e.get("yt_videoid"))
+    media_url, kind_found = found[0] if found else (None, None)
+    video_id = as_text(e.get("yt_videoid"))
     if video_id and _YOUTUBE_ID.fullmatch(video_id):
-        media_kind = "video"
+        kind_found = "video"
         media_url = media_url or _YOUTUBE_EMBED + video_id
-    return media_url, media_kind, duration
-
-
-def _media_kind(medium: object, mime: object) -> MediaKind | None:
-    """ "video" or "audio" from a media:content `medium` or a MIME type, else None."""
-    for value in (medium, str(mime or "").partition("/")[0]):
-        word = str(value or "").strip().lower()
-        if word == "video":
-            return "video"
-        if word == "audio":
-            return "audio"
-    return None
-
-
-def parse_duration(value: object) -> int | None:
-    """Whole seconds from a media duration: 872, "872", "14:32", "0:14:32", "PT14M32S".
-
-    None for anything else, for zero, and for more than a week (a typo, not a talk).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = _text(value)
-        if text is None:
-            return None
-        clock, iso = _CLOCK.fullmatch(text), _ISO_DURATION.fullmatch(text)
-        if clock is not None:
-            hours, minutes, secs = (int(g or 0) for g in clock.groups())
-            if (clock.group(1) is not None and minutes > 59) or secs > 59:
-                return None
-            seconds = float(hours * 3600 + minutes * 60 + secs)
-        elif iso is not None and text.upper() != "PT":
-            hours, minutes = int(iso.group(1) or 0), int(iso.group(2) or 0)
-            seconds = hours * 3600 + minutes * 60 + float(iso.group(3) or 0)
-        else:
-            try:
-                seconds = float(text)
-            except ValueError:
-                return None
-    if not 0 < seconds <= _MAX_DURATION:  # also refuses NaN
-        return None
-    return round(seconds)
-
-
-def _unique(urls: Iterable[object]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for u in urls:
-        text = _text(u)
-        if text:
-            seen.setdefault(text, None)
-    return tuple(seen)
-
-
-# -- JSON Feed ------------------------------------------------------------------
-
-
-def _parse_json_feed(content: bytes, url: str) -> tuple[RawEntry, ...]:
-    """JSON Feed 1.0/1.1 (https://jsonfeed.org/version/1.1) into entries."""
-    try:
-        doc = json.loads(content)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ParseError(f"{url}: not a feed: looks like JSON but does not parse: {e}") from e
-    if not (
-        isinstance(doc, dict)
-        and str(doc.get("version", "")).startswith(_JSON_FEED_VERSION)
-        and isinstance(doc.get("items"), list)
-    ):
-        raise ParseError(f"{url}: not a feed: looks like JSON but is not a JSON Feed")
-    return tuple(_json_entry(item) for item in doc["items"] if isinstance(item, dict))
-
-
-def _json_entry(item: Mapping[str, Any]) -> RawEntry:
-    content = _text(item.get("content_html"))
-    if content is None and _text(item.get("content_text")):
-        content = html.escape(str(item["content_text"]))
-    summary = _text(item.get("summary"))
-    authors = item.get("authors") or [item.get("author")]  # `author`: JSON Feed 1.0
-    named = [a for a in authors if isinstance(a, dict)] if isinstance(authors, list) else []
-    author = next((_text(a.get("name")) for a in named), None)
-    media_url, media_kind, duration = _json_media(item.get("attachments"))
-    return RawEntry(
-        id=_json_id(item.get("id")),
-        link=_text(item.get("url")) or _text(item.get("external_url")),
-        title=_text(item.get("title"), strip=False),
-        summary=html.escape(summary) if summary else None,  # JSON Feed summaries are plain text
-        content=content,
-        published=_iso(item.get("date_published")),
-        updated=_iso(item.get("date_modified")),
-        author=author,
-        images=_unique((item.get("image"), item.get("banner_image"))),
-        duration=duration,
-        media_url=media_url,
-        media_kind=media_kind,
-    )
-
-
-def _json_id(value: object) -> str | None:
-    """An item's id: a string, or a number by its text (`1.5` is "1.5"), as `reader` takes it.
-
-    The spec says a string; publishers write numbers.  Booleans, NaN and
-    infinities are not ids.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else None
-    if isinstance(value, int):
-        return str(value)
-    return _text(value)
-
-
-def _json_media(attachments: object) -> tuple[str | None, MediaKind | None, int | None]:
-    """The first video or audio attachment of a JSON Feed item: (URL, kind, duration)."""
-    if not isinstance(attachments, list):
-        return None, None, None
-    for a in attachments:
-        if not isinstance(a, dict):
-            continue
-        kind = _media_kind(None, a.get("mime_type"))
-        url = _text(a.get("url"))
-        if kind and url:
-            return url, kind, parse_duration(a.get("duration_in_seconds"))
-    return None, None, None
-
-
-def _iso(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return as_utc(parsed)
+    return media_url, kind_found, duration
