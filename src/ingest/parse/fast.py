@@ -4,8 +4,9 @@ One job: `read_fast` turns a feed document into the entries feedparser would
 give (dicts with the keys `ingest.parse.feed` reads, so one function makes
 `RawEntry` values of both), for the documents it accepts, in a fraction of
 the time; for any other document it returns None and the caller reads it
-with feedparser.  Each entry is replayed by `ingest.parse.fast_entry`.  It does not fetch, clean, sanitize or
-decide identity (that is `ingest.normalize`, shared by both paths).
+with feedparser.  Each entry is replayed by `ingest.parse.fast_entry`.  It
+does not fetch, clean, sanitize or decide identity (that is
+`ingest.normalize`, shared by both paths).
 
 How it stays identical: the bytes are decoded exactly as feedparser decodes
 them (its own `convert_to_utf8`); lxml parses them with no entity
