@@ -163,6 +163,10 @@ def migrate(engine: Engine) -> None:
             revision = current_revision(conn)
             if revision == SCHEMA_REVISION:
                 return  # another process migrated while we waited for the lock
+            if engine.dialect.name == "sqlite":
+                from ingest.store import search
+
+                search.check_sqlite_fts5(conn)  # the head revision's search needs it
             if revision is None and not _has_our_tables(conn):
                 create_schema(conn)
             else:
@@ -179,8 +183,12 @@ def _has_our_tables(conn: Connection) -> bool:
 
 def create_schema(conn: Connection) -> None:
     """The current schema in an empty database, stamped with SCHEMA_REVISION (no Alembic)."""
+    from ingest.store import search  # imports this module
+
     schema.metadata.create_all(conn)
     conn.exec_driver_sql(schema.latest_items_view(conn.dialect.name))
+    for statement in search.search_ddl(conn.dialect.name):
+        conn.exec_driver_sql(statement)
     conn.exec_driver_sql(  # the table Alembic keeps its revision in, as Alembic creates it
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"

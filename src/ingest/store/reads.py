@@ -6,19 +6,29 @@ dicts ready for printing; nothing here writes.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import and_, func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 
 from ingest.model import FetchState
+from ingest.store import search as search_index
 from ingest.store.db import chunks
 from ingest.store.schema import item_sources, items, sources
 
-__all__ = ["fetch_states", "last_change", "latest", "sections", "source_status", "story_count"]
+__all__ = [
+    "fetch_states",
+    "last_change",
+    "latest",
+    "latest_query",
+    "sections",
+    "source_status",
+    "story_count",
+]
 
 
 def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str | None, FetchState]]:
@@ -40,70 +50,143 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
     return out
 
 
-def latest(
-    conn: Connection,
+def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
+    """Stories newest first (with `search`, most relevant first), with every source
+    that carried each one, in one statement (`latest_query` says which)."""
+    rows = []
+    for r in conn.execute(latest_query(conn.dialect.name, **filters)):
+        row = dict(r._mapping)
+        carriers = row["sources"]
+        row["sources"] = carriers.split(",") if carriers else [row["source"]]
+        rows.append(row)
+    return rows
+
+
+def latest_query(
+    dialect: str,
     *,
     section: str | None = None,
     source: str | None = None,
+    kind: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 20,
     before: tuple[datetime, int] | None = None,
-) -> list[dict[str, Any]]:
-    """Stories newest first, with every source that carried each one.
+    search: str | None = None,
+    before_score: float | None = None,
+) -> Select[Any]:
+    """The SELECT behind `latest`.
 
-    `before` is a keyset cursor: only stories strictly after that
-    `(published_at, id)` in the newest-first order (an index range scan on
-    `ix_items_section_published` / `ix_items_published`).
+    Every filter reads an index newest first and stops after `limit` rows
+    (tests/test_plans.py checks the plans): `section=` reads
+    `ix_items_section_published`, `kind=` `ix_items_kind_published`, no filter
+    `ix_items_published`, and `source=` reads `ix_item_sources_source_published`
+    (the story's date is copied onto each of its sources' rows).  `since` and
+    `until` bound the date (`until` exclusive).  `before` is a keyset cursor:
+    only stories strictly after that `(published_at, id)` in the newest-first
+    order.  With `search` (a reader's words, store/search.py) the order is
+    (score, published_at DESC, id DESC) and the cursor also carries the last
+    story's score (`before_score`).  Rows carry `score` when searching.
     """
-    query = (
-        select(
-            items.c.id,
-            items.c.url,
-            items.c.canonical_url,
-            items.c.title,
-            items.c.summary,
-            items.c.author,
-            items.c.image_url,
-            items.c.published_at,
-            items.c.date_source,
-            items.c.first_seen_at,
-            items.c.updated_at,
-            items.c.section,
-            items.c.source_key.label("source"),
-            sources.c.name.label("source_name"),
-            items.c.kind,
-            items.c.duration_seconds.label("duration"),
-            items.c.media_url,
-            items.c.is_short,
-            items.c.content,
+    found = None
+    if search is not None:
+        found = search_index.match(dialect, search_index.terms(search))
+    if source and found is None:
+        # one source's links, newest first; a story the source carried twice is one row
+        via = item_sources.c
+        date, ident = via.published_at, via.item_id
+        query = select(*_story_columns(dialect)).select_from(
+            item_sources.join(items, items.c.id == via.item_id)
         )
-        .join(sources, sources.c.key == items.c.source_key)
-        .order_by(items.c.published_at.desc(), items.c.id.desc())
-        .limit(limit)
-    )
+        twin = item_sources.alias("twin")
+        query = query.where(
+            via.source_key == source,
+            ~select(twin.c.item_id)
+            .where(
+                twin.c.item_id == via.item_id,
+                twin.c.source_key == via.source_key,
+                twin.c.entry_key < via.entry_key,
+            )
+            .exists(),
+        )
+    else:
+        date, ident = items.c.published_at, items.c.id
+        query = select(*_story_columns(dialect)).select_from(items)
+        if source:  # a search: probe each match's sources (ix_item_sources_item)
+            link = item_sources.alias("link")
+            carried = select(link.c.item_id).where(
+                link.c.item_id == items.c.id, link.c.source_key == source
+            )
+            query = query.where(carried.exists())
+    query = query.join(sources, sources.c.key == items.c.source_key).limit(limit)
     if section:
         query = query.where(items.c.section == section)
-    if source:
-        carried = select(item_sources.c.item_id).where(item_sources.c.source_key == source)
-        query = query.where(items.c.id.in_(carried))
+    if kind:
+        query = query.where(items.c.kind == kind)
     if since is not None:
-        query = query.where(items.c.published_at >= since)
-    if before is not None:
-        query = query.where(tuple_(items.c.published_at, items.c.id) < before)
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    carriers: dict[int, list[str]] = defaultdict(list)
-    if rows:
-        links = conn.execute(
-            select(item_sources.c.item_id, item_sources.c.source_key)
-            .where(item_sources.c.item_id.in_([r["id"] for r in rows]))
-            .order_by(item_sources.c.first_seen_at, item_sources.c.source_key)
-        )
-        for item_id, key in links:
-            if key not in carriers[item_id]:
-                carriers[item_id].append(key)
-    for r in rows:
-        r["sources"] = carriers.get(r["id"], [r["source"]])
-    return rows
+        query = query.where(date >= since)
+    if until is not None:
+        query = query.where(date < until)
+    if found is not None:
+        query = query.add_columns(found.c.score).join(found, found.c.id == items.c.id)
+        if before is not None:
+            score = found.c.score
+            after = tuple_(items.c.published_at, items.c.id) < before
+            if before_score is None:
+                raise ValueError("a search cursor carries the last story's score")
+            query = query.where(or_(score > before_score, and_(score == before_score, after)))
+        query = query.order_by(found.c.score, items.c.published_at.desc(), items.c.id.desc())
+    else:
+        if before is not None:
+            query = query.where(tuple_(date, ident) < before)
+        query = query.order_by(date.desc(), ident.desc())
+    return query
+
+
+def _story_columns(dialect: str) -> list[Any]:
+    """A story's fields as `latest` returns them, `sources` as a comma-separated list."""
+    return [
+        items.c.id,
+        items.c.url,
+        items.c.canonical_url,
+        items.c.title,
+        items.c.summary,
+        items.c.author,
+        items.c.image_url,
+        items.c.published_at,
+        items.c.date_source,
+        items.c.first_seen_at,
+        items.c.updated_at,
+        items.c.section,
+        items.c.source_key.label("source"),
+        sources.c.name.label("source_name"),
+        items.c.kind,
+        items.c.duration_seconds.label("duration"),
+        items.c.media_url,
+        items.c.is_short,
+        items.c.content,
+        _carriers(dialect).label("sources"),
+    ]
+
+
+def _carriers(dialect: str) -> Any:
+    """Every source that carried the story, comma-separated, first to carry it first."""
+    x = item_sources.alias("x")
+    per_source = (
+        select(x.c.source_key.label("k"), func.min(x.c.first_seen_at).label("f"))
+        .where(x.c.item_id == items.c.id)
+        .group_by(x.c.source_key)
+        .correlate(items)
+    )
+    if dialect == "postgresql":
+        keyed = per_source.subquery("c")
+        return select(
+            func.string_agg(
+                keyed.c.k, aggregate_order_by(literal_column("','"), keyed.c.f, keyed.c.k)
+            )
+        ).scalar_subquery()
+    ordered = per_source.order_by("f", "k").subquery("c")
+    return select(func.group_concat(ordered.c.k, ",")).scalar_subquery()
 
 
 def source_status(conn: Connection) -> list[dict[str, Any]]:

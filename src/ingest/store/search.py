@@ -1,0 +1,171 @@
+"""Full-text search over stories: the index's tables, keeping them current, the match.
+
+SQLite searches with its FTS5 extension (the `items_fts` table, rowid = the
+story's id, Porter stemming); PostgreSQL with its own full-text search (the
+`item_search` table: one `tsvector` per story, English stemming, a GIN
+index).  Both index the story's title and the plain text of its summary and
+content (tags removed, entities decoded); the store writes a story's
+document whenever it writes the story (`write_documents`), and a story's
+document goes when the story goes (a trigger on SQLite, ON DELETE CASCADE on
+PostgreSQL).
+
+A query is the words in what the reader typed (letters and digits; no
+operators): a story matches when it has every word, stemmed ("nurses"
+finds "nurse").  `match` gives the matching story ids with a score where
+lower is better (FTS5's bm25, the negated `ts_rank` on PostgreSQL), the
+title weighing more than the text.  This module builds statements; it does
+not page, filter or format (reads.py does).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Float, Integer, bindparam, column, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Subquery
+
+from ingest import errors
+from ingest.store.db import chunks
+
+__all__ = [
+    "FTS_TABLE",
+    "MAX_TERMS",
+    "PG_CONFIG",
+    "PG_TABLE",
+    "SEARCH_TABLES",
+    "check_sqlite_fts5",
+    "document",
+    "is_search_table",
+    "match",
+    "search_ddl",
+    "terms",
+    "write_documents",
+]
+
+FTS_TABLE = "items_fts"  # SQLite
+PG_TABLE = "item_search"  # PostgreSQL
+SEARCH_TABLES = (FTS_TABLE, PG_TABLE)
+PG_CONFIG = "english"
+MAX_TERMS = 16
+TITLE_WEIGHT = 4.0  # bm25 column weight of the title against the text's 1.0
+
+_TAG = re.compile(r"<[^>]*>")
+_WORD = re.compile(r"\w+")
+
+
+def search_ddl(dialect: str) -> list[str]:
+    """The statements that create the search index in an empty database (migration 0006)."""
+    if dialect == "postgresql":
+        return [
+            f"CREATE TABLE {PG_TABLE} (item_id BIGINT NOT NULL PRIMARY KEY "
+            "REFERENCES items (id) ON DELETE CASCADE, document TSVECTOR NOT NULL)",
+            f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document)",
+        ]
+    return [
+        f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, body, "
+        "tokenize = 'porter unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER {FTS_TABLE}_delete AFTER DELETE ON items "
+        f"BEGIN DELETE FROM {FTS_TABLE} WHERE rowid = OLD.id; END",
+    ]
+
+
+def is_search_table(name: str) -> bool:
+    """Whether `name` is one of the search index's tables (FTS5 keeps shadow tables too)."""
+    return name in (PG_TABLE, FTS_TABLE) or name.startswith(FTS_TABLE + "_")
+
+
+def check_sqlite_fts5(conn: Connection) -> None:
+    """StoreError, saying what to do, when this Python's SQLite lacks FTS5."""
+    options = {str(r[0]) for r in conn.exec_driver_sql("PRAGMA compile_options")}
+    if "ENABLE_FTS5" not in options:
+        version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+        raise errors.StoreError(
+            f"this Python's SQLite ({version}) was built without FTS5, which ingest's search "
+            "needs: use a Python whose sqlite3 module has FTS5 (the python.org, Debian, "
+            "Ubuntu and Homebrew builds do), or PostgreSQL"
+        )
+
+
+def plain(fragment: str | None) -> str:
+    """The text of sanitized HTML: tags dropped, entities decoded, spaces collapsed."""
+    if not fragment:
+        return ""
+    if "<" in fragment:
+        fragment = _TAG.sub(" ", fragment)
+    return " ".join(html.unescape(fragment).split())
+
+
+def document(title: str, summary: str | None, content: str | None) -> tuple[str, str]:
+    """What a story is found by: its title, and the text of its summary and content."""
+    body = plain(summary)
+    more = plain(content)
+    if more and more != body:
+        body = f"{body} {more}" if body else more
+    return title, body
+
+
+def write_documents(
+    conn: Connection, rows: Iterable[tuple[int, str, str | None, str | None]]
+) -> None:
+    """Index (or re-index) stories given as (id, title, summary, content)."""
+    params = []
+    for item_id, title, summary, content in rows:
+        t, b = document(title, summary, content)
+        params.append({"id": item_id, "title": t, "body": b})
+    if not params:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                f"INSERT INTO {PG_TABLE} (item_id, document) VALUES (:id, "
+                f"setweight(to_tsvector('{PG_CONFIG}', :title), 'A') || "
+                f"setweight(to_tsvector('{PG_CONFIG}', :body), 'D')) "
+                "ON CONFLICT (item_id) DO UPDATE SET document = EXCLUDED.document"
+            ),
+            params,
+        )
+        return
+    for chunk in chunks([p["id"] for p in params]):
+        conn.execute(
+            text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": list(chunk)},
+        )
+    conn.execute(
+        text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :title, :body)"), params
+    )
+
+
+def terms(query: str) -> list[str]:
+    """The words of a reader's query, lower-cased, first occurrence kept, at most MAX_TERMS."""
+    out: list[str] = []
+    for word in _WORD.findall(query.lower()):
+        if word not in out:
+            out.append(word)
+    return out[:MAX_TERMS]
+
+
+def match(dialect: str, words: Sequence[str]) -> Subquery:
+    """`(id, score)` of the stories with every word; lower score = more relevant."""
+    if not words:
+        raise ValueError("a search needs at least one word")
+    if dialect == "postgresql":
+        stmt = text(
+            f"SELECT s.item_id AS id, -ts_rank(s.document, q.query)::float8 AS score "
+            f"FROM {PG_TABLE} s, plainto_tsquery('{PG_CONFIG}', :search_terms) AS q(query) "
+            "WHERE s.document @@ q.query"
+        ).bindparams(search_terms=" ".join(words))
+    else:
+        # every word as a quoted FTS5 string: no operator or column filter can sneak in
+        phrase = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        stmt = text(
+            f"SELECT rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score "
+            f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
+        ).bindparams(search_terms=phrase)
+    columns: list[Any] = [column("id", Integer), column("score", Float)]
+    return stmt.columns(*columns).subquery("found")
