@@ -1,6 +1,6 @@
 """Every filter of `/api/items` and `ingest latest` is served by an index, on 50,000 stories.
 
-One job: run `EXPLAIN` on the statement `Store.latest` sends (`reads.latest_query`)
+One job: run `EXPLAIN` on the statement `Store.latest` sends (`reads.latest_statement`)
 for each filter and their combinations (section, source, kind, date range, cursor,
 search) on a database big enough that a scan or a sort of the whole table would
 show, and fail when the plan reads a table whole or sorts it instead of walking an
@@ -77,7 +77,7 @@ def explain(conn: Connection, filters: dict[str, Any]) -> Any:
 
     event.listen(conn, "before_cursor_execute", capture)
     try:
-        conn.execute(reads.latest_query(conn.dialect.name, limit=21, **filters)).all()
+        conn.execute(*reads.latest_statement(conn.dialect.name, limit=21, **filters)).all()
     finally:
         event.remove(conn, "before_cursor_execute", capture)
     ((statement, params),) = [s for s in sent if s[0].startswith("SELECT")]  # one per request

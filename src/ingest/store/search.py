@@ -41,6 +41,7 @@ __all__ = [
     "document",
     "is_search_table",
     "match",
+    "match_terms",
     "search_ddl",
     "terms",
     "write_documents",
@@ -150,22 +151,29 @@ def terms(query: str) -> list[str]:
     return out[:MAX_TERMS]
 
 
-def match(dialect: str, words: Sequence[str]) -> Subquery:
-    """`(id, score)` of the stories with every word; lower score = more relevant."""
+def match_terms(dialect: str, words: Sequence[str]) -> str:
+    """The `search_terms` parameter of `match` for the reader's `words`."""
     if not words:
         raise ValueError("a search needs at least one word")
+    if dialect == "postgresql":
+        return " ".join(words)  # plainto_tsquery: every word, stemmed, ANDed
+    # every word as a quoted FTS5 string: no operator or column filter can sneak in
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def match(dialect: str) -> Subquery:
+    """`(id, score)` of the stories with every word of the `search_terms` parameter
+    (`match_terms`); lower score = more relevant."""
     if dialect == "postgresql":
         stmt = text(
             f"SELECT s.item_id AS id, -ts_rank(s.document, q.query)::float8 AS score "
             f"FROM {PG_TABLE} s, plainto_tsquery('{PG_CONFIG}', :search_terms) AS q(query) "
             "WHERE s.document @@ q.query"
-        ).bindparams(search_terms=" ".join(words))
+        )
     else:
-        # every word as a quoted FTS5 string: no operator or column filter can sneak in
-        phrase = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         stmt = text(
             f"SELECT rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score "
             f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
-        ).bindparams(search_terms=phrase)
+        )
     columns: list[Any] = [column("id", Integer), column("score", Float)]
     return stmt.columns(*columns).subquery("found")
