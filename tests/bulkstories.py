@@ -135,5 +135,5 @@ def _write(conn: Connection, stories: list[dict[str, Any]], links: list[dict[str
     conn.execute(insert(item_sources), links)
     search.write_documents(
         conn,
-        [(s["id"], s["title"], s["summary"], s["content"]) for s in stories],
+        [(s["id"], s["title"], s["summary"], s["content"], s["published_at"]) for s in stories],
     )

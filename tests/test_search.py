@@ -236,3 +236,25 @@ def test_json_of_the_api_is_what_ingest_latest_prints(
 ) -> None:
     api = Client(store).get("/api/items", limit="100").json()["items"]
     assert api == json.loads(json.dumps(latest_json(db_url, capsys)))
+
+
+@pytest.mark.postgres
+def test_a_read_survives_the_server_dropping_its_connection(pg_url: str) -> None:
+    """Reads skip the ping before each use (one round trip); a dropped connection is
+    retried once on a fresh one instead of failing the request."""
+    with Store.open(pg_url) as store:
+        store.sync_sources([A], T0)
+        save(store, A, [item(A, 1)])
+        assert len(store.latest()) == 1  # a pooled read connection now exists
+        name = store.engine.url.database
+        with store.engine.connect() as c:  # what a server restart does to the pool
+            dropped = c.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": name},
+            ).scalar_one()
+            c.commit()
+        assert dropped >= 1
+        assert len(store.latest()) == 1

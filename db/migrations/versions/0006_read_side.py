@@ -8,8 +8,8 @@
 - `items` gains `ix_items_kind_published (kind, published_at, id)`;
 - search: on SQLite the FTS5 table `items_fts` (title, body; rowid = the
   story's id) and a trigger that drops a story's row with the story; on
-  PostgreSQL the table `item_search (item_id, document tsvector)` with a GIN
-  index.  Every stored story is indexed here, in batches.
+  PostgreSQL the table `item_search (item_id, published_at, document tsvector)`
+  with a GIN index.  Every stored story is indexed here, in batches.
 
 The `latest_items` view is unchanged; it is dropped and recreated around the
 rebuild of `item_sources` (SQLite cannot rename a table a view names).
@@ -91,7 +91,8 @@ def _search_ddl(dialect: str) -> list[str]:
     if dialect == "postgresql":
         return [
             "CREATE TABLE item_search (item_id BIGINT NOT NULL PRIMARY KEY "
-            "REFERENCES items (id) ON DELETE CASCADE, document TSVECTOR NOT NULL)",
+            "REFERENCES items (id) ON DELETE CASCADE, published_at TIMESTAMP WITH TIME ZONE "
+            "NOT NULL, document TSVECTOR NOT NULL)",
             "CREATE INDEX ix_item_search_document ON item_search USING gin (document)",
         ]
     return [
@@ -111,9 +112,9 @@ def _plain(fragment: str | None) -> str:
 def _index_every_story(bind: sa.engine.Connection, dialect: str) -> None:
     if dialect == "postgresql":
         insert = sa.text(
-            "INSERT INTO item_search (item_id, document) VALUES (:id, "
-            "setweight(to_tsvector('english', :title), 'A') || "
-            "setweight(to_tsvector('english', :body), 'D'))"
+            "INSERT INTO item_search (item_id, published_at, document) "
+            "SELECT :id, published_at, setweight(to_tsvector('english', :title), 'A') || "
+            "setweight(to_tsvector('english', :body), 'D') FROM items WHERE id = :id"
         )
     else:
         insert = sa.text("INSERT INTO items_fts (rowid, title, body) VALUES (:id, :title, :body)")

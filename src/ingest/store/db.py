@@ -39,6 +39,7 @@ __all__ = [
     "create_schema",
     "current_revision",
     "make_engine",
+    "make_read_engine",
     "migrate",
     "resolve_url",
 ]
@@ -80,6 +81,19 @@ def make_engine(url: str) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
         raise errors.StoreError(f"cannot use database {_redact(url)}: {e}") from e
     return engine
+
+
+def make_read_engine(engine: Engine) -> Engine:
+    """The engine reads go through: `engine` itself on SQLite; on PostgreSQL one that
+    answers a read in one round trip: autocommit (no BEGIN, no ROLLBACK) and no
+    ping before each use (`Store` retries a read once on a connection the server
+    dropped instead)."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    try:
+        return create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise errors.StoreError(f"cannot use database {_redact(str(engine.url))}: {e}") from e
 
 
 def _ensure_sqlite_dir(url: str) -> None:

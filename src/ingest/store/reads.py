@@ -148,24 +148,28 @@ def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
 
 def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
     """The page of matches first (ids, scores and dates only: the ranking sorts every
-    match), then the page's stories with their columns and sources."""
+    match), then the page's stories with their columns and sources.  On PostgreSQL the
+    date is read beside the document, and `items` only when a filter needs it."""
     found = search_index.match(dialect)
     score = found.c.score
-    page: Select[Any] = (
-        select(found.c.id, score, items.c.published_at)
-        .select_from(found.join(items, items.c.id == found.c.id))
-        .order_by(score, items.c.published_at.desc(), items.c.id.desc())
-        .limit(bindparam("page", type_=Integer))
-    )
+    if "published_at" in found.c and not given & {"section", "kind", "source"}:
+        date, ident = found.c.published_at, found.c.id
+        page: Select[Any] = select(ident, score, date.label("published_at"))
+    else:
+        date, ident = items.c.published_at, items.c.id
+        page = select(found.c.id, score, date).select_from(
+            found.join(items, items.c.id == found.c.id)
+        )
+    page = page.order_by(score, date.desc(), ident.desc()).limit(bindparam("page", type_=Integer))
     if "source" in given:  # probe each match's sources (ix_item_sources_item)
         link = item_sources.alias("link")
         carried = select(link.c.item_id).where(
             link.c.item_id == items.c.id, link.c.source_key == bindparam("source")
         )
         page = page.where(carried.exists())
-    page = _filtered(page, given, items.c.published_at)
+    page = _filtered(page, given, date)
     if "before_date" in given:
-        after = tuple_(items.c.published_at, items.c.id) < _before()
+        after = tuple_(date, ident) < _before()
         last = bindparam("before_score", type_=Float)
         page = page.where(or_(score > last, and_(score == last, after)))
     top = page.subquery("top")

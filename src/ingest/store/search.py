@@ -3,7 +3,8 @@
 SQLite searches with its FTS5 extension (the `items_fts` table, rowid = the
 story's id, Porter stemming); PostgreSQL with its own full-text search (the
 `item_search` table: one `tsvector` per story, English stemming, a GIN
-index).  Both index the story's title and the plain text of its summary and
+index, and the story's `published_at` beside it, so that ranking the matches
+reads no `items` rows).  Both index the story's title and the plain text of its summary and
 content (tags removed, entities decoded); the store writes a story's
 document whenever it writes the story (`write_documents`), and a story's
 document goes when the story goes (a trigger on SQLite, ON DELETE CASCADE on
@@ -22,6 +23,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Float, Integer, bindparam, column, text
@@ -30,6 +32,7 @@ from sqlalchemy.sql import Subquery
 
 from ingest import errors
 from ingest.store.db import chunks
+from ingest.store.schema import UTCDateTime
 
 __all__ = [
     "FTS_TABLE",
@@ -37,6 +40,7 @@ __all__ = [
     "PG_CONFIG",
     "PG_TABLE",
     "SEARCH_TABLES",
+    "Indexed",
     "check_sqlite_fts5",
     "document",
     "is_search_table",
@@ -63,7 +67,8 @@ def search_ddl(dialect: str) -> list[str]:
     if dialect == "postgresql":
         return [
             f"CREATE TABLE {PG_TABLE} (item_id BIGINT NOT NULL PRIMARY KEY "
-            "REFERENCES items (id) ON DELETE CASCADE, document TSVECTOR NOT NULL)",
+            "REFERENCES items (id) ON DELETE CASCADE, published_at TIMESTAMP WITH TIME ZONE "
+            "NOT NULL, document TSVECTOR NOT NULL)",
             f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document)",
         ]
     return [
@@ -109,24 +114,25 @@ def document(title: str, summary: str | None, content: str | None) -> tuple[str,
     return title, body
 
 
-def write_documents(
-    conn: Connection, rows: Iterable[tuple[int, str, str | None, str | None]]
-) -> None:
-    """Index (or re-index) stories given as (id, title, summary, content)."""
+Indexed = tuple[int, str, str | None, str | None, datetime]
+
+
+def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
+    """Index (or re-index) stories given as (id, title, summary, content, published_at)."""
     params = []
-    for item_id, title, summary, content in rows:
+    for item_id, title, summary, content, published_at in rows:
         t, b = document(title, summary, content)
-        params.append({"id": item_id, "title": t, "body": b})
+        params.append({"id": item_id, "title": t, "body": b, "published_at": published_at})
     if not params:
         return
     if conn.dialect.name == "postgresql":
         conn.execute(
             text(
-                f"INSERT INTO {PG_TABLE} (item_id, document) VALUES (:id, "
-                f"setweight(to_tsvector('{PG_CONFIG}', :title), 'A') || "
-                f"setweight(to_tsvector('{PG_CONFIG}', :body), 'D')) "
-                "ON CONFLICT (item_id) DO UPDATE SET document = EXCLUDED.document"
-            ),
+                f"INSERT INTO {PG_TABLE} (item_id, published_at, document) VALUES (:id, "
+                f":published_at, setweight(to_tsvector('{PG_CONFIG}', :title), 'A') || "
+                f"setweight(to_tsvector('{PG_CONFIG}', :body), 'D')) ON CONFLICT (item_id) "
+                "DO UPDATE SET published_at = EXCLUDED.published_at, document = EXCLUDED.document"
+            ).bindparams(bindparam("published_at", type_=UTCDateTime())),
             params,
         )
         return
@@ -163,10 +169,14 @@ def match_terms(dialect: str, words: Sequence[str]) -> str:
 
 def match(dialect: str) -> Subquery:
     """`(id, score)` of the stories with every word of the `search_terms` parameter
-    (`match_terms`); lower score = more relevant."""
+    (`match_terms`), lower score = more relevant; on PostgreSQL also `published_at`
+    (kept beside the document, so that ranking reads no `items` rows)."""
+    columns: list[Any] = [column("id", Integer), column("score", Float)]
     if dialect == "postgresql":
+        columns.append(column("published_at", UTCDateTime()))
         stmt = text(
-            f"SELECT s.item_id AS id, -ts_rank(s.document, q.query)::float8 AS score "
+            f"SELECT s.item_id AS id, -ts_rank(s.document, q.query)::float8 AS score, "
+            "s.published_at "
             f"FROM {PG_TABLE} s, plainto_tsquery('{PG_CONFIG}', :search_terms) AS q(query) "
             "WHERE s.document @@ q.query"
         )
@@ -175,5 +185,4 @@ def match(dialect: str) -> Subquery:
             f"SELECT rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score "
             f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
         )
-    columns: list[Any] = [column("id", Integer), column("score", Float)]
     return stmt.columns(*columns).subquery("found")

@@ -160,8 +160,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
             ).all()
             ids.update((r[0], (r[1], r[2])) for r in inserted)
             search.write_documents(
-                conn,
-                [(r[1], *_searched(stories[r[0]])) for r in inserted],
+                conn, [(r[1], *_searched(stories[r[0]]), r[2]) for r in inserted]
             )
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
@@ -197,7 +196,7 @@ def _apply_changes(
     item_ids: dict[str, int],  # entry key -> story id, as `_known` read them
     now: datetime,
 ) -> None:
-    reindex: list[tuple[int, str, str | None, str | None]] = []
+    reindex: list[search.Indexed] = []
     moved: list[dict[str, Any]] = []
     for item in changed:
         item_id = item_ids[item.entry_key]
@@ -219,13 +218,14 @@ def _apply_changes(
         if dated:  # an undated story keeps the time we first saw it
             values.update(published_at=item.published_at, date_source=item.date_source)
         # the story's own row follows the source that first carried it
-        result = conn.execute(
+        stored = conn.execute(
             update(items)
             .where(items.c.id == item_id, items.c.source_key == source.key)
             .values(**values)
-        )
-        if result.rowcount:
-            reindex.append((item_id, *_searched(item)))
+            .returning(items.c.published_at)
+        ).scalar()
+        if stored is not None:
+            reindex.append((item_id, *_searched(item), stored))
             if dated:
                 moved.append({"b_item": item_id, "b_published": item.published_at})
     search.write_documents(conn, reindex)
