@@ -258,3 +258,31 @@ def test_a_read_survives_the_server_dropping_its_connection(pg_url: str) -> None
             c.commit()
         assert dropped >= 1
         assert len(store.latest()) == 1
+
+
+def test_equal_scores_page_newest_first_each_once(store: Store) -> None:
+    """Stories a search scores the same (here: the same words) go newest first, and a
+    page that ends inside such a tie continues inside it."""
+    twins = [item(A, n, title="Quarterly staffing report", summary="<p>Same.</p>",
+                  published_at=T0 + timedelta(days=n)) for n in range(20, 27)]  # fmt: skip
+    save(store, A, twins)
+    client = Client(store)
+    whole = client.get("/api/items", q="staffing report", limit="100").json()["items"]
+    assert [i["published_at"] for i in whole] == sorted(
+        (i["published_at"] for i in whole), reverse=True
+    )
+    assert len(whole) == 7
+    for limit in ("1", "2", "3"):
+        seen, cursor = [], None
+        while True:
+            params = {
+                "q": "staffing report",
+                "limit": limit,
+                **({"cursor": cursor} if cursor else {}),
+            }
+            data = client.get("/api/items", **params).json()
+            seen += [i["id"] for i in data["items"]]
+            cursor = data["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [i["id"] for i in whole], limit

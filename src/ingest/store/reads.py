@@ -149,7 +149,10 @@ def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
 def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
     """The page of matches first (ids, scores and dates only: the ranking sorts every
     match), then the page's stories with their columns and sources.  On PostgreSQL the
-    date is read beside the document, and `items` only when a filter needs it."""
+    date is read beside the document, and `items` only when a filter needs it; on
+    SQLite, without filters, only for the page and its ties (`search.sqlite_page`)."""
+    if dialect == "sqlite" and not given & {"section", "kind", "source", "since", "until"}:
+        return _page_stories(dialect, search_index.sqlite_page(after="before_date" in given))
     found = search_index.match(dialect)
     score = found.c.score
     if "published_at" in found.c and not given & {"section", "kind", "source"}:
@@ -172,7 +175,11 @@ def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
         after = tuple_(date, ident) < _before()
         last = bindparam("before_score", type_=Float)
         page = page.where(or_(score > last, and_(score == last, after)))
-    top = page.subquery("top")
+    return _page_stories(dialect, page.subquery("top"))
+
+
+def _page_stories(dialect: str, top: Any) -> Select[Any]:
+    """The stories of a page of matches `top` (id, score, published_at), in its order."""
     return (
         select(*_story_columns(dialect), top.c.score)
         .select_from(top.join(items, items.c.id == top.c.id))

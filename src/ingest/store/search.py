@@ -47,6 +47,7 @@ __all__ = [
     "match",
     "match_terms",
     "search_ddl",
+    "sqlite_page",
     "terms",
     "write_documents",
 ]
@@ -186,3 +187,48 @@ def match(dialect: str) -> Subquery:
             f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
         )
     return stmt.columns(*columns).subquery("found")
+
+
+def sqlite_page(*, after: bool) -> Subquery:
+    """`(id, score, published_at)` of one page of an unfiltered search on SQLite, best
+    first, from the `search_terms`, `page` and (with `after`) `before_*` parameters.
+
+    The matches are ranked on the index alone; only those scoring at least as well as
+    the page's last (the page and its ties) read their date from `items` for the
+    tie-break, instead of every match: half the time of a two-word search on a big
+    database.  With `after`, the ones after the cursor: a better score, or the same
+    score and older.
+    """
+    found = (
+        f"SELECT rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score "
+        f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
+    )
+    if after:
+        ranked = (
+            f"m AS MATERIALIZED ({found}), r AS MATERIALIZED ("
+            "SELECT id, score FROM m WHERE score > :before_score UNION ALL "
+            "SELECT m.id, m.score FROM m JOIN items i ON i.id = m.id "
+            "WHERE m.score = :before_score AND (i.published_at, i.id) < (:before_date, :before_id))"
+        )
+    else:
+        ranked = f"r AS MATERIALIZED ({found})"
+    stmt = text(
+        f"WITH {ranked}, worst AS (SELECT score FROM r ORDER BY score LIMIT 1 OFFSET :page - 1) "
+        "SELECT r.id AS id, r.score AS score, i.published_at AS published_at "
+        "FROM r JOIN items i ON i.id = r.id "
+        "WHERE r.score <= coalesce((SELECT score FROM worst), 1e308) "
+        "ORDER BY r.score, i.published_at DESC, i.id DESC LIMIT :page"
+    )
+    params: list[Any] = [bindparam("page", type_=Integer)]
+    if after:
+        params += [
+            bindparam("before_score", type_=Float),
+            bindparam("before_date", type_=UTCDateTime()),
+            bindparam("before_id", type_=Integer),
+        ]
+    columns: list[Any] = [
+        column("id", Integer),
+        column("score", Float),
+        column("published_at", UTCDateTime()),
+    ]
+    return stmt.bindparams(*params).columns(*columns).subquery("top")
