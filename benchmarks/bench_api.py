@@ -1,109 +1,101 @@
 #!/usr/bin/env python3
-"""Latency of what downstream sites ask for, on a database of 100,000 stories.
+"""Latency of what downstream sites ask for, on SQLite and PostgreSQL, at 100,000+ stories.
 
-    python benchmarks/bench_api.py [--stories 100000] [--requests 1000] [--db URL]
+    python benchmarks/bench_api.py [--stories 100000] [--requests 1000]
+                                   [--postgres URL | --sqlite-only] [--db URL ...]
 
-Fills a fresh database (default: a temporary SQLite file) through
-`Store.save_poll`, the pipeline's own write path, 2,000 stories per poll,
-spread over four sources and sections (60 % `latest`) and a year of dates
-rounded to the minute (so some share a `published_at`); on PostgreSQL it
-then runs ANALYZE, as autovacuum soon would.  Then measures, each
-after 50 warm-up calls, the p50 / p95 / max latency of:
+For each database (a temporary SQLite file, and a fresh database created on the
+PostgreSQL server at --postgres, default $INGEST_TEST_POSTGRES_URL, dropped
+afterwards; or the EMPTY databases given with --db), fills it with
+tests/bulkstories.py (straight into the tables, one transaction, as the store's
+writes would leave them: five sources, 60 % of the stories in `latest`, one in
+ten a video, a year of dates, words with natural frequencies; then ANALYZE),
+and measures, each after 50 warm-up calls, the p50 / p95 / max latency of:
 
-- `GET /api/items?section=latest&limit=20` (and a few neighbours: a page deep
-  in the list via its cursor, a `source=` filter, `/`, the Atom feed)
+- `/api/items` with each filter: section, a page 1,000 deep (cursor), none,
+  `source=` (a big and a small source), `kind=`, a date range, a two-word
+  search `q=` (first page and the next one), and `/` and the Atom feed:
   - in-process: httpx.AsyncClient over httpx.ASGITransport, no sockets, the
     same Starlette app and thread-pool hop as under uvicorn;
   - over loopback: `ingest serve` as a subprocess (uvicorn, one worker) and
-    one keep-alive httpx.Client, requests one after another;
+    one keep-alive `http.client` connection, requests one after another
+    (plus one row through httpx.Client, whose own cost is most of a request);
 - the view query `SELECT ... FROM latest_items WHERE section = 'latest' LIMIT 20`
-  through one open SQLAlchemy connection (and, on SQLite, the sqlite3 module).
+  and the documented search queries through one open SQLAlchemy connection.
 
-It measures; it asserts nothing.  docs/downstream.md has the numbers.
+It ends with one table of every row for every database (docs/downstream.md
+has the numbers).  It measures; it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
-import sqlite3
+import http.client
+import os
+import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from sqlalchemy import text
 
-from ingest.model import Item, NextPoll, PollRecord, Source, SourceReport
-from ingest.store import Store
-from ingest.web.app import create_app
-from ingest.web.params import encode_cursor
-
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [
-    Source(key="bmj-leader", name="BMJ Leader", url="https://a.example/rss", section="latest"),
-    Source(key="nhs-blog", name="NHS England", url="https://b.example/rss", section="blogs"),
-    Source(key="ted", name="TED", url="https://c.example/rss", section="videos"),
-    Source(key="academy", name="Leadership Academy", url="https://d.example/rss",
-           section="highlighted"),
-]  # fmt: skip
-SHARE = [0.6, 0.2, 0.1, 0.1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from bulkstories import NOW, WORDS, fill  # noqa: E402
+from ingest.store import Store  # noqa: E402
+from ingest.web.app import create_app  # noqa: E402
+from ingest.web.params import encode_cursor  # noqa: E402
+
+SEARCH = f"{WORDS[50]} {WORDS[100]}"  # two ordinary words: about 0.7 % of the stories
+COMMON = f"{WORDS[4]} {WORDS[8]}"  # two of the most common words: about a third
 VIEW_QUERY = (
     "SELECT id, url, title, summary, published_at, source_name, image_url, sources "
     "FROM latest_items WHERE section = 'latest' LIMIT 20"
 )
-WORDS = [
-    "leadership", "care", "quality", "team", "nurse", "board", "culture", "safety", "patient",
-    "health", "system", "clinical", "workforce", "inclusion", "learning", "trust", "evidence",
-]  # fmt: skip
+SEARCH_SQL = {  # what docs/database.md tells a site to send
+    "sqlite": (
+        "SELECT i.id, i.title, i.url, i.published_at FROM items_fts f "
+        "JOIN items i ON i.id = f.rowid WHERE items_fts MATCH :q "
+        "ORDER BY bm25(items_fts, 4.0, 1.0), i.published_at DESC, i.id DESC LIMIT 20"
+    ),
+    "postgresql": (
+        "SELECT i.id, i.title, i.url, i.published_at FROM (SELECT s.item_id, s.published_at, "
+        "ts_rank(s.document, q) AS rank FROM item_search s, plainto_tsquery('english', :q) q "
+        "WHERE s.document @@ q ORDER BY rank DESC, s.published_at DESC, s.item_id DESC "
+        "LIMIT 20) top JOIN items i ON i.id = top.item_id "
+        "ORDER BY top.rank DESC, top.published_at DESC, top.item_id DESC"
+    ),
+}
+Results = dict[str, dict[str, tuple[float, float]]]  # row -> column -> (p50, p95)
+FEWER = "(a third match)"  # rows timed with a twentieth of the calls: each ranks 300,000+
 
 
-def fill(store: Store, total: int, batch: int = 2000) -> float:
-    rng = random.Random(5)
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    store.sync_sources(SOURCES, now)
-    started = time.perf_counter()
-    n = 0
-    for source, share in zip(SOURCES, SHARE, strict=True):
-        count = round(total * share)
-        done = 0
-        while done < count:
-            items = []
-            for _ in range(min(batch, count - done)):
-                n += 1
-                done += 1
-                title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 12))).capitalize()
-                url = f"https://{source.key}.example.org/content/{n}"
-                items.append(
-                    Item(
-                        source_key=source.key, entry_key=f"id:{n}", canonical_url=url, url=url,
-                        title=title, summary=f"<p>{title}. " + "Lorem ipsum dolor sit amet. " * 8
-                        + "</p>", published_at=now - timedelta(minutes=rng.randint(0, 525_600)),
-                        date_source="published", section=source.section,
-                        image_url=f"https://img.example.org/{n}.jpg" if n % 3 else None,
-                        content_hash=f"h{n}",
-                    )
-                )  # fmt: skip
-            report = SourceReport(source_key=source.key, ok=True, status=200)
-            record = PollRecord(source, report, None, now, NextPoll(now + timedelta(hours=1)))
-            store.save_poll(record, items)
-    return time.perf_counter() - started
+def calls(name: str, n: int) -> int:
+    return max(20, n // 20) if FEWER in name else n
 
 
-def summary(name: str, samples: list[float]) -> str:
+def stats(samples: list[float]) -> tuple[float, float, float]:
     ms = sorted(s * 1000 for s in samples)
-    p50 = statistics.median(ms)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return f"{name:<58} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   max {ms[-1]:7.2f} ms"
+    return statistics.median(ms), ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))], ms[-1]
+
+
+def line(name: str, samples: list[float]) -> tuple[float, float]:
+    p50, p95, top = stats(samples)
+    print(f"  {name:<62} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   max {top:7.2f} ms")
+    return p50, p95
 
 
 async def time_async(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
-    for _ in range(50):
+    for _ in range(min(50, n)):
         await call()
     out = []
     for _ in range(n):
@@ -114,7 +106,7 @@ async def time_async(call: Callable[[], Awaitable[object]], n: int) -> list[floa
 
 
 def time_sync(call: Callable[[], object], n: int) -> list[float]:
-    for _ in range(50):
+    for _ in range(min(50, n)):
         call()
     out = []
     for _ in range(n):
@@ -127,19 +119,32 @@ def time_sync(call: Callable[[], object], n: int) -> list[float]:
 def paths(store: Store) -> dict[str, str]:
     last = store.latest(section="latest", limit=20 * 1000)[-1]  # the end of page 1,000
     deep = encode_cursor(last["published_at"], last["id"])
+    hit = store.latest(search=SEARCH, limit=20)[-1]
+    after = encode_cursor(hit["published_at"], hit["id"], hit["score"])
+    since, until = (NOW - timedelta(days=60)).date(), (NOW - timedelta(days=30)).date()
+
+    def api(**params: object) -> str:
+        return "/api/items?" + urlencode(params)
+
     return {
-        "/api/items?section=latest&limit=20": "/api/items?section=latest&limit=20",
-        "/api/items?section=latest&limit=20&cursor=<page 1,000>": (
-            f"/api/items?section=latest&limit=20&cursor={deep}"
+        "/api/items?section=latest&limit=20": api(section="latest", limit=20),
+        "  same, page 1,000 (cursor)": api(section="latest", limit=20, cursor=deep),
+        "/api/items?limit=20 (every section)": api(limit=20),
+        "/api/items?source=ted&limit=20 (10 % of stories)": api(source="ted", limit=20),
+        "/api/items?source=rare&limit=20 (0.1 %)": api(source="rare", limit=20),
+        "/api/items?kind=video&limit=20": api(kind="video", limit=20),
+        "/api/items?since=..&until=..&section=blogs (a month)": api(
+            section="blogs", since=since, until=until, limit=20
         ),
-        "/api/items?limit=20 (every section)": "/api/items?limit=20",
-        "/api/items?source=ted&limit=20": "/api/items?source=ted&limit=20",
+        f"/api/items?q={SEARCH.replace(' ', '+')} (two words)": api(q=SEARCH, limit=20),
+        "  same, next page (cursor)": api(q=SEARCH, limit=20, cursor=after),
+        f"/api/items?q={COMMON.replace(' ', '+')} {FEWER}": api(q=COMMON, limit=20),
         "/ (the collection page, 4 sections)": "/",
         "/feeds/latest.atom (50 entries)": "/feeds/latest.atom",
     }
 
 
-def bench_in_process(store: Store, targets: dict[str, str], n: int) -> None:
+def bench_in_process(store: Store, targets: dict[str, str], n: int, out: Results) -> None:
     app = create_app(store)
 
     async def run() -> None:
@@ -151,50 +156,125 @@ def bench_in_process(store: Store, targets: dict[str, str], n: int) -> None:
                     r = await client.get(path)
                     assert r.status_code == 200, r.text
 
-                print(summary(name, await time_async(call, n)))
+                samples = await time_async(call, calls(name, n))
+                out.setdefault(name, {})["in-process"] = line(name, samples)
 
     asyncio.run(run())
 
 
-def bench_loopback(db_url: str, targets: dict[str, str], n: int) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
+def bench_loopback(db_url: str, targets: dict[str, str], n: int, out: Results) -> None:
     from websample import serving
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        serving(db_url, Path(tmp) / "serve.log") as url,
-        httpx.Client(base_url=url.rstrip("/"), timeout=10) as client,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, serving(db_url, Path(tmp) / "serve.log") as url:
+        where = urlsplit(url)
+        conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=10)
+
+        def get(path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+            conn.request("GET", path, headers=headers or {})
+            r = conn.getresponse()
+            r.read()
+            return r
+
         for name, path in targets.items():
 
             def call(path: str = path) -> None:
-                r = client.get(path)
-                assert r.status_code == 200, r.text
+                assert get(path).status == 200
 
-            print(summary(name, time_sync(call, n)))
-        first = client.get("/api/items?section=latest&limit=20")
-        etag = {"If-None-Match": first.headers["etag"]}
+            out.setdefault(name, {})["loopback"] = line(name, time_sync(call, calls(name, n)))
+        etag = get("/api/items?section=latest&limit=20").getheader("etag") or ""
 
         def conditional() -> None:
-            r = client.get("/api/items?section=latest&limit=20", headers=etag)
-            assert r.status_code == 304
+            assert get("/api/items?section=latest&limit=20", {"If-None-Match": etag}).status == 304
 
-        print(summary("same, conditional (If-None-Match -> 304)", time_sync(conditional, n)))
+        name = "conditional GET answered 304"
+        out.setdefault(name, {})["loopback"] = line(name, time_sync(conditional, n))
+        conn.close()
+        with httpx.Client(base_url=url.rstrip("/"), timeout=10) as client:
+            name = "/api/items?section=latest&limit=20 through httpx.Client"
+            samples = time_sync(lambda: client.get("/api/items?section=latest&limit=20"), n)
+            out.setdefault(name, {})["loopback"] = line(name, samples)
 
 
-def bench_view(store: Store, db_url: str, n: int) -> None:
+def bench_sql(store: Store, n: int, out: Results) -> None:
+    dialect = store.engine.dialect.name
     with store.engine.connect() as conn:
-        print(summary("latest_items view, SQLAlchemy connection", time_sync(
-            lambda: conn.execute(text(VIEW_QUERY)).all(), n)))  # fmt: skip
-        if store.engine.dialect.name == "sqlite":
-            print("    EXPLAIN QUERY PLAN:")
-            for row in conn.execute(text("EXPLAIN QUERY PLAN " + VIEW_QUERY)):
-                print(f"    {row[-1]}")
-    if db_url.startswith("sqlite:///"):
-        raw = sqlite3.connect(f"file:{db_url.removeprefix('sqlite:///')}?mode=ro", uri=True)
-        print(summary("latest_items view, sqlite3 module (read-only)", time_sync(
-            lambda: raw.execute(VIEW_QUERY).fetchall(), n)))  # fmt: skip
-        raw.close()
+        for name, sql, params in [
+            ("latest_items view, SQLAlchemy connection", VIEW_QUERY, {}),
+            (f"documented search SQL, '{SEARCH}'", SEARCH_SQL[dialect], {"q": SEARCH}),
+        ]:
+            if dialect == "sqlite" and "MATCH" in sql:
+                params = {"q": " ".join(f'"{w}"' for w in SEARCH.split())}
+            samples = time_sync(
+                lambda sql=sql, params=params: conn.execute(text(sql), params).all(), n
+            )
+            out.setdefault(name, {})["SQL"] = line(name, samples)
+
+
+@contextmanager
+def databases(args: argparse.Namespace) -> Iterator[list[str]]:
+    """The database URLs to measure: --db as given, else temporary ones."""
+    if args.db:
+        yield args.db
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = [f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"]
+        server = None if args.sqlite_only else (args.postgres or None)
+        if server is None:
+            yield urls
+            return
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        from ingest.queue import libpq_url
+
+        name = f"ingest_bench_{secrets.token_hex(4)}"
+        admin = libpq_url(server)
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        try:
+            parsed = make_url(server).set(drivername="postgresql+psycopg", database=name)
+            yield [*urls, parsed.render_as_string(hide_password=False)]
+        finally:
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure(db_url: str, args: argparse.Namespace) -> tuple[str, Results]:
+    out: Results = {}
+    with Store.open(db_url) as store:
+        dialect = store.engine.dialect.name
+        if store.story_count():
+            raise SystemExit(f"{store.url} is not empty")
+        started = time.perf_counter()
+        fill(store, args.stories)
+        seconds = time.perf_counter() - started
+        print(f"\n== {dialect}: {store.story_count():,} stories written in {seconds:.0f} s "
+              f"(then ANALYZE); {args.requests} timed calls each")  # fmt: skip
+        targets = paths(store)
+        print("in-process ASGI (httpx.ASGITransport -> Starlette -> thread pool -> Store):")
+        bench_in_process(store, targets, args.requests, out)
+        print("over loopback (`ingest serve`, uvicorn, one keep-alive http.client connection):")
+        bench_loopback(db_url, targets, args.requests, out)
+        print("SQL, as a downstream site sends it:")
+        bench_sql(store, args.requests, out)
+    return dialect, out
+
+
+def table(results: dict[str, Results]) -> None:
+    """Every row for every database: p50 / p95 in ms."""
+    columns = [(db, mode) for db in results for mode in ("in-process", "loopback", "SQL")
+               if any(mode in cells for cells in results[db].values())]  # fmt: skip
+    rows: list[str] = []
+    for res in results.values():
+        rows += [r for r in res if r not in rows]
+    print("\n| request | " + " | ".join(f"{db} {mode}" for db, mode in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for row in rows:
+        cells = []
+        for db, mode in columns:
+            got = results[db].get(row, {}).get(mode)
+            cells.append(f"{got[0]:.2f} / {got[1]:.2f}" if got else "")
+        print(f"| {row.strip()} | " + " | ".join(cells) + " |")
 
 
 def main() -> int:
@@ -203,30 +283,18 @@ def main() -> int:
     )
     ap.add_argument("--stories", type=int, default=100_000)
     ap.add_argument("--requests", type=int, default=1000, help="timed calls per measurement")
-    ap.add_argument("--db", help="an EMPTY database URL (default: a temporary SQLite file)")
+    ap.add_argument("--postgres", default=os.environ.get("INGEST_TEST_POSTGRES_URL"),
+                    help="PostgreSQL server to create a fresh database on "
+                    "(default: $INGEST_TEST_POSTGRES_URL)")  # fmt: skip
+    ap.add_argument("--sqlite-only", action="store_true")
+    ap.add_argument("--db", action="append", help="an EMPTY database URL instead (repeatable)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db_url = args.db or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-        with Store.open(db_url) as store:
-            if store.story_count():
-                print(f"{db_url} is not empty", file=sys.stderr)
-                return 2
-            seconds = fill(store, args.stories)
-            if store.engine.dialect.name == "postgresql":
-                # what autovacuum does soon after a bulk load; measured before it, the
-                # planner still believes the tables empty (`source=` took 28 ms, not 1)
-                with store.engine.connect() as conn:
-                    conn.execute(text("ANALYZE"))
-                    conn.commit()
-            print(f"{store.story_count():,} stories stored in {seconds:.1f} s "
-                  f"({store.engine.dialect.name}, {args.requests} timed calls each)\n")  # fmt: skip
-            targets = paths(store)
-            print("in-process ASGI (httpx.ASGITransport -> Starlette -> thread pool -> Store):")
-            bench_in_process(store, targets, args.requests)
-            print("\nover loopback (`ingest serve`, uvicorn, one keep-alive connection):")
-            bench_loopback(db_url, targets, args.requests)
-            print("\nthe view, as a downstream site reads it:")
-            bench_view(store, db_url, args.requests)
+    results: dict[str, Results] = {}
+    with databases(args) as urls:
+        for url in urls:
+            dialect, out = measure(url, args)
+            results[dialect] = out
+    table(results)
     return 0
 
 

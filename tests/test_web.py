@@ -33,7 +33,7 @@ from ingest.cli import LATEST_FIELDS, main
 from ingest.store import Store
 from ingest.web.app import create_app
 from ingest.web.page import TemplateProblem
-from ingest.web.params import MAX_LIMIT, decode_cursor, encode_cursor
+from ingest.web.params import MAX_LIMIT, Cursor, decode_cursor, encode_cursor
 from websample import Collection, add_story, fill, serving
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -267,7 +267,8 @@ def test_bad_parameters_are_a_400_with_a_json_error(
 
 def test_cursors_round_trip() -> None:
     moment = datetime(2026, 6, 1, 8, 30, 15, 123456, tzinfo=UTC)
-    assert decode_cursor(encode_cursor(moment, 42)) == (moment, 42)
+    assert decode_cursor(encode_cursor(moment, 42)) == Cursor(moment, 42)
+    assert decode_cursor(encode_cursor(moment, 42, -1.25e-06)) == Cursor(moment, 42, -1.25e-06)
     for bad in ("", "AAAA", "bnVsbA", "WzEsMl0", "WyIyMDI2LTA2LTAxVDA4OjAwOjAwIix0cnVlXQ"):
         with pytest.raises(ValueError):
             decode_cursor(bad)

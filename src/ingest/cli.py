@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     latest.add_argument("--source", help="only stories this source carried")
     latest.add_argument("--limit", type=int, default=20, help="how many stories (20)")
     latest.add_argument(
+        "--search", metavar="WORDS",
+        help="only stories with every word in title, summary or text; most relevant first",
+    )  # fmt: skip
+    latest.add_argument(
         "--format", choices=("table", "json"), default="table",
         help="table (the default) or json (every field, for programs)",
     )  # fmt: skip
@@ -372,8 +376,15 @@ def _latest(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("ingest: --limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    from ingest.store.search import terms as search_terms
+
+    if args.search is not None and not search_terms(args.search):
+        print("ingest: --search needs at least one word (letters or digits)", file=sys.stderr)
+        return EXIT_USAGE
     with _open_store(args) as store:
-        rows = store.latest(section=args.section, source=args.source, limit=args.limit)
+        rows = store.latest(
+            section=args.section, source=args.source, limit=args.limit, search=args.search
+        )
     if args.format == "json":
         print(cli_format.latest_json(rows))
     else:

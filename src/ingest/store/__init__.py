@@ -4,9 +4,11 @@ Opening a Store resolves the URL (`--db`, `INGEST_DATABASE_URL`, the SQLite
 default), applies migrations if needed (`open_existing`, for the commands
 that only read, refuses a database that is missing or not ingest's instead),
 and then offers the few operations the pipeline and the command line need.
-Every write is one transaction per source (a batch of state-only writes may
-share one), and SQLAlchemy errors leave here as `StoreError`.  Deciding what
-is new is dedupe's job; fetching and parsing are not done here.
+Reads go through `db.make_read_engine` (one round trip each on PostgreSQL,
+retried once on a connection the server dropped).  Every write is one
+transaction per source (a batch of state-only writes may share one), and
+SQLAlchemy errors leave here as `StoreError`.  Deciding what is new is
+dedupe's job; fetching and parsing are not done here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
 from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
@@ -34,6 +36,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = db.make_read_engine(engine)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
@@ -59,6 +62,8 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
+        if self._reader is not self.engine:
+            self._reader.dispose()
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -76,12 +81,18 @@ class Store:
             raise errors.StoreError(f"database write failed: {e}") from e
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            with self.engine.connect() as conn:
-                conn.execution_options(**{db.READ_ONLY: True})
-                return fn(conn)
-        except SQLAlchemyError as e:
-            raise errors.StoreError(f"database read failed: {e}") from e
+        for attempt in (1, 2):
+            try:
+                with self._reader.connect() as conn:
+                    conn.execution_options(**{db.READ_ONLY: True})
+                    return fn(conn)
+            except DBAPIError as e:
+                if attempt == 1 and e.connection_invalidated:
+                    continue  # the server dropped a pooled connection (a restart): a fresh one
+                raise errors.StoreError(f"database read failed: {e}") from e
+            except SQLAlchemyError as e:
+                raise errors.StoreError(f"database read failed: {e}") from e
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- writes ---------------------------------------------------------------
 

@@ -39,6 +39,7 @@ __all__ = [
     "create_schema",
     "current_revision",
     "make_engine",
+    "make_read_engine",
     "migrate",
     "require_schema",
     "resolve_url",
@@ -108,6 +109,19 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
         raise errors.StoreError(f"cannot use database {_redact(url)}: {e}") from e
     return engine
+
+
+def make_read_engine(engine: Engine) -> Engine:
+    """The engine reads go through: `engine` itself on SQLite; on PostgreSQL one that
+    answers a read in one round trip: autocommit (no BEGIN, no ROLLBACK) and no
+    ping before each use (`Store` retries a read once on a connection the server
+    dropped instead)."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    try:
+        return create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise errors.StoreError(f"cannot use database {_redact(str(engine.url))}: {e}") from e
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -212,6 +226,10 @@ def migrate(engine: Engine) -> None:
             revision = current_revision(conn)
             if revision == SCHEMA_REVISION:
                 return  # another process migrated while we waited for the lock
+            if engine.dialect.name == "sqlite":
+                from ingest.store import search
+
+                search.check_sqlite_fts5(conn)  # the head revision's search needs it
             if revision is None and not _has_our_tables(conn):
                 create_schema(conn)
             else:
@@ -228,8 +246,12 @@ def _has_our_tables(conn: Connection) -> bool:
 
 def create_schema(conn: Connection) -> None:
     """The current schema in an empty database, stamped with SCHEMA_REVISION (no Alembic)."""
+    from ingest.store import search  # imports this module
+
     schema.metadata.create_all(conn)
     conn.exec_driver_sql(schema.latest_items_view(conn.dialect.name))
+    for statement in search.search_ddl(conn.dialect.name):
+        conn.exec_driver_sql(statement)
     conn.exec_driver_sql(  # the table Alembic keeps its revision in, as Alembic creates it
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"

@@ -10,20 +10,25 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import Float, Integer, and_, bindparam, func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 
 from ingest.model import FetchState
+from ingest.store import search as search_index
 from ingest.store.db import chunks
-from ingest.store.schema import fetches, item_sources, items, sources
+from ingest.store.schema import ID, UTCDateTime, fetches, item_sources, items, sources
 
 __all__ = [
     "failing_since",
     "fetch_states",
     "last_change",
     "latest",
+    "latest_statement",
     "sections",
     "source_status",
     "story_count",
@@ -50,70 +55,203 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
     return out
 
 
-def latest(
-    conn: Connection,
+def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
+    """Stories newest first (with `search`, most relevant first), with every source
+    that carried each one, in one statement (`latest_statement` says which)."""
+    statement, params = latest_statement(conn.dialect.name, **filters)
+    rows = []
+    for r in conn.execute(statement, params):
+        row = dict(r._mapping)
+        carriers = row["sources"]
+        row["sources"] = carriers.split(",") if carriers else [row["source"]]
+        rows.append(row)
+    return rows
+
+
+def latest_statement(
+    dialect: str,
     *,
     section: str | None = None,
     source: str | None = None,
+    kind: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 20,
     before: tuple[datetime, int] | None = None,
-) -> list[dict[str, Any]]:
-    """Stories newest first, with every source that carried each one.
+    search: str | None = None,
+    before_score: float | None = None,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The SELECT behind `latest` and its parameters.
 
-    `before` is a keyset cursor: only stories strictly after that
-    `(published_at, id)` in the newest-first order (an index range scan on
-    `ix_items_section_published` / `ix_items_published`).
+    Every filter reads an index newest first and stops after `limit` rows
+    (tests/test_plans.py checks the plans): `section=` reads
+    `ix_items_section_published`, `kind=` `ix_items_kind_published`, no filter
+    `ix_items_published`, and `source=` reads `ix_item_sources_source_published`
+    (the story's date is copied onto each of its sources' rows).  `since` and
+    `until` bound the date (`until` exclusive).  `before` is a keyset cursor:
+    only stories strictly after that `(published_at, id)` in the newest-first
+    order.  With `search` (a reader's words, store/search.py) the order is
+    (score, published_at DESC, id DESC) and the cursor also carries the last
+    story's score (`before_score`).  Rows carry `score` when searching.
+
+    The statement depends only on which filters are given, so it is built once
+    per combination and reused with new parameters: building it costs five
+    times what SQLite takes to answer it.
     """
-    query = (
-        select(
-            items.c.id,
-            items.c.url,
-            items.c.canonical_url,
-            items.c.title,
-            items.c.summary,
-            items.c.author,
-            items.c.image_url,
-            items.c.published_at,
-            items.c.date_source,
-            items.c.first_seen_at,
-            items.c.updated_at,
-            items.c.section,
-            items.c.source_key.label("source"),
-            sources.c.name.label("source_name"),
-            items.c.kind,
-            items.c.duration_seconds.label("duration"),
-            items.c.media_url,
-            items.c.is_short,
-            items.c.content,
-        )
-        .join(sources, sources.c.key == items.c.source_key)
-        .order_by(items.c.published_at.desc(), items.c.id.desc())
-        .limit(limit)
-    )
-    if section:
-        query = query.where(items.c.section == section)
-    if source:
-        carried = select(item_sources.c.item_id).where(item_sources.c.source_key == source)
-        query = query.where(items.c.id.in_(carried))
-    if since is not None:
-        query = query.where(items.c.published_at >= since)
+    params: dict[str, Any] = {"page": limit}
+    for name, value in (("section", section), ("source", source), ("kind", kind),
+                        ("since", since), ("until", until)):  # fmt: skip
+        if value:
+            params[name] = value
     if before is not None:
-        query = query.where(tuple_(items.c.published_at, items.c.id) < before)
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    carriers: dict[int, list[str]] = defaultdict(list)
-    if rows:
-        links = conn.execute(
-            select(item_sources.c.item_id, item_sources.c.source_key)
-            .where(item_sources.c.item_id.in_([r["id"] for r in rows]))
-            .order_by(item_sources.c.first_seen_at, item_sources.c.source_key)
+        params["before_date"], params["before_id"] = before
+    if search is not None:
+        params["search_terms"] = search_index.match_terms(dialect, search_index.terms(search))
+        if before is not None:
+            if before_score is None:
+                raise ValueError("a search cursor carries the last story's score")
+            params["before_score"] = before_score
+    shape = frozenset(params) - {"page"}
+    return _statement(dialect, shape), params
+
+
+@lru_cache(maxsize=512)
+def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
+    if "search_terms" in given:
+        return _search_statement(dialect, given)
+    if "source" in given:
+        # one source's links, newest first; a story the source carried twice is one row
+        via = item_sources.c
+        date, ident = via.published_at, via.item_id
+        query = select(*_story_columns(dialect)).select_from(
+            item_sources.join(items, items.c.id == via.item_id)
         )
-        for item_id, key in links:
-            if key not in carriers[item_id]:
-                carriers[item_id].append(key)
-    for r in rows:
-        r["sources"] = carriers.get(r["id"], [r["source"]])
-    return rows
+        twin = item_sources.alias("twin")
+        query = query.where(
+            via.source_key == bindparam("source"),
+            ~select(twin.c.item_id)
+            .where(
+                twin.c.item_id == via.item_id,
+                twin.c.source_key == via.source_key,
+                twin.c.entry_key < via.entry_key,
+            )
+            .exists(),
+        )
+    else:
+        date, ident = items.c.published_at, items.c.id
+        query = select(*_story_columns(dialect)).select_from(items)
+    query = _filtered(query, given, date)
+    if "before_date" in given:
+        query = query.where(tuple_(date, ident) < _before())
+    return (
+        query.join(sources, sources.c.key == items.c.source_key)
+        .order_by(date.desc(), ident.desc())
+        .limit(bindparam("page", type_=Integer))
+    )
+
+
+def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
+    """The page of matches first (ids, scores and dates only: the ranking sorts every
+    match), then the page's stories with their columns and sources.  On PostgreSQL the
+    date is read beside the document, and `items` only when a filter needs it; on
+    SQLite, without filters, only for the page and its ties (`search.sqlite_page`)."""
+    if dialect == "sqlite" and not given & {"section", "kind", "source", "since", "until"}:
+        return _page_stories(dialect, search_index.sqlite_page(after="before_date" in given))
+    found = search_index.match(dialect)
+    score = found.c.score
+    if "published_at" in found.c and not given & {"section", "kind", "source"}:
+        date, ident = found.c.published_at, found.c.id
+        page: Select[Any] = select(ident, score, date.label("published_at"))
+    else:
+        date, ident = items.c.published_at, items.c.id
+        page = select(found.c.id, score, date).select_from(
+            found.join(items, items.c.id == found.c.id)
+        )
+    page = page.order_by(score, date.desc(), ident.desc()).limit(bindparam("page", type_=Integer))
+    if "source" in given:  # probe each match's sources (ix_item_sources_item)
+        link = item_sources.alias("link")
+        carried = select(link.c.item_id).where(
+            link.c.item_id == items.c.id, link.c.source_key == bindparam("source")
+        )
+        page = page.where(carried.exists())
+    page = _filtered(page, given, date)
+    if "before_date" in given:
+        after = tuple_(date, ident) < _before()
+        last = bindparam("before_score", type_=Float)
+        page = page.where(or_(score > last, and_(score == last, after)))
+    return _page_stories(dialect, page.subquery("top"))
+
+
+def _page_stories(dialect: str, top: Any) -> Select[Any]:
+    """The stories of a page of matches `top` (id, score, published_at), in its order."""
+    return (
+        select(*_story_columns(dialect), top.c.score)
+        .select_from(top.join(items, items.c.id == top.c.id))
+        .join(sources, sources.c.key == items.c.source_key)
+        .order_by(top.c.score, top.c.published_at.desc(), top.c.id.desc())
+    )
+
+
+def _filtered(query: Select[Any], given: frozenset[str], date: Any) -> Select[Any]:
+    if "section" in given:
+        query = query.where(items.c.section == bindparam("section"))
+    if "kind" in given:
+        query = query.where(items.c.kind == bindparam("kind"))
+    if "since" in given:
+        query = query.where(date >= bindparam("since", type_=UTCDateTime()))
+    if "until" in given:
+        query = query.where(date < bindparam("until", type_=UTCDateTime()))
+    return query
+
+
+def _before() -> Any:
+    return tuple_(bindparam("before_date", type_=UTCDateTime()), bindparam("before_id", type_=ID))
+
+
+def _story_columns(dialect: str) -> list[Any]:
+    """A story's fields as `latest` returns them, `sources` as a comma-separated list."""
+    return [
+        items.c.id,
+        items.c.url,
+        items.c.canonical_url,
+        items.c.title,
+        items.c.summary,
+        items.c.author,
+        items.c.image_url,
+        items.c.published_at,
+        items.c.date_source,
+        items.c.first_seen_at,
+        items.c.updated_at,
+        items.c.section,
+        items.c.source_key.label("source"),
+        sources.c.name.label("source_name"),
+        items.c.kind,
+        items.c.duration_seconds.label("duration"),
+        items.c.media_url,
+        items.c.is_short,
+        items.c.content,
+        _carriers(dialect).label("sources"),
+    ]
+
+
+def _carriers(dialect: str) -> Any:
+    """Every source that carried the story, comma-separated, first to carry it first."""
+    x = item_sources.alias("x")
+    per_source = (
+        select(x.c.source_key.label("k"), func.min(x.c.first_seen_at).label("f"))
+        .where(x.c.item_id == items.c.id)
+        .group_by(x.c.source_key)
+        .correlate(items)
+    )
+    if dialect == "postgresql":
+        keyed = per_source.subquery("c")
+        return select(
+            func.string_agg(
+                keyed.c.k, aggregate_order_by(literal_column("','"), keyed.c.f, keyed.c.k)
+            )
+        ).scalar_subquery()
+    ordered = per_source.order_by("f", "k").subquery("c")
+    return select(func.group_concat(ordered.c.k, ",")).scalar_subquery()
 
 
 def source_status(conn: Connection) -> list[dict[str, Any]]:

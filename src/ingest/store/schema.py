@@ -47,7 +47,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -151,6 +151,8 @@ items = Table(
     Column("content", Text),
     Index("ix_items_section_published", "section", "published_at", "id"),
     Index("ix_items_published", "published_at", "id"),
+    # the read side at scale (0006): `kind=` newest first
+    Index("ix_items_kind_published", "kind", "published_at", "id"),
 )
 
 item_sources = Table(
@@ -163,7 +165,11 @@ item_sources = Table(
     Column("content_hash", Text, nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # the read side at scale (0006): the story's `published_at`, kept in step with
+    # `items` by the store's writes, so that `source=` reads one index newest first
+    Column("published_at", UTCDateTime, nullable=False),
     Index("ix_item_sources_item", "item_id"),
+    Index("ix_item_sources_source_published", "source_key", "published_at", "item_id"),
 )
 
 fetches = Table(

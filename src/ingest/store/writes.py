@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
+from ingest.store import search
 from ingest.store.configs import source_json
 from ingest.store.db import chunks
 from ingest.store.schema import fetches, item_sources, items, sources
@@ -121,13 +122,21 @@ def _story_row(item: Item, now: datetime) -> dict[str, Any]:
     }
 
 
-def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _searched(item: Item) -> tuple[str, str | None, str | None]:
+    """What search indexes of a story (store/search.py)."""
+    return item.title, item.summary, item.content
+
+
+def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, datetime]]:
+    """Stored stories among `urls`: canonical URL -> (id, published_at)."""
+    out: dict[str, tuple[int, datetime]] = {}
     for chunk in chunks(urls):
         rows = conn.execute(
-            select(items.c.canonical_url, items.c.id).where(items.c.canonical_url.in_(chunk))
+            select(items.c.canonical_url, items.c.id, items.c.published_at).where(
+                items.c.canonical_url.in_(chunk)
+            )
         )
-        out.update((r[0], r[1]) for r in rows)
+        out.update((r[0], (r[1], r[2])) for r in rows)
     return out
 
 
@@ -148,11 +157,14 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
             inserted = conn.execute(
                 _insert(conn, items)
                 .on_conflict_do_nothing(index_elements=["canonical_url"])
-                .returning(items.c.canonical_url, items.c.id),
+                .returning(items.c.canonical_url, items.c.id, items.c.published_at),
                 [_story_row(item, now) for item in fresh],
             ).all()
             inserted_count = len(inserted)
-            ids.update((r[0], r[1]) for r in inserted)
+            ids.update((r[0], (r[1], r[2])) for r in inserted)
+            search.write_documents(
+                conn, [(r[1], *_searched(stories[r[0]]), r[2]) for r in inserted]
+            )
         plan = replace(plan, stories=inserted_count)
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
@@ -164,11 +176,13 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
                 {
                     "source_key": source.key,
                     "entry_key": item.entry_key,
-                    "item_id": ids[item.canonical_url],
+                    "item_id": ids[item.canonical_url][0],
                     "url": item.url,
                     "content_hash": item.content_hash,
                     "first_seen_at": now,
                     "updated_at": now,
+                    # the story's date as stored (another source's, when it came first)
+                    "published_at": ids[item.canonical_url][1],
                 }
                 for item in plan.new
             ],
@@ -210,6 +224,8 @@ def _apply_changes(
     item_ids: dict[str, int],  # entry key -> story id, as `_known` read them
     now: datetime,
 ) -> None:
+    reindex: list[search.Indexed] = []
+    moved: list[dict[str, Any]] = []
     for item in changed:
         item_id = item_ids[item.entry_key]
         values: dict[str, Any] = {
@@ -226,13 +242,27 @@ def _apply_changes(
             "is_short": item.is_short,
             "content": item.content,
         }
-        if item.date_source != "first_seen":  # an undated story keeps the time we first saw it
+        dated = item.date_source != "first_seen"
+        if dated:  # an undated story keeps the time we first saw it
             values.update(published_at=item.published_at, date_source=item.date_source)
         # the story's own row follows the source that first carried it
-        conn.execute(
+        stored = conn.execute(
             update(items)
             .where(items.c.id == item_id, items.c.source_key == source.key)
             .values(**values)
+            .returning(items.c.published_at)
+        ).scalar()
+        if stored is not None:
+            reindex.append((item_id, *_searched(item), stored))
+            if dated:
+                moved.append({"b_item": item_id, "b_published": item.published_at})
+    search.write_documents(conn, reindex)
+    if moved:  # every source's link to the story carries its date, for `source=` reads
+        conn.execute(
+            update(item_sources)
+            .where(item_sources.c.item_id == bindparam("b_item"))
+            .values(published_at=bindparam("b_published")),
+            moved,
         )
     conn.execute(
         update(item_sources)

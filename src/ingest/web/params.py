@@ -3,7 +3,9 @@
 A cursor is URL-safe base64 (no padding) of the JSON `["<published_at ISO
 8601>", <id>]` of the last story on a page; the next page holds the stories
 strictly after it in the newest-first order (`published_at DESC, id DESC`),
-so a story stored between two requests is neither skipped nor repeated.
+so a story stored between two requests is neither skipped nor repeated.  A
+search (`q=`) orders by relevance first, and its cursor carries the last
+story's score too: `["<published_at>", <id>, <score>]`.
 Everything a client can get wrong raises `BadRequest` with a message meant
 for the person writing the client.
 """
@@ -20,8 +22,10 @@ from datetime import UTC, datetime
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "KINDS",
     "MAX_LIMIT",
     "BadRequest",
+    "Cursor",
     "ItemsQuery",
     "decode_cursor",
     "encode_cursor",
@@ -31,9 +35,12 @@ __all__ = [
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
-ALLOWED = ("section", "source", "since", "limit", "cursor")
+ALLOWED = ("section", "source", "kind", "since", "until", "q", "limit", "cursor")
+KINDS = ("article", "video", "audio")
+MAX_QUERY = 200  # characters of a search
 _KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")  # sources.yaml's rule for keys and sections
 _DIGITS = re.compile(r"[0-9]{1,6}")
+_WORD = re.compile(r"\w")
 
 
 class BadRequest(ValueError):
@@ -45,12 +52,24 @@ class BadRequest(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Cursor:
+    """The last story of a page: its date and id, and its search score when searching."""
+
+    published_at: datetime
+    id: int
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ItemsQuery:
     section: str | None = None
     source: str | None = None
+    kind: str | None = None
     since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None  # the reader's words (`q`)
     limit: int = DEFAULT_LIMIT
-    before: tuple[datetime, int] | None = None  # decoded cursor
+    before: Cursor | None = None  # decoded cursor
 
 
 def items_query(pairs: Iterable[tuple[str, str]]) -> ItemsQuery:
@@ -75,31 +94,52 @@ def items_query(pairs: Iterable[tuple[str, str]]) -> ItemsQuery:
         if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
             raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
         limit = int(text)
-    since = None
-    if given.get("since"):
-        try:
-            since = parse_since(given["since"])
-        except ValueError as e:
-            raise BadRequest(str(e), parameter="since") from None
+    since, until = (_moment(given, name) for name in ("since", "until"))
+    if since is not None and until is not None and until <= since:
+        raise BadRequest("until must be later than since", parameter="until")
+    kind = given.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}", parameter="kind")
+    search = given.get("q") or None
+    if search is not None:
+        if len(search) > MAX_QUERY:
+            raise BadRequest(f"q must be at most {MAX_QUERY} characters", parameter="q")
+        if not _WORD.search(search):
+            raise BadRequest("q must contain a word (letters or digits)", parameter="q")
     before = None
     if given.get("cursor"):
         try:
             before = decode_cursor(given["cursor"])
         except ValueError:
+            before = None
+        if before is None or (before.score is None) != (search is None):
             raise BadRequest(
-                "cursor is not one this API gave out: pass next_cursor back unchanged",
+                "cursor is not one this API gave out for this query: pass next_cursor back "
+                "unchanged, with the same q",
                 parameter="cursor",
             ) from None
     return ItemsQuery(
         section=given.get("section") or None,
         source=given.get("source") or None,
+        kind=kind,
         since=since,
+        until=until,
+        search=search,
         limit=limit,
         before=before,
     )
 
 
-def parse_since(text: str) -> datetime:
+def _moment(given: dict[str, str], name: str) -> datetime | None:
+    if not given.get(name):
+        return None
+    try:
+        return parse_since(given[name], name)
+    except ValueError as e:
+        raise BadRequest(str(e), parameter=name) from None
+
+
+def parse_since(text: str, name: str = "since") -> datetime:
     """ISO 8601 date or date-time; without a zone it is UTC.  Returns an aware UTC datetime."""
     # an unencoded '+' in a query string arrives as a space: 2026-06-01T08:00:00 01:00
     if len(text) > 19 and text[-6] == " " and text[-5:-3].isdigit():
@@ -108,7 +148,7 @@ def parse_since(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"since must be an ISO 8601 date or time, like 2026-06-01 or "
+            f"{name} must be an ISO 8601 date or time, like 2026-06-01 or "
             f"2026-06-01T08:00:00Z (got {text!r})"
         ) from None
     if moment.tzinfo is None:
@@ -116,21 +156,30 @@ def parse_since(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def encode_cursor(published_at: datetime, item_id: int) -> str:
-    raw = json.dumps([published_at.astimezone(UTC).isoformat(), item_id], separators=(",", ":"))
+def encode_cursor(published_at: datetime, item_id: int, score: float | None = None) -> str:
+    position: list[object] = [published_at.astimezone(UTC).isoformat(), item_id]
+    if score is not None:
+        position.append(score)
+    raw = json.dumps(position, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """(published_at, id) from `encode_cursor`'s output; ValueError for anything else."""
+def decode_cursor(cursor: str) -> Cursor:
+    """The position `encode_cursor` wrote; ValueError for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, item_id = json.loads(raw)
+        position = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as e:
         raise ValueError("malformed cursor") from e
+    if not isinstance(position, list) or len(position) not in (2, 3):
+        raise ValueError("malformed cursor")
+    stamp, item_id, *rest = position
     if not isinstance(stamp, str) or not isinstance(item_id, int) or isinstance(item_id, bool):
+        raise ValueError("malformed cursor")
+    score = rest[0] if rest else None
+    if rest and (not isinstance(score, int | float) or isinstance(score, bool)):
         raise ValueError("malformed cursor")
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is None:
         raise ValueError("malformed cursor")
-    return moment.astimezone(UTC), item_id
+    return Cursor(moment.astimezone(UTC), item_id, None if score is None else float(score))

@@ -9,7 +9,6 @@ ingest wrote to the database).  HTTP itself (ETag, 304) is app.py's job.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ingest import errors
-from ingest.cli_format import story_json
+from ingest.cli_format import LATEST_FIELDS
 from ingest.config.site import SiteSpec
 from ingest.store import Store
 from ingest.web import feeds, page
@@ -42,7 +43,8 @@ class Body:
 
 
 def json_bytes(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON (orjson: datetimes as ISO 8601, as `datetime.isoformat` writes them)."""
+    return orjson.dumps(data)
 
 
 class Site:
@@ -91,18 +93,25 @@ class Site:
     def items(self, query: ItemsQuery, *, paginate: bool = True) -> Body:
         """`{"items": [...], "next_cursor": ...}`, newest first; with `paginate=False`
         (static export) `next_cursor` is always null."""
+        before = query.before
         rows = self.store.latest(
             section=query.section,
             source=query.source,
+            kind=query.kind,
             since=query.since,
+            until=query.until,
+            search=query.search,
             limit=query.limit + 1,
-            before=query.before,
+            before=None if before is None else (before.published_at, before.id),
+            before_score=None if before is None else before.score,
         )
         more, rows = len(rows) > query.limit, rows[: query.limit]
         cursor = None
         if more and paginate:
-            cursor = encode_cursor(rows[-1]["published_at"], rows[-1]["id"])
-        body = json_bytes({"items": [story_json(r) for r in rows], "next_cursor": cursor})
+            last = rows[-1]
+            cursor = encode_cursor(last["published_at"], last["id"], last.get("score"))
+        stories = [{k: r[k] for k in LATEST_FIELDS} for r in rows]  # orjson writes the dates
+        body = json_bytes({"items": stories, "next_cursor": cursor})
         return Body(body, JSON_TYPE, self._modified(rows))
 
     def feed(self, section: str, kind: str, *, request_base: str | None = None) -> Body | None:

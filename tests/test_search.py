@@ -1,0 +1,288 @@
+"""Search: `Store.latest(search=...)`, `/api/items?q=`, `ingest latest --search`, migration 0006.
+
+On SQLite (FTS5) and PostgreSQL (tsvector + GIN), through the store's real write path
+(`Store.save_poll`): what a search finds (title, summary, content; every word; stemmed;
+not the HTML's tags), its order (relevance, then newest first), its pages (the same
+keyset cursor rules as the plain list), that writes keep the index current (a changed
+story, a pruned one), the API's and the command's answers and errors, and an older
+database migrated to 0006 (its stories found, their sources' dates filled in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from cli_helpers import latest_json
+from ingest.cli import main
+from ingest.model import Source
+from ingest.store import Store
+from ingest.web.app import create_app
+from store_helpers import T0, count, item, migrate_to, save
+
+A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
+B = Source(key="b", name="Source B", url="http://127.0.0.1:1/b.xml", section="blogs")
+
+
+@pytest.fixture
+def store(db_url: str) -> Any:
+    with Store.open(db_url) as s:
+        s.sync_sources([A, B], T0)
+        save(s, A, [
+            item(A, 1, title="Nurses lead the night shift", summary="<p>Rota news.</p>"),
+            item(A, 2, title="Board meeting", summary="<p>The <strong>nurse</strong> "
+                 "leadership programme &amp; more.</p>"),
+            item(A, 3, title="Budget", summary="<p>Numbers.</p>",
+                 content="<div><p>Leadership of nurses in the wards.</p></div>"),
+            item(A, 4, title="Leadership in surgery", summary="<p>No match here.</p>"),
+            item(A, 5, title="Café culture", summary="<p>Éclairs for the nursing team.</p>"),
+        ])  # fmt: skip
+        save(s, B, [item(B, 6, title="Nurse leadership: a blog", summary="<p>Blog.</p>")])
+        yield s
+
+
+def titles(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["title"] for r in rows]
+
+
+def test_a_search_finds_every_word_in_title_summary_or_content(store: Store) -> None:
+    found = titles(store.latest(search="nurse leadership"))
+    # both words in the title first, then in summary or content; "Leadership in surgery"
+    # lacks "nurse", and "lead" is not "leadership"
+    assert found[0] == "Nurse leadership: a blog"
+    assert set(found) == {"Nurse leadership: a blog", "Board meeting", "Budget"}
+    assert titles(store.latest(search="NURSES")) == titles(store.latest(search="nurse"))
+    assert "Nurses lead the night shift" in titles(store.latest(search="nurse"))
+    assert titles(store.latest(search="strong")) == []  # a tag, not a word of the text
+    assert titles(store.latest(search="amp")) == []  # an entity, decoded before indexing
+    assert titles(store.latest(search="leadership", source="b")) == ["Nurse leadership: a blog"]
+    assert (
+        titles(store.latest(search="leadership", section="latest"))[-1]
+        != "Nurse leadership: a blog"
+    )
+
+
+def test_the_title_weighs_more_than_the_text_and_ties_go_newest_first(store: Store) -> None:
+    rows = store.latest(search="leadership")
+    assert set(titles(rows[:2])) == {"Nurse leadership: a blog", "Leadership in surgery"}
+    assert set(titles(rows[2:])) == {"Board meeting", "Budget"}
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores)
+    for a, b in itertools.pairwise(rows):
+        if a["score"] == b["score"]:
+            assert (a["published_at"], a["id"]) > (b["published_at"], b["id"])
+
+
+def test_query_syntax_is_taken_as_words(store: Store) -> None:
+    for query in ('nurse" OR "x', "title:nurse", "nurse*", "NEAR(nurse leadership)", "-nurse"):
+        rows = store.latest(search=query)  # no syntax error, whatever the reader typed
+        assert all("nurs" in f"{r['title']} {r['summary']} {r['content']}".lower() for r in rows)
+
+
+def test_writes_keep_the_index_current(store: Store) -> None:
+    save(store, A, [item(A, 4, title="Leadership in theatre nursing", content_hash="new4")])
+    assert "Leadership in theatre nursing" in titles(store.latest(search="theatre"))
+    assert titles(store.latest(search="surgery")) == []
+    # a new date moves the story in `source=` lists too (item_sources.published_at)
+    later = T0 + timedelta(days=30)
+    save(store, A, [item(A, 4, title="Leadership in theatre nursing", content_hash="new5",
+                         published_at=later)])  # fmt: skip
+    assert store.latest(source="a", limit=1)[0]["published_at"] == later
+    assert store.latest(source="a", limit=1)[0]["title"] == "Leadership in theatre nursing"
+    # pruning removes stories from the index with them
+    assert store.prune_batch(T0 + timedelta(days=3650), retention=0, history=0, batch=100)
+    assert store.latest(search="leadership") == []
+
+
+def test_a_source_listing_a_story_twice_shows_it_once(store: Store) -> None:
+    twin = replace(item(A, 7, title="Twice"), entry_key="id:other-guid")
+    save(store, A, [item(A, 7, title="Twice"), twin])
+    rows = store.latest(source="a")
+    assert titles(rows).count("Twice") == 1 and rows[0]["sources"] == ["a"]
+    assert count(store, "item_sources WHERE item_id = " + str(rows[0]["id"])) == 2
+
+
+class Client:
+    def __init__(self, store: Store) -> None:
+        self.app = create_app(store)
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return await c.get(path, params=params)
+
+        return asyncio.run(go())
+
+
+def test_the_api_pages_through_a_search_once_each(store: Store) -> None:
+    client = Client(store)
+    whole = client.get("/api/items", q="nurse leadership").json()
+    assert whole["next_cursor"] is None
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"q": "nurse leadership", "limit": "1", **({"cursor": cursor} if cursor else {})}
+        data = client.get("/api/items", **params).json()
+        seen += [i["id"] for i in data["items"]]
+        cursor = data["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [i["id"] for i in whole["items"]] and len(seen) == 3
+    assert "score" not in whole["items"][0]
+    only_b = client.get("/api/items", q="leadership", source="b", section="blogs").json()
+    assert [i["source"] for i in only_b["items"]] == ["b"]
+
+
+def test_the_api_explains_a_bad_search(store: Store) -> None:
+    client = Client(store)
+    plain_cursor = client.get("/api/items", limit="1").json()["next_cursor"]
+    search_cursor = client.get("/api/items", q="nurse", limit="1").json()["next_cursor"]
+    for params, parameter in [
+        ({"q": "!!! ..."}, "q"),
+        ({"q": "x" * 201}, "q"),
+        ({"q": "nurse", "cursor": plain_cursor}, "cursor"),
+        ({"cursor": search_cursor}, "cursor"),
+        ({"kind": "podcast"}, "kind"),
+        ({"since": "2026-06-02", "until": "2026-06-01"}, "until"),
+    ]:
+        r = client.get("/api/items", **params)
+        assert r.status_code == 400, params
+        assert r.json()["parameter"] == parameter and r.json()["error"]
+
+
+def test_the_api_filters_by_kind_and_date_range(store: Store) -> None:
+    video = Source(key="v", name="Videos", url="http://127.0.0.1:1/v.xml", section="videos")
+    store.sync_sources([A, B, video], T0)
+    save(store, video, [item(video, 8, kind="video", duration=60)])
+    client = Client(store)
+    assert [i["kind"] for i in client.get("/api/items", kind="video").json()["items"]] == ["video"]
+    since, until = (T0 + timedelta(hours=2)).isoformat(), (T0 + timedelta(hours=4)).isoformat()
+    rows = client.get("/api/items", since=since, until=until).json()["items"]
+    assert [r["title"] for r in rows] == ["Budget", "Board meeting"]  # until is exclusive
+
+
+def test_ingest_latest_search(
+    db_url: str, capsys: pytest.CaptureFixture[str], store: Store
+) -> None:
+    rows = latest_json(db_url, capsys, "--search", "nurse leadership")
+    assert [r["title"] for r in rows] == titles(store.latest(search="nurse leadership"))
+    assert [
+        r["title"] for r in latest_json(db_url, capsys, "--search", "lead", "--source", "a")
+    ] == ["Nurses lead the night shift"]
+    capsys.readouterr()
+    assert main(["latest", "--db", db_url, "--search", "  ?! "]) == 2
+    assert "--search needs at least one word" in capsys.readouterr().err
+
+
+def test_migration_0006_indexes_stored_stories_and_downgrades(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        Path(db_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    migrate_to(db_url, "0005")
+    engine = create_engine(db_url)
+    stamp = "2026-03-01 10:00:00"
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO sources (key, name, url, created_at, updated_at) "
+                "VALUES ('s', 'S', 'https://x.org/feed', :t, :t)"
+            ),
+            {"t": stamp},
+        )
+        c.execute(
+            text(
+                "INSERT INTO items (id, canonical_url, url, title, summary, content, published_at, "
+                "date_source, section, source_key, content_hash, first_seen_at, updated_at) VALUES "
+                "(1, 'https://x.org/a', 'https://x.org/a', 'Old story', "
+                "'<p>About <b>wards</b></p>', '<p>Full text on rotas</p>', :t, 'published', "
+                "'latest', 's', 'h', :t, :t)"
+            ),
+            {"t": stamp},
+        )
+        c.execute(text(
+            "INSERT INTO item_sources (source_key, entry_key, item_id, url, content_hash, "
+            "first_seen_at, updated_at) VALUES ('s', 'id:1', 1, 'https://x.org/a', 'h', :t, :t)"),
+            {"t": stamp})  # fmt: skip
+    engine.dispose()
+    with Store.open(db_url) as store:  # migrates to the head
+        assert titles(store.latest(search="wards")) == ["Old story"]
+        assert titles(store.latest(search="rotas")) == ["Old story"]
+        (row,) = store.latest(source="s")
+        assert row["published_at"].isoformat() == "2026-03-01T10:00:00+00:00"
+    migrate_to(db_url, "0005", down=True)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as c:
+            columns = list(c.execute(text("SELECT * FROM item_sources")).keys())
+            assert "published_at" not in columns and "item_id" in columns
+            assert c.execute(text("SELECT count(*) FROM latest_items")).scalar_one() == 1
+    finally:
+        engine.dispose()
+    with Store.open(db_url) as store:  # and up again
+        assert titles(store.latest(search="wards")) == ["Old story"]
+
+
+def test_json_of_the_api_is_what_ingest_latest_prints(
+    store: Store, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = Client(store).get("/api/items", limit="100").json()["items"]
+    assert api == json.loads(json.dumps(latest_json(db_url, capsys)))
+
+
+@pytest.mark.postgres
+def test_a_read_survives_the_server_dropping_its_connection(pg_url: str) -> None:
+    """Reads skip the ping before each use (one round trip); a dropped connection is
+    retried once on a fresh one instead of failing the request."""
+    with Store.open(pg_url) as store:
+        store.sync_sources([A], T0)
+        save(store, A, [item(A, 1)])
+        assert len(store.latest()) == 1  # a pooled read connection now exists
+        name = store.engine.url.database
+        with store.engine.connect() as c:  # what a server restart does to the pool
+            dropped = c.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": name},
+            ).scalar_one()
+            c.commit()
+        assert dropped >= 1
+        assert len(store.latest()) == 1
+
+
+def test_equal_scores_page_newest_first_each_once(store: Store) -> None:
+    """Stories a search scores the same (here: the same words) go newest first, and a
+    page that ends inside such a tie continues inside it."""
+    twins = [item(A, n, title="Quarterly staffing report", summary="<p>Same.</p>",
+                  published_at=T0 + timedelta(days=n)) for n in range(20, 27)]  # fmt: skip
+    save(store, A, twins)
+    client = Client(store)
+    whole = client.get("/api/items", q="staffing report", limit="100").json()["items"]
+    assert [i["published_at"] for i in whole] == sorted(
+        (i["published_at"] for i in whole), reverse=True
+    )
+    assert len(whole) == 7
+    for limit in ("1", "2", "3"):
+        seen, cursor = [], None
+        while True:
+            params = {
+                "q": "staffing report",
+                "limit": limit,
+                **({"cursor": cursor} if cursor else {}),
+            }
+            data = client.get("/api/items", **params).json()
+            seen += [i["id"] for i in data["items"]]
+            cursor = data["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [i["id"] for i in whole], limit
