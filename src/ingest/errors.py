@@ -18,6 +18,7 @@ __all__ = [
     "IngestError",
     "NetworkError",
     "ParseError",
+    "RefusedError",
     "StoreError",
     "TimeoutError",
     "TooLargeError",
@@ -68,10 +69,10 @@ class NetworkError(FetchError):
     kind = "network"
 
 
-class BlockedError(FetchError):
+class RefusedError(FetchError):
     """The network guard refused the address (private, loopback, ...) or the URL's scheme."""
 
-    kind = "blocked"
+    kind = "refused"
 
 
 class TimeoutError(FetchError):
@@ -102,6 +103,12 @@ class HTTPStatusError(FetchError):
         self.status = status
         self.retry_after = retry_after
         super().__init__(message, url=url)
+
+
+class BlockedError(HTTPStatusError):
+    """The server's bot protection answered (a challenge or CAPTCHA page), not the feed."""
+
+    kind = "blocked"
 
 
 class ParseError(IngestError):

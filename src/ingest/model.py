@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "CuratedItem",
     "DateSource",
+    "DateZone",
     "FetchState",
     "Fetched",
     "Item",
@@ -43,6 +44,7 @@ SourceKind = Literal["feed", "page", "curated"]
 # the file (seconds): the editors' order, below every dated story (normalize.py)
 DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
+DateZone = Literal["none", "utc", "offset"]
 ItemKind = Literal["article", "video", "audio"]
 
 
@@ -80,6 +82,12 @@ class Source:
     items: tuple[CuratedItem, ...] = ()  # kind: curated only; the stories themselves
     timeout: float = DEFAULT_TIMEOUT  # seconds for the whole request
     max_body: int = DEFAULT_MAX_BODY  # bytes, counted after decompression
+    # (name, value) pairs sent with the source's requests; values may hold ${NAME}
+    # references to the environment (envrefs.py), kept as written: never a secret itself
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    proxy: str | None = field(default=None, repr=False)  # http:// or socks5:// URL; ${NAME} ok
+    timezone: str | None = None  # IANA zone for the source's dates written without an offset
+    date_offset_fix: bool = False  # dates labelled UTC are really local time in `timezone`
     line: int = 0  # where the source starts in its file, for messages
 
 
@@ -183,6 +191,10 @@ class RawEntry:
     duration: int | None = None  # seconds
     media_url: str | None = None
     media_kind: MediaKind | None = None
+    # how the document wrote each date's zone (dates.zone_label): "none" (no offset: the
+    # date above is its wall time read as UTC), "utc" (Z, +00:00, GMT) or "offset" (any other)
+    published_zone: DateZone = "offset"
+    updated_zone: DateZone = "offset"
 
 
 @dataclass(frozen=True, slots=True)

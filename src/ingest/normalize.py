@@ -53,6 +53,7 @@ import html
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
@@ -61,6 +62,7 @@ import nh3
 
 from ingest.controls import without_controls
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
+from ingest.parse.dates import repair
 from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
 
 # canonical_url and clean_url live in ingest.urls; they are re-exported here
@@ -125,6 +127,8 @@ def normalize(
     any entry whose `entry_key` an earlier entry already has.
     """
     now = _as_utc(now)
+    if source.timezone is not None:
+        entries = [_local_dates(raw, source) for raw in entries]
     strip = source.strip_params
     entry_ids = [raw.id.translate(_CONTROLS).strip() if raw.id else "" for raw in entries]
     ids = Counter(i for i in entry_ids if i)
@@ -347,6 +351,16 @@ def _date(raw: RawEntry, now: datetime) -> tuple[datetime, DateSource]:
     if raw.updated is not None and (updated := _as_utc(raw.updated)) <= latest:
         return updated, "updated"
     return now, "first_seen"
+
+
+def _local_dates(raw: RawEntry, source: Source) -> RawEntry:
+    """`raw` with the source's date repair applied (`timezone:`, `date_offset_fix:`)."""
+    zone, fix = source.timezone, source.date_offset_fix
+    published = raw.published and repair(_as_utc(raw.published), raw.published_zone, zone, fix)
+    updated = raw.updated and repair(_as_utc(raw.updated), raw.updated_zone, zone, fix)
+    if published == raw.published and updated == raw.updated:
+        return raw
+    return replace(raw, published=published, updated=updated)
 
 
 def _as_utc(moment: datetime) -> datetime:

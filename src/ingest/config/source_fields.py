@@ -6,7 +6,8 @@ or `cron`, duplicate keys, `select:` for pages, `items:` for curated
 sources), applies the `defaults:` block as read (`_Defaults`), and builds
 each `Source`.  It does not read the top level, `defaults:` or `settings:`
 (`validate._Checker` does, building on this class), judge single values
-(`values`, `notations`), or implement the generic field reading (`fields`).
+(`values`, `notations`, `request_fields` for headers, proxy and timezone), or
+implement the generic field reading (`fields`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.fields import _FieldChecker
 from ingest.config.notations import _cron, _date_format, _selector
+from ingest.config.request_fields import _headers, _proxy, _timezone
 from ingest.config.values import (
     MAX_BODY,
     _flag,
@@ -58,6 +60,10 @@ _SOURCE_FIELDS: Final = (
     "day_first",
     "max_age",
     "items",
+    "headers",
+    "proxy",
+    "timezone",
+    "date_offset_fix",
 )
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
@@ -182,6 +188,24 @@ class _SourceChecker(_FieldChecker):
         date_format = self.optional(given, "date_format", _date_format, None)
         day_first = self.optional(given, "day_first", _flag, True)
 
+        for field in ("headers", "proxy", "timezone", "date_offset_fix"):
+            if field in given and kind == "curated":
+                self.add(
+                    _line(given[field][0]),
+                    f"'{field}' is not used by kind: curated (no request is made, and each "
+                    "item's date is written in the file)",
+                )
+        no_headers: tuple[tuple[str, str], ...] = ()
+        headers = self.optional(given, "headers", _headers, no_headers)
+        proxy = self.optional(given, "proxy", _proxy, None)
+        timezone = self.optional(given, "timezone", _timezone, None)
+        offset_fix = self.optional(given, "date_offset_fix", _flag, False)
+        if offset_fix and "timezone" not in given:
+            self.add(
+                _line(given["date_offset_fix"][0]),
+                "'date_offset_fix' needs a 'timezone:' (the zone the feed's times really are in)",
+            )
+
         select: tuple[tuple[str, str], ...] = ()
         if kind is None:
             pass
@@ -237,6 +261,10 @@ class _SourceChecker(_FieldChecker):
             items=items,
             timeout=timeout,
             max_body=max_body,
+            headers=headers,
+            proxy=proxy,
+            timezone=timezone,
+            date_offset_fix=offset_fix,
             line=_line(node),
         )
 

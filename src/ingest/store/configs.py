@@ -44,6 +44,7 @@ def source_from_json(text: str) -> Source:
     for name in ("include", "exclude", "strip_params"):
         data[name] = tuple(data.get(name, ()))
     data["select"] = tuple((str(a), str(b)) for a, b in data.get("select", ()))
+    data["headers"] = tuple((str(a), str(b)) for a, b in data.get("headers", ()))
     data["items"] = tuple(_curated(i) for i in data.get("items", ()))
     known = {f.name for f in dataclasses.fields(Source)}
     return Source(**{k: v for k, v in data.items() if k in known})
