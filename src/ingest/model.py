@@ -23,6 +23,7 @@ __all__ = [
     "DateZone",
     "FetchState",
     "Fetched",
+    "Identity",
     "Item",
     "ItemKind",
     "MediaKind",
@@ -45,6 +46,7 @@ SourceKind = Literal["feed", "page", "curated"]
 DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
 DateZone = Literal["none", "utc", "offset"]
+Identity = Literal["guid", "link", "title", "content"]
 ItemKind = Literal["article", "video", "audio"]
 
 
@@ -88,6 +90,7 @@ class Source:
     proxy: str | None = field(default=None, repr=False)  # http:// or socks5:// URL; ${NAME} ok
     timezone: str | None = None  # IANA zone for the source's dates written without an offset
     date_offset_fix: bool = False  # dates labelled UTC are really local time in `timezone`
+    identity: Identity | None = None  # what names an entry (normalize.py); None: guid, link, hash
     line: int = 0  # where the source starts in its file, for messages
 
 

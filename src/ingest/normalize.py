@@ -53,7 +53,6 @@ import html
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
@@ -61,8 +60,8 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 
 from ingest.controls import without_controls
+from ingest.entry_rules import entry_key_of, local_dates
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
-from ingest.parse.dates import repair
 from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
 
 # canonical_url and clean_url live in ingest.urls; they are re-exported here
@@ -128,7 +127,7 @@ def normalize(
     """
     now = _as_utc(now)
     if source.timezone is not None:
-        entries = [_local_dates(raw, source) for raw in entries]
+        entries = [local_dates(raw, source) for raw in entries]
     strip = source.strip_params
     entry_ids = [raw.id.translate(_CONTROLS).strip() if raw.id else "" for raw in entries]
     ids = Counter(i for i in entry_ids if i)
@@ -213,15 +212,9 @@ def _item(
         published_at, date_source = LISTED_EPOCH - timedelta(seconds=place), "listed"
 
     canonical, fragment_url = story_key
-    if entry_id and ids[entry_id] == 1:
-        entry_key = "id:" + entry_id
-    elif canonical:
-        entry_key = "url:" + canonical
-    else:
-        own_date = raw.published or raw.updated
-        own_stamp = _as_utc(own_date).isoformat() if own_date else ""
-        digest = hashlib.sha1(f"{title}\x00{own_stamp}".encode()).hexdigest()
-        entry_key = "hash:" + digest
+    text = _html_text(content or summary) if source.identity == "content" else ""
+    unique_id = entry_id if entry_id and ids[entry_id] == 1 else ""
+    entry_key = entry_key_of(source.identity, raw, unique_id, canonical, title, text)
 
     url = clean_url(link, strip) if link else ""
     image_url = _image(raw, body_base, summary, body, content_base)
@@ -351,16 +344,6 @@ def _date(raw: RawEntry, now: datetime) -> tuple[datetime, DateSource]:
     if raw.updated is not None and (updated := _as_utc(raw.updated)) <= latest:
         return updated, "updated"
     return now, "first_seen"
-
-
-def _local_dates(raw: RawEntry, source: Source) -> RawEntry:
-    """`raw` with the source's date repair applied (`timezone:`, `date_offset_fix:`)."""
-    zone, fix = source.timezone, source.date_offset_fix
-    published = raw.published and repair(_as_utc(raw.published), raw.published_zone, zone, fix)
-    updated = raw.updated and repair(_as_utc(raw.updated), raw.updated_zone, zone, fix)
-    if published == raw.published and updated == raw.updated:
-        return raw
-    return replace(raw, published=published, updated=updated)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -1,10 +1,11 @@
-"""Converters for a source's request and date-repair settings: `headers`, `proxy`, `timezone`.
+"""Converters for a source's request and repair settings: headers, proxy, timezone, identity.
 
 This module's one job is to judge these values, each a (value node, field
 name) -> value converter raising `_Bad` like those of `values`: `headers:` is
 a mapping of HTTP header names to values (printable ASCII, no header that
 ingest itself must control), `proxy:` an `http://`, `socks5://` or
-`socks5h://` URL, and `timezone:` an IANA zone name known to `zoneinfo`.
+`socks5h://` URL, `timezone:` an IANA zone name known to `zoneinfo`, and
+`identity:` one of guid, link, title, content.
 Header values and the proxy may hold `${NAME}` references to the environment
 (`envrefs`); only their shape is checked here, and they are kept as written,
 so no secret is ever part of a `Source`.  It does not walk sources or apply
@@ -24,8 +25,17 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from ingest.config.values import _Bad, _text
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of
 from ingest.envrefs import references
+from ingest.model import Identity
 
-__all__ = ["MAX_HEADERS", "PROXY_SCHEMES", "_headers", "_proxy", "_timezone"]
+__all__ = [
+    "IDENTITIES",
+    "MAX_HEADERS",
+    "PROXY_SCHEMES",
+    "_headers",
+    "_identity",
+    "_proxy",
+    "_timezone",
+]
 
 MAX_HEADERS: Final = 32
 _MAX_VALUE: Final = 8192
@@ -110,6 +120,18 @@ def _proxy(node: Node, name: str) -> str:
             node,
         )
     return value
+
+
+IDENTITIES: Final[tuple[Identity, ...]] = ("guid", "link", "title", "content")
+
+
+def _identity(node: Node, name: str) -> Identity:
+    """What names an entry of the source: guid, link, title or content."""
+    value = _text(node, name)
+    for known in IDENTITIES:
+        if value == known:
+            return known
+    raise _Bad(f"{name} must be one of {', '.join(IDENTITIES)}, not {value!r}", node)
 
 
 def _timezone(node: Node, name: str) -> str:

@@ -20,7 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.fields import _FieldChecker
 from ingest.config.notations import _cron, _date_format, _selector
-from ingest.config.request_fields import _headers, _proxy, _timezone
+from ingest.config.request_fields import _headers, _identity, _proxy, _timezone
 from ingest.config.values import (
     MAX_BODY,
     _flag,
@@ -64,6 +64,7 @@ _SOURCE_FIELDS: Final = (
     "proxy",
     "timezone",
     "date_offset_fix",
+    "identity",
 )
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
@@ -200,6 +201,12 @@ class _SourceChecker(_FieldChecker):
         proxy = self.optional(given, "proxy", _proxy, None)
         timezone = self.optional(given, "timezone", _timezone, None)
         offset_fix = self.optional(given, "date_offset_fix", _flag, False)
+        identity = self.optional(given, "identity", _identity, None)
+        if identity is not None and kind == "curated":
+            self.add(
+                _line(given["identity"][0]),
+                "'identity' is not used by kind: curated (each item is its url)",
+            )
         if offset_fix and "timezone" not in given:
             self.add(
                 _line(given["date_offset_fix"][0]),
@@ -265,6 +272,7 @@ class _SourceChecker(_FieldChecker):
             proxy=proxy,
             timezone=timezone,
             date_offset_fix=offset_fix,
+            identity=identity,
             line=_line(node),
         )
 

@@ -5,7 +5,8 @@ Each function takes an open Connection inside a transaction the caller owns
 together.  Upserts use `INSERT ... ON CONFLICT` through SQLAlchemy's SQLite
 and PostgreSQL dialects, so two processes writing the same story at once
 cannot duplicate it.  What is new or changed is decided by `dedupe.plan`
-(pure) on the rows read here.
+(pure) on the rows read here; an entry whose id changed is first matched to
+the story it is (`rekey.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.store.configs import source_json
 from ingest.store.db import chunks
+from ingest.store.rekey import rekey
 from ingest.store.schema import fetches, item_sources, items, sources
 
 __all__ = ["record_polls", "save_items", "sync_sources"]
@@ -134,6 +136,8 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, int]:
 def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
     """Store one poll's Items for `source`; returns what dedupe decided."""
     known = _known(conn, source.key, [i.entry_key for i in batch])
+    if source.kind != "curated" and len(known) < len(batch):  # ids that changed (rekey.py)
+        known.update(rekey(conn, source.key, batch, known, now))
     plan = dedupe.plan(batch, {key: digest for key, (digest, _) in known.items()})
     if plan.new:
         stories = dedupe.first_by_canonical_url(plan.new)
