@@ -382,20 +382,24 @@ def _latest(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
     with _open_store(args) as store:
         rows = store.status()
         jobs = store.queue_counts()  # distributed mode (PostgreSQL with procrastinate's table)
+        cooling = store.host_cooldowns(datetime.now(UTC))  # hosts every source leaves alone
     if args.format == "json":
         print(cli_format.status_json(rows))
     else:
         if args.wide:
             cli_format.print_status_wide(rows)
         else:
-            from datetime import UTC
-
             cli_format.print_status(rows, now=datetime.now(UTC))
         if jobs is not None:
             print("queue: " + ", ".join(f"{n} {k}" for k, n in jobs.items()))
+        for c in cooling:
+            until = f"{c['until']:%Y-%m-%d %H:%M:%S} UTC"
+            print(f"cooling down: {c['host']} until {until} ({c['reason']})")
     return EXIT_OK
 
 

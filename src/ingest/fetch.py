@@ -15,6 +15,9 @@ non-public addresses unless the operator allowed them, after DNS and on
 every redirect hop, and connects to the very address it checked.  A refusal
 is a `RefusedError` (kind `refused`).
 
+Polls of one host start at least `settings: per_host_delay` (or its
+`host_delays` entry) apart in this process (`politeness.delay_for`).
+
 A source's `headers:` (filled in from the environment, `envrefs.py`) go with
 its requests, the User-Agent on every hop and the others only to the source's
 own host; its `proxy:` is named to the client's `ProxyRouter` (transport.py).
@@ -34,7 +37,7 @@ import hashlib
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC
 from urllib.parse import urlsplit
@@ -52,6 +55,7 @@ from ingest.envrefs import redact  # noqa: E402
 from ingest.fetch_request import SourceRequest  # noqa: E402
 from ingest.model import Fetched, FetchState, Settings, Source  # noqa: E402
 from ingest.netguard import Refused  # noqa: E402
+from ingest.politeness import delay_for, host_of  # noqa: E402
 from ingest.transport import ACCEPT, GuardedTransport, make_client  # noqa: E402
 from ingest.urls import absolute_http_url  # noqa: E402
 
@@ -96,12 +100,16 @@ class Fetcher:
         settings: Settings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.settings = settings or Settings()
         self._clock = clock
+        self._sleep = sleep  # waits out `per_host_delay` (tests pass one that moves `clock`)
         self._global = asyncio.Semaphore(self.settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._spacing: dict[str, asyncio.Lock] = {}  # per host, for `per_host_delay`
+        self._last_start: dict[str, float] = {}  # per host: when its last poll's request began
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         host = (urlsplit(url).hostname or "").lower()
@@ -119,6 +127,7 @@ class Fetcher:
         """
         state = state or FetchState()
         request = SourceRequest.of(source)
+        await self._space(source.url)
         started = self._clock()
         try:
             async with self._host_limit(source.url), self._global:
@@ -135,6 +144,21 @@ class Fetcher:
             raise
         elapsed = int((self._clock() - started) * 1000)
         return replace(fetched, elapsed_ms=elapsed)
+
+    async def _space(self, url: str) -> None:
+        """Wait until this process's last poll of `url`'s host started at least its
+        `per_host_delay` (or `host_delays` entry) ago; polls of one host queue in turn."""
+        host = host_of(url)
+        delay = delay_for(self.settings, host)
+        if delay <= 0:
+            return
+        lock = self._spacing.setdefault(host, asyncio.Lock())
+        async with lock:
+            last = self._last_start.get(host)
+            wait = 0.0 if last is None else last + delay - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            self._last_start[host] = self._clock()
 
     async def _follow(self, source: Source, state: FetchState, request: SourceRequest) -> Fetched:
         url = source.url

@@ -100,6 +100,8 @@ class Settings:
 
     concurrency: int = 64  # requests in flight across all hosts
     per_host: int = 8  # requests in flight to one host
+    per_host_delay: float = 0.0  # least seconds between two polls' requests to one host
+    host_delays: tuple[tuple[str, float], ...] = ()  # (host or domain, seconds) overrides
     max_redirects: int = 5
     user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
     # the unattended service (schedule.py, policy.py)

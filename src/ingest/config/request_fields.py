@@ -5,7 +5,8 @@ name) -> value converter raising `_Bad` like those of `values`: `headers:` is
 a mapping of HTTP header names to values (printable ASCII, no header that
 ingest itself must control), `proxy:` an `http://`, `socks5://` or
 `socks5h://` URL, `timezone:` an IANA zone name known to `zoneinfo`, and
-`identity:` one of guid, link, title, content.
+`identity:` one of guid, link, title, content; and, under `settings:`,
+`host_delays:` (host name: duration).
 Header values and the proxy may hold `${NAME}` references to the environment
 (`envrefs`); only their shape is checked here, and they are kept as written,
 so no secret is ever part of a `Source`.  It does not walk sources or apply
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from ingest.config.values import _Bad, _text
+from ingest.config.values import _Bad, _text, _timeout
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of
 from ingest.envrefs import references
 from ingest.model import Identity
@@ -132,6 +133,28 @@ def _identity(node: Node, name: str) -> Identity:
         if value == known:
             return known
     raise _Bad(f"{name} must be one of {', '.join(IDENTITIES)}, not {value!r}", node)
+
+
+_HOST_RE: Final = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+)
+
+
+def _host_delays(node: Node, name: str) -> tuple[tuple[str, float], ...]:
+    """`host_delays:`, a block of `host.name: duration` lines (a domain covers its subdomains)."""
+    if not isinstance(node, MappingNode):
+        raise _Bad(f"{name} must be a block of host: duration lines, not {_kind_of(node)}", node)
+    out: dict[str, float] = {}
+    for key_node, value_node in node.value:
+        host = str(key_node.value).strip().lower() if isinstance(key_node, ScalarNode) else ""
+        if not _HOST_RE.fullmatch(host) or len(host) > 253:
+            raise _Bad(
+                f"{name}: {host or key_node.value!r} is not a host name (e.g. bmj.com)", key_node
+            )
+        if host in out:
+            raise _Bad(f"{name}: {host} is given twice", key_node)
+        out[host] = _timeout(value_node, f"{name}: {host}")
+    return tuple(out.items())
 
 
 def _timezone(node: Node, name: str) -> str:

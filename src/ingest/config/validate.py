@@ -22,6 +22,7 @@ from yaml.nodes import MappingNode, Node
 
 from ingest.config.fields import _fail
 from ingest.config.notations import _cron, _network
+from ingest.config.request_fields import _host_delays
 from ingest.config.site import SiteSpec, _SiteChecker
 from ingest.config.source_fields import _SOURCE_FIELDS, _body_size, _Defaults, _SourceChecker
 from ingest.config.values import (
@@ -66,6 +67,8 @@ _DEFAULT_FIELDS: Final = (
 _SETTINGS_FIELDS: Final = (
     "concurrency",
     "per_host",
+    "per_host_delay",
+    "host_delays",
     "max_redirects",
     "user_agent",
     "backoff_max",
@@ -172,6 +175,8 @@ class _Checker(_SourceChecker, _SiteChecker):
         return Settings(
             concurrency=self.optional(f, "concurrency", _count(1, 100_000), s.concurrency, w),
             per_host=self.optional(f, "per_host", _count(1, 100_000), s.per_host, w),
+            per_host_delay=self.optional(f, "per_host_delay", _timeout, s.per_host_delay, w),
+            host_delays=self.optional(f, "host_delays", _host_delays, s.host_delays, w),
             max_redirects=self.optional(f, "max_redirects", _count(0, 20), s.max_redirects, w),
             user_agent=self.optional(f, "user_agent", _user_agent, s.user_agent, w),
             backoff_max=self.optional(f, "backoff_max", _interval, s.backoff_max, w),

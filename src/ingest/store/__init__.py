@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
 from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import configs, db, reads, service, writes
+from ingest.store import configs, db, hosts, reads, service, writes
 
 __all__ = ["Store"]
 
@@ -194,6 +194,14 @@ class Store:
 
     def service(self, name: str) -> dict[str, Any] | None:
         return self._read(lambda c: service.service_row(c, name))
+
+    def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
+        """(until, reason) when `host` is cooling down at `now` (store/hosts.py)."""
+        return self._read(lambda c: hosts.host_cooldown(c, host, now))
+
+    def host_cooldowns(self, now: datetime) -> list[dict[str, Any]]:
+        """Every host cool-down still in force at `now`, the soonest to end first."""
+        return self._read(lambda c: hosts.active_cooldowns(c, now))
 
     def services(self) -> list[dict[str, Any]]:
         """Every heartbeat row (scheduler, dispatcher, each worker), by name."""

@@ -70,4 +70,6 @@ def settings_from_json(text: str) -> Settings:
     values = {k: v for k, v in data.items() if k in known}
     if "allow_networks" in values:
         values["allow_networks"] = tuple(values["allow_networks"])
+    if "host_delays" in values:
+        values["host_delays"] = tuple((str(h), float(d)) for h, d in values["host_delays"])
     return Settings(**values)

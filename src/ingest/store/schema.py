@@ -36,6 +36,7 @@ __all__ = [
     "SCHEMA_REVISION",
     "UTCDateTime",
     "fetches",
+    "host_cooldowns",
     "item_sources",
     "items",
     "latest_items_view",
@@ -47,7 +48,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0007"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -182,6 +183,17 @@ fetches = Table(
     Column("error", Text),
     Index("ix_fetches_source_started", "source_key", "started_at"),
     Index("ix_fetches_started", "started_at"),
+)
+
+# host-wide politeness (0007): a host left alone until `until` (a 429, a 503 with Retry-After)
+host_cooldowns = Table(
+    "host_cooldowns",
+    metadata,
+    Column("host", Text, primary_key=True),  # lower-case name, `:port` if not the default
+    Column("until", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),  # "HTTP 429 from bmj-leader"
+    Column("source_key", Text),  # whose answer started it
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 services = Table(

@@ -23,6 +23,7 @@ from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.store.configs import source_json
 from ingest.store.db import chunks
+from ingest.store.hosts import record_cooldowns
 from ingest.store.rekey import rekey
 from ingest.store.schema import fetches, item_sources, items, sources
 
@@ -309,12 +310,14 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
     Rows of the same shape go in one executemany, so recording 200 polls
     costs a handful of statements, not 400.
     """
+    records = list(records)
     groups: dict[tuple[bool, tuple[str, ...]], list[dict[str, Any]]] = {}
     log_rows = []
     for record in records:
         source, report = record.source, record.report
         values = _state_values(record)
-        shape = (report.ok, tuple(sorted(values)))
+        counts = not report.ok and report.error_kind != "cooldown"  # a poll not made: no failure
+        shape = (counts, tuple(sorted(values)))
         params = {f"v_{k}": v for k, v in values.items()}
         params["b_key"] = source.key
         groups.setdefault(shape, []).append(params)
@@ -332,14 +335,15 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
                 "error": report.error,
             }
         )
-    for (ok, columns), params_list in groups.items():
+    for (failed, columns), params_list in groups.items():
         stmt = (
             update(sources)
             .where(sources.c.key == bindparam("b_key"))
             .values({c: bindparam(f"v_{c}") for c in columns})
         )
-        if not ok:
+        if failed:
             stmt = stmt.values(consecutive_failures=sources.c.consecutive_failures + 1)
         conn.execute(stmt, params_list)
     if log_rows:
         conn.execute(fetches.insert(), log_rows)
+    record_cooldowns(conn, records)  # a 429 holds back the whole host (store/hosts.py)
