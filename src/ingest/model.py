@@ -31,6 +31,8 @@ __all__ = [
     "Plan",
     "PollRecord",
     "RawEntry",
+    "Rule",
+    "RuleField",
     "Settings",
     "Source",
     "SourceReport",
@@ -62,6 +64,27 @@ class CuratedItem:
     line: int = 0  # where the item starts in its file, for messages
 
 
+RuleField = Literal["title", "link", "summary", "author"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One keep or drop rule of an editor (`rules:`): regular expressions on a story's fields.
+
+    A story matches when every (field, pattern) pair finds its pattern in that
+    field (Python `re`, searched, case-insensitive).  `scope` says where it was
+    written: "defaults" (every source) or "source".
+    """
+
+    action: Literal["keep", "drop"]
+    patterns: tuple[tuple[RuleField, str], ...]
+    scope: Literal["defaults", "source"] = "source"
+
+    def __str__(self) -> str:
+        where = " (defaults)" if self.scope == "defaults" else ""
+        return f"{self.action} " + " ".join(f"{f}={p!r}" for f, p in self.patterns) + where
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One entry of sources.yaml, validated, with the defaults applied."""
@@ -91,6 +114,7 @@ class Source:
     timezone: str | None = None  # IANA zone for the source's dates written without an offset
     date_offset_fix: bool = False  # dates labelled UTC are really local time in `timezone`
     identity: Identity | None = None  # what names an entry (normalize.py); None: guid, link, hash
+    rules: tuple[Rule, ...] = ()  # keep/drop rules: `defaults:` ones first, then the source's
     line: int = 0  # where the source starts in its file, for messages
 
 

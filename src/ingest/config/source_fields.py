@@ -21,6 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ingest.config.fields import _FieldChecker
 from ingest.config.notations import _cron, _date_format, _selector
 from ingest.config.request_fields import _headers, _identity, _proxy, _timezone
+from ingest.config.rule_fields import _rules
 from ingest.config.values import (
     MAX_BODY,
     _flag,
@@ -37,7 +38,7 @@ from ingest.config.values import (
     _url,
 )
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of, _line
-from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Source
+from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Rule, Source
 
 __all__ = ["_SOURCE_FIELDS", "_Defaults", "_SourceChecker", "_body_size"]
 
@@ -65,6 +66,7 @@ _SOURCE_FIELDS: Final = (
     "timezone",
     "date_offset_fix",
     "identity",
+    "rules",
 )
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
@@ -98,6 +100,7 @@ class _Defaults:
     enabled: bool = True
     strip_params: tuple[str, ...] = ()
     allow_networks: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
 
 class _SourceChecker(_FieldChecker):
@@ -202,6 +205,8 @@ class _SourceChecker(_FieldChecker):
         timezone = self.optional(given, "timezone", _timezone, None)
         offset_fix = self.optional(given, "date_offset_fix", _flag, False)
         identity = self.optional(given, "identity", _identity, None)
+        no_rules: tuple[Rule, ...] = ()
+        rules = d.rules + self.optional(given, "rules", _rules, no_rules)
         if identity is not None and kind == "curated":
             self.add(
                 _line(given["identity"][0]),
@@ -273,6 +278,7 @@ class _SourceChecker(_FieldChecker):
             timezone=timezone,
             date_offset_fix=offset_fix,
             identity=identity,
+            rules=rules,
             line=_line(node),
         )
 

@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ingest.model import CuratedItem, Settings, Source
+from ingest.model import CuratedItem, Rule, Settings, Source
 
 __all__ = ["settings_from_json", "settings_json", "source_from_json", "source_json"]
 
@@ -45,6 +45,10 @@ def source_from_json(text: str) -> Source:
         data[name] = tuple(data.get(name, ()))
     data["select"] = tuple((str(a), str(b)) for a, b in data.get("select", ()))
     data["headers"] = tuple((str(a), str(b)) for a, b in data.get("headers", ()))
+    data["rules"] = tuple(
+        Rule(r["action"], tuple((f, p) for f, p in r["patterns"]), r.get("scope", "source"))
+        for r in data.get("rules", ())
+    )
     data["items"] = tuple(_curated(i) for i in data.get("items", ()))
     known = {f.name for f in dataclasses.fields(Source)}
     return Source(**{k: v for k, v in data.items() if k in known})
