@@ -144,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_distributed.add_parsers(sub, [common, metrics], _seconds)
     cli_sources.add_parsers(sub, common)
+    refilter = sub.add_parser(
+        "refilter", parents=[common], help="apply changed rules to stored stories (hide/show)"
+    )
+    refilter.add_argument("--days", type=float, default=30.0, help="how far back (30)")
+    refilter.add_argument("--dry-run", action="store_true", help="show the changes only")
     return p
 
 
@@ -175,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schedule": _schedule, "health": _health, "serve": _serve, "export": _export,
         "dispatch": _distributed, "worker": _distributed,
         "add": _sources_file, "disable": _sources_file, "opml": _sources_file,
+        "refilter": _refilter,
     }  # fmt: skip
     try:
         code: int = handler[args.command](args)
@@ -190,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ingest: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _refilter(args: argparse.Namespace) -> int:
+    from ingest.refilter import main as refilter_main
+
+    return refilter_main(args)
 
 
 def _load(args: argparse.Namespace) -> Config:

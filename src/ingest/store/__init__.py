@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
 from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import configs, db, hosts, reads, service, writes
+from ingest.store import configs, db, hiding, hosts, reads, service, writes
 
 __all__ = ["Store"]
 
@@ -198,6 +198,15 @@ class Store:
     def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
         """(until, reason) when `host` is cooling down at `now` (store/hosts.py)."""
         return self._read(lambda c: hosts.host_cooldown(c, host, now))
+
+    def recent_stories(self, since: datetime) -> list[dict[str, Any]]:
+        """Stories first seen or published since `since`, with their sources (hiding.py)."""
+        return self._read(lambda c: hiding.recent_stories(c, since))
+
+    def set_hidden(self, hide: dict[int, str], show: Sequence[int], now: datetime) -> None:
+        """Hide stories (id -> why) and show others again; nothing is deleted."""
+        with self._write() as conn:
+            hiding.set_hidden(conn, hide, show, now)
 
     def host_cooldowns(self, now: datetime) -> list[dict[str, Any]]:
         """Every host cool-down still in force at `now`, the soonest to end first."""

@@ -88,6 +88,7 @@ def latest(
             items.c.content,
         )
         .join(sources, sources.c.key == items.c.source_key)
+        .where(items.c.hidden_at.is_(None))  # hidden by `ingest refilter`
         .order_by(items.c.published_at.desc(), items.c.id.desc())
         .limit(limit)
     )

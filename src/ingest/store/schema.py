@@ -150,6 +150,9 @@ items = Table(
     Column("is_short", Boolean, nullable=False, server_default="0"),
     # full content (0005): the entry's whole text, sanitized HTML, when it carries one
     Column("content", Text),
+    # hidden by `ingest refilter` (0007): never deleted, so a rule undone shows it again
+    Column("hidden_at", UTCDateTime),
+    Column("hidden_by", Text),  # "news: rule drop title='^Sponsored'"
     Index("ix_items_section_published", "section", "published_at", "id"),
     Index("ix_items_published", "published_at", "id"),
 )
@@ -219,7 +222,7 @@ settings = Table(
 
 
 def latest_items_view(dialect: str) -> str:
-    """CREATE VIEW latest_items as the head revision (0005) defines it, for `dialect`."""
+    """CREATE VIEW latest_items as the head revision (0007) defines it, for `dialect`."""
     if dialect == "postgresql":
         sources = (
             "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
@@ -236,7 +239,7 @@ def latest_items_view(dialect: str) -> str:
         "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
         "i.source_key AS source, s.name AS source_name, "
         f"{sources} AS sources, i.kind, i.duration_seconds, i.media_url, i.is_short, i.content "
-        "FROM items i JOIN sources s ON s.key = i.source_key "
+        "FROM items i JOIN sources s ON s.key = i.source_key WHERE i.hidden_at IS NULL "
         "ORDER BY i.published_at DESC, i.id DESC"
     )
 
