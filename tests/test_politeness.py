@@ -106,6 +106,29 @@ def test_a_host_answering_429_is_left_alone_by_every_source(
     assert f"cooling down: {host} until " in out and "(HTTP 429 from a)" in out
 
 
+def test_polls_queued_behind_the_429_in_one_run_are_not_sent(sqlite_url: str) -> None:
+    """`per_host: 1`: the polls of the host wait for their turn in one `ingest run`; the
+    first to go gets the 429, and those queued behind it are not sent at all."""
+    from ingest.pipeline import run as run_pipeline
+    from ingest.store import Store
+
+    with FeedServer() as busy, FeedServer() as calm:
+        for k in "abc":
+            busy.error(f"/{k}.xml", 429, "slow down", retry_after=600)
+        calm.put("/calm.xml", RSS)
+        with Store.open(sqlite_url) as store:
+            reports = run_pipeline(_sources(busy, calm), store, Settings(per_host=1))
+            rows = {r["key"]: r for r in store.status()}
+        assert len(busy.requests) == 1 and len(calm.requests) == 1
+    kinds = {r.source_key: r.error_kind for r in reports}
+    assert kinds["calm"] is None
+    first = next(k for k in "abc" if kinds[k] == "http")  # whichever went first
+    assert sorted(kinds[k] for k in "abc") == ["cooldown", "cooldown", "http"]
+    for k in set("abc") - {first}:
+        assert rows[k]["consecutive_failures"] == 0
+        assert rows[k]["next_due_at"] > datetime.now(UTC) + timedelta(seconds=500)
+
+
 def test_two_workers_on_one_database_share_the_cool_down(pg_url: str) -> None:
     """Two pipelines, each with its own database connection, owner and HTTP client, as two
     `ingest worker` processes have: what one learned about the host, the other obeys."""

@@ -13,6 +13,7 @@ __all__ = [
     "BlockedError",
     "ConfigError",
     "ConfigProblem",
+    "CooldownError",
     "FetchError",
     "HTTPStatusError",
     "IngestError",
@@ -109,6 +110,18 @@ class BlockedError(HTTPStatusError):
     """The server's bot protection answered (a challenge or CAPTCHA page), not the feed."""
 
     kind = "blocked"
+
+
+class CooldownError(FetchError):
+    """Not requested: the host told this process to wait (a 429) a moment ago."""
+
+    kind = "cooldown"
+
+    def __init__(self, message: str, *, host: str, seconds: float, reason: str) -> None:
+        self.host = host
+        self.seconds = seconds  # left of the cool-down
+        self.reason = reason
+        super().__init__(message)
 
 
 class ParseError(IngestError):

@@ -16,7 +16,9 @@ every redirect hop, and connects to the very address it checked.  A refusal
 is a `RefusedError` (kind `refused`).
 
 Polls of one host start at least `settings: per_host_delay` (or its
-`host_delays` entry) apart in this process (`politeness.delay_for`).
+`host_delays` entry) apart in this process (`politeness.delay_for`), and
+after a 429 from a host the polls of it queued here are not sent
+(`CooldownError`; other processes learn it from the database).
 
 A source's `headers:` (filled in from the environment, `envrefs.py`) go with
 its requests, the User-Agent on every hop and the others only to the source's
@@ -55,7 +57,7 @@ from ingest.envrefs import redact  # noqa: E402
 from ingest.fetch_request import SourceRequest  # noqa: E402
 from ingest.model import Fetched, FetchState, Settings, Source  # noqa: E402
 from ingest.netguard import Refused  # noqa: E402
-from ingest.politeness import delay_for, host_of  # noqa: E402
+from ingest.politeness import cooldown_seconds, delay_for, host_of  # noqa: E402
 from ingest.transport import ACCEPT, GuardedTransport, make_client  # noqa: E402
 from ingest.urls import absolute_http_url  # noqa: E402
 
@@ -110,6 +112,7 @@ class Fetcher:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._spacing: dict[str, asyncio.Lock] = {}  # per host, for `per_host_delay`
         self._last_start: dict[str, float] = {}  # per host: when its last poll's request began
+        self._cooling: dict[str, tuple[float, str]] = {}  # per host: (until, why), this process
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         host = (urlsplit(url).hostname or "").lower()
@@ -130,7 +133,11 @@ class Fetcher:
         await self._space(source.url)
         started = self._clock()
         try:
-            async with self._host_limit(source.url), self._global:
+            host_slot = self._host_limit(source.url)
+            queued = host_slot.locked()  # this poll waits for its turn at the host
+            async with host_slot, self._global:
+                if queued:  # a 429 may have come while it waited: then it is not sent
+                    self._check_cooling(source.url)
                 try:
                     async with asyncio.timeout(source.timeout):
                         fetched = await self._follow(source, state, request)
@@ -138,12 +145,39 @@ class Fetcher:
                     raise errors.TimeoutError(
                         f"no complete answer within {source.timeout:g}s", url=source.url
                     ) from e
+                except errors.HTTPStatusError as e:  # noted before the next poll takes the slot
+                    self._note_cooling(source, e)
+                    raise
         except errors.FetchError as e:
             if request.secrets:
                 e.args = (redact(str(e), request.secrets),)
             raise
         elapsed = int((self._clock() - started) * 1000)
         return replace(fetched, elapsed_ms=elapsed)
+
+    def _note_cooling(self, source: Source, e: errors.HTTPStatusError) -> None:
+        """Remember a 429 (or 503 with Retry-After): this process's polls of that host that
+        are queued behind it are not sent (the database shares it with the others)."""
+        seconds = cooldown_seconds(e.status, e.retry_after)
+        if seconds is not None:
+            until = self._clock() + seconds
+            host = host_of(source.url)
+            if until > self._cooling.get(host, (0.0, ""))[0]:
+                self._cooling[host] = (until, f"HTTP {e.status} from {source.key}")
+
+    def _check_cooling(self, url: str) -> None:
+        host = host_of(url)
+        if host not in self._cooling:
+            return
+        until, reason = self._cooling[host]
+        left = until - self._clock()
+        if left > 0:
+            raise errors.CooldownError(
+                f"not polled: {host} is cooling down for {left:.0f}s more ({reason})",
+                host=host,
+                seconds=left,
+                reason=reason,
+            )
 
     async def _space(self, url: str) -> None:
         """Wait until this process's last poll of `url`'s host started at least its

@@ -217,6 +217,9 @@ class Pipeline:
                     report = replace(report, notes=(why,))
         except _HostCooling as e:
             report = e.report
+        except errors.CooldownError as e:  # the 429 came while this poll waited for its turn
+            cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
+            report = cooled_report(source.key, *cooling, now=started)
         except errors.IngestError as e:
             report = _failure(source, e, fetched)
         except Exception as e:  # never let one source stop the others

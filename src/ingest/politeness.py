@@ -25,6 +25,7 @@ from ingest.model import NextPoll, PollRecord, Settings, SourceReport
 __all__ = [
     "DEFAULT_COOLDOWN",
     "cooldown_of",
+    "cooldown_seconds",
     "cooled_next",
     "cooled_report",
     "delay_for",
@@ -62,16 +63,21 @@ def cooldown_of(record: PollRecord) -> tuple[str, datetime, str] | None:
     it says Retry-After (a plain 503 is one source's outage).  At most a day.
     """
     report = record.report
-    if report.ok or report.status not in (429, 503):
+    seconds = None if report.ok else cooldown_seconds(report.status, report.retry_after)
+    if seconds is None:
         return None
-    if report.status == 503 and not report.retry_after:
-        return None
-    seconds = min(report.retry_after or DEFAULT_COOLDOWN, _MAX_COOLDOWN)
     host = host_of(record.fetched.url if record.fetched is not None else record.source.url)
     if not host:
         return None
     until = record.started_at + timedelta(seconds=seconds)
     return host, until, f"HTTP {report.status} from {record.source.key}"
+
+
+def cooldown_seconds(status: int | None, retry_after: float | None) -> float | None:
+    """How long an answer of `status` (with its Retry-After) cools its host, or None."""
+    if status == 429 or (status == 503 and retry_after):
+        return min(retry_after or DEFAULT_COOLDOWN, _MAX_COOLDOWN)
+    return None
 
 
 def cooled_report(
