@@ -5,7 +5,7 @@ are refused (also inside IPv4-mapped, 6to4 and NAT64 IPv6 forms) unless an allow
 covers them; the check runs after DNS resolution and again on every redirect hop, through
 the production aiohttp client and through a plain httpx transport; the address checked is
 the address connected to (one lookup per connection, no DNS-rebinding gap); refusals are
-`BlockedError`s (kind "blocked") saying what to change; `allow_networks` in sources.yaml
+`RefusedError`s (kind "refused") saying what to change; `allow_networks` in sources.yaml
 and `INGEST_ALLOW_NETWORKS` are validated.
 
 Every made-up name is answered by an injected resolver, and an autouse fixture fails any
@@ -117,10 +117,10 @@ async def fetch(url: str, guard: NetGuard, transport: str = "aiohttp") -> Any:
         return await Fetcher(c).fetch(Source(key="s", name="s", url=url, timeout=5))
 
 
-def blocked(url: str, guard: NetGuard, transport: str = "aiohttp") -> errors.BlockedError:
-    with pytest.raises(errors.BlockedError) as info:
+def blocked(url: str, guard: NetGuard, transport: str = "aiohttp") -> errors.RefusedError:
+    with pytest.raises(errors.RefusedError) as info:
         run(fetch(url, guard, transport))
-    assert info.value.kind == "blocked"
+    assert info.value.kind == "refused"
     return info.value
 
 
@@ -399,13 +399,13 @@ def test_mock_transport_is_unguarded_unless_a_guard_is_given() -> None:
 
     run(go(None))  # no socket, nothing to guard
     assert seen == ["http://10.0.0.1/feed"]
-    with pytest.raises(errors.BlockedError):
+    with pytest.raises(errors.RefusedError):
         run(go(NetGuard()))
     assert len(seen) == 1
 
 
 def test_a_blocked_source_is_a_per_source_report(sqlite_url: str, feed_server: FeedServer) -> None:
-    """Through the pipeline: the refused source fails with kind "blocked", the others run."""
+    """Through the pipeline: the refused source fails with kind "refused", the others run."""
     from ingest.pipeline import run as run_pipeline
     from ingest.store import Store
 
@@ -418,8 +418,8 @@ def test_a_blocked_source_is_a_per_source_report(sqlite_url: str, feed_server: F
         reports = {r.source_key: r for r in run_pipeline(sources, store, Settings())}
         status = {row["key"]: row for row in store.status()}
     assert reports["ok"].ok and reports["ok"].new == 1
-    assert not reports["meta"].ok and reports["meta"].error_kind == "blocked"
-    assert status["meta"]["last_error_kind"] == "blocked"
+    assert not reports["meta"].ok and reports["meta"].error_kind == "refused"
+    assert status["meta"]["last_error_kind"] == "refused"
     assert "169.254.169.254 is a link-local address" in status["meta"]["last_error"]
 
 

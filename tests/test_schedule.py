@@ -127,13 +127,21 @@ def in_window(server: FeedServer, path: str, start: float, end: float) -> int:
     return sum(1 for r in server.requests_for(path) if start <= r.time <= end)
 
 
+@pytest.fixture
+def busy_server() -> Iterator[FeedServer]:
+    """/busy.xml answering 429 with Retry-After: 120, on a server of its own: a 429 holds
+    back every source of its host (politeness.py), and the good feeds must go on."""
+    with FeedServer() as server:
+        server.error("/busy.xml", 429, "slow down", retry_after=120)
+        yield server
+
+
 def serve_good_and_failing(server: FeedServer, *good: str) -> None:
-    """The `good` feeds (three recent stories each), /err.xml failing with HTTP 500, and
-    /busy.xml answering 429 with Retry-After: 120."""
+    """The `good` feeds (three recent stories each) and /err.xml failing with HTTP 500.
+    (A 429 cools down its whole host, so /busy.xml is served by a server of its own.)"""
     for key in good:
         server.put(f"/{key}.xml", rss(key))
     server.error("/err.xml", 500, "oops")
-    server.error("/busy.xml", 429, "slow down", retry_after=120)
 
 
 def first_poll(server: FeedServer) -> float:
@@ -225,13 +233,14 @@ def health(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> tuple[in
 
 
 def test_service_polls_good_sources_backs_off_failing_ones_and_obeys_the_server(
-    feed_server: FeedServer, tmp_path: Path, sqlite_url: str
+    feed_server: FeedServer, busy_server: FeedServer, tmp_path: Path, sqlite_url: str
 ) -> None:
     serve_good_and_failing(feed_server, "a", "b")
     feed_server.error("/gone.xml", 410, "gone for good")
     keys = ("a", "b", "err", "busy", "gone")
     sources = tmp_path / "sources.yaml"
-    write(sources, sources_text([entry(k, feed_server.url(f"/{k}.xml")) for k in keys]))
+    urls = {k: (busy_server if k == "busy" else feed_server).url(f"/{k}.xml") for k in keys}
+    write(sources, sources_text([entry(k, urls[k]) for k in keys]))
 
     with Store.open(sqlite_url) as db, serving(sources, sqlite_url) as svc:
         svc.wait(lambda: stored(db, "a", "b"), 10, "the good sources to be stored")
@@ -254,7 +263,7 @@ def test_service_polls_good_sources_backs_off_failing_ones_and_obeys_the_server(
     assert rows["err"]["backoff_seconds"] > 0 and "500" in rows["err"]["last_error"]
 
     # 429 with Retry-After: 120 -> asked once, and not again inside two minutes
-    assert feed_server.count("/busy.xml") == 1
+    assert busy_server.count("/busy.xml") == 1
     assert rows["busy"]["last_status"] == 429
     assert rows["busy"]["retry_after_until"] > datetime.now(UTC) + timedelta(seconds=100)
 
@@ -648,11 +657,16 @@ def restarted(db: Store, before: str, proc: Proc) -> bool:
 
 
 def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
-    feed_server: FeedServer, tmp_path: Path, sqlite_url: str
+    feed_server: FeedServer, busy_server: FeedServer, tmp_path: Path, sqlite_url: str
 ) -> None:
     serve_good_and_failing(feed_server, "a", "b", "late")
     url = feed_server.url
-    four = [entry(k, url(f"/{k}.xml")) for k in ("a", "b", "err", "busy")]
+    four = [entry(k, url(f"/{k}.xml")) for k in ("a", "b", "err")]
+    four.append(entry("busy", busy_server.url("/busy.xml")))
+
+    def count(path: str) -> int:
+        return (busy_server if path == "/busy.xml" else feed_server).count(path)
+
     late = entry("late", url("/late.xml"), every="1m")
     sources = tmp_path / "sources.yaml"
     write(sources, sources_text(four))
@@ -681,7 +695,7 @@ def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
         end = t0 + 13.5
         wait_until(lambda: time.time() > end + 0.5, 20, "the measuring window to pass", alive)
         assert_backed_off(feed_server, t0, t0 + 3.5, end)
-        assert feed_server.count("/busy.xml") == 1  # Retry-After: 120
+        assert busy_server.count("/busy.xml") == 1  # Retry-After: 120
 
         # fixed, with the good sources slowed to every minute; once each has been polled
         # under the new interval, it is not due for most of a minute
@@ -702,26 +716,26 @@ def test_scheduler_process_polls_reloads_stops_on_sigterm_and_resumes(
         assert "scheduler stopped" in proc.output
         assert re.search(r"ingest\.poll: a status=(200|304) ", proc.output)  # one line per poll
         assert "still running the last good configuration" in proc.output
-        before = {k: feed_server.count(f"/{k}.xml") for k in ("a", "b", "late", "busy")}
+        before = {k: count(f"/{k}.xml") for k in ("a", "b", "late", "busy")}
 
     # restarted at once: the schedule lives in the database, nothing is refetched early
     with Store.open(sqlite_url) as db, scheduler_process(log, sources, sqlite_url) as proc:
         wait_until(lambda: restarted(db, owner, proc), 15, "the restarted scheduler to tick")
         time.sleep(2.5)  # more than two ticks of the new process
-        after = {k: feed_server.count(f"/{k}.xml") for k in before}
+        after = {k: count(f"/{k}.xml") for k in before}
         assert after == before, (before, after)
         assert proc.terminate() == 0, proc.output
 
 
 def test_scheduler_process_on_postgresql(
-    feed_server: FeedServer, tmp_path: Path, pg_url: str
+    feed_server: FeedServer, busy_server: FeedServer, tmp_path: Path, pg_url: str
 ) -> None:
     serve_good_and_failing(feed_server, "a")
     sources = tmp_path / "sources.yaml"
     write(sources, sources_text([
         entry("a", feed_server.url("/a.xml"), every="1m"),
         entry("err", feed_server.url("/err.xml")),
-        entry("busy", feed_server.url("/busy.xml")),
+        entry("busy", busy_server.url("/busy.xml")),
     ]))  # fmt: skip
     log = tmp_path / "scheduler.log"
     json_logs = ("--log-format", "json")
@@ -737,12 +751,13 @@ def test_scheduler_process_on_postgresql(
             [a_poll] = [x for x in polls if x["source"] == "a"]  # one line per poll
             assert (a_poll["status"], a_poll["new"], a_poll["entries"]) == (200, 3, 3), a_poll
             assert sum(x["source"] == "err" for x in polls) >= 2
-            before = {k: feed_server.count(f"/{k}.xml") for k in ("a", "busy")}
+            before = {"a": feed_server.count("/a.xml"), "busy": busy_server.count("/busy.xml")}
         assert before == {"a": 1, "busy": 1}
         with scheduler_process(log, sources, pg_url, *json_logs) as proc:
             wait_until(lambda: restarted(db, owner, proc), 15, "the restarted scheduler")
             time.sleep(2.5)
-            assert {k: feed_server.count(f"/{k}.xml") for k in before} == before
+            after = {"a": feed_server.count("/a.xml"), "busy": busy_server.count("/busy.xml")}
+            assert after == before
             assert proc.terminate() == 0, proc.output
 
 

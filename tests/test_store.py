@@ -322,7 +322,14 @@ def _documented_columns() -> dict[str, set[str]]:
 
 def test_every_documented_column_exists(db_url: str) -> None:
     documented = _documented_columns()
-    assert set(documented) == {"latest_items", "items", "item_sources", "sources", "fetches"}
+    assert set(documented) == {
+        "latest_items",
+        "items",
+        "item_sources",
+        "sources",
+        "fetches",
+        "host_cooldowns",
+    }
     with Store.open(db_url) as s, s.engine.connect() as c:
         for table, cols in documented.items():
             result = c.execute(text(f"SELECT * FROM {table} LIMIT 0"))

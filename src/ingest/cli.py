@@ -148,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_distributed.add_parsers(sub, [common, metrics], _seconds)
     cli_sources.add_parsers(sub, common)
+    refilter = sub.add_parser(
+        "refilter", parents=[common], help="apply changed rules to stored stories (hide/show)"
+    )
+    refilter.add_argument("--days", type=float, default=30.0, help="how far back (30)")
+    refilter.add_argument("--dry-run", action="store_true", help="show the changes only")
     return p
 
 
@@ -179,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schedule": _schedule, "health": _health, "serve": _serve, "export": _export,
         "dispatch": _distributed, "worker": _distributed,
         "add": _sources_file, "disable": _sources_file, "opml": _sources_file,
+        "refilter": _refilter,
     }  # fmt: skip
     try:
         code: int = handler[args.command](args)
@@ -194,6 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ingest: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _refilter(args: argparse.Namespace) -> int:
+    from ingest.refilter import main as refilter_main
+
+    return refilter_main(args)
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -393,20 +405,24 @@ def _latest(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
     with _open_store(args) as store:
         rows = store.status()
         jobs = store.queue_counts()  # distributed mode (PostgreSQL with procrastinate's table)
+        cooling = store.host_cooldowns(datetime.now(UTC))  # hosts every source leaves alone
     if args.format == "json":
         print(cli_format.status_json(rows))
     else:
         if args.wide:
             cli_format.print_status_wide(rows)
         else:
-            from datetime import UTC
-
             cli_format.print_status(rows, now=datetime.now(UTC))
         if jobs is not None:
             print("queue: " + ", ".join(f"{n} {k}" for k, n in jobs.items()))
+        for c in cooling:
+            until = f"{c['until']:%Y-%m-%d %H:%M:%S} UTC"
+            print(f"cooling down: {c['host']} until {until} ({c['reason']})")
     return EXIT_OK
 
 

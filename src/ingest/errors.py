@@ -13,11 +13,13 @@ __all__ = [
     "BlockedError",
     "ConfigError",
     "ConfigProblem",
+    "CooldownError",
     "FetchError",
     "HTTPStatusError",
     "IngestError",
     "NetworkError",
     "ParseError",
+    "RefusedError",
     "StoreError",
     "TimeoutError",
     "TooLargeError",
@@ -68,10 +70,10 @@ class NetworkError(FetchError):
     kind = "network"
 
 
-class BlockedError(FetchError):
+class RefusedError(FetchError):
     """The network guard refused the address (private, loopback, ...) or the URL's scheme."""
 
-    kind = "blocked"
+    kind = "refused"
 
 
 class TimeoutError(FetchError):
@@ -102,6 +104,24 @@ class HTTPStatusError(FetchError):
         self.status = status
         self.retry_after = retry_after
         super().__init__(message, url=url)
+
+
+class BlockedError(HTTPStatusError):
+    """The server's bot protection answered (a challenge or CAPTCHA page), not the feed."""
+
+    kind = "blocked"
+
+
+class CooldownError(FetchError):
+    """Not requested: the host told this process to wait (a 429) a moment ago."""
+
+    kind = "cooldown"
+
+    def __init__(self, message: str, *, host: str, seconds: float, reason: str) -> None:
+        self.host = host
+        self.seconds = seconds  # left of the cool-down
+        self.reason = reason
+        super().__init__(message)
 
 
 class ParseError(IngestError):

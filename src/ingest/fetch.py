@@ -13,10 +13,22 @@ Every connection passes the network guard (`netguard.py`): the client that
 `make_client` builds refuses private, loopback, link-local and other
 non-public addresses unless the operator allowed them, after DNS and on
 every redirect hop, and connects to the very address it checked.  A refusal
-is a `BlockedError`.
+is a `RefusedError` (kind `refused`).
 
-It does not parse, decide schedules, or touch the database.  httpx errors are
-translated here into the `FetchError` family.
+Polls of one host start at least `settings: per_host_delay` (or its
+`host_delays` entry) apart in this process (`politeness.delay_for`), and
+after a 429 from a host the polls of it queued here are not sent
+(`CooldownError`; other processes learn it from the database).
+
+A source's `headers:` (filled in from the environment, `envrefs.py`) go with
+its requests, the User-Agent on every hop and the others only to the source's
+own host; its `proxy:` is named to the client's `ProxyRouter` (transport.py).
+A 403, 429 or 503 whose page is a bot-protection challenge, or such a page
+served as 200, is a `BlockedError` (kind `blocked`, `challenge.py`).
+
+The client itself (aiohttp's pool, the guard, proxies) is built by
+transport.py.  It does not parse, decide schedules, or touch the database.
+httpx errors are translated here into the `FetchError` family.
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ import hashlib
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC
 from urllib.parse import urlsplit
@@ -39,109 +51,22 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx  # noqa: E402
 
 from ingest import errors  # noqa: E402
+from ingest.challenge import SNIFF_BYTES, challenge_of  # noqa: E402
 from ingest.decoding import BodyDecoder  # noqa: E402
+from ingest.envrefs import redact  # noqa: E402
+from ingest.fetch_request import SourceRequest  # noqa: E402
 from ingest.model import Fetched, FetchState, Settings, Source  # noqa: E402
-from ingest.netguard import NetGuard, Refused, guarded_resolver  # noqa: E402
+from ingest.netguard import Refused  # noqa: E402
+from ingest.politeness import cooldown_seconds, delay_for, host_of  # noqa: E402
+from ingest.transport import ACCEPT, GuardedTransport, make_client  # noqa: E402
 from ingest.urls import absolute_http_url  # noqa: E402
 
 __all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "make_client", "parse_retry_after"]
 
-ACCEPT = (
-    "application/atom+xml, application/rss+xml, application/rdf+xml, application/feed+json, "
-    "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
-)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
+_CHALLENGE_STATUSES = frozenset({403, 429, 503})
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
-
-
-def make_client(
-    settings: Settings,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    guard: NetGuard | None = None,
-) -> httpx.AsyncClient:
-    """The client ingest uses: aiohttp's connection pool under httpx's API, guarded.
-
-    httpx's own pool slows down badly past a few dozen concurrent requests
-    (docs/performance.md); the `httpx-aiohttp` transport keeps httpx's API
-    with aiohttp's pool.  Tests inject `httpx.MockTransport` or a plain
-    `httpx.AsyncHTTPTransport` instead.
-
-    `guard` (default: `NetGuard.from_settings`, i.e. `allow_networks` plus
-    `INGEST_ALLOW_NETWORKS`) decides which addresses may be connected to; a
-    malformed `INGEST_ALLOW_NETWORKS` raises `ConfigError`.  An injected
-    `httpx.MockTransport` opens no socket and is left unguarded unless a
-    `guard` is given.
-    """
-    if transport is None:
-        guard = guard or NetGuard.from_settings(settings)
-        transport = GuardedTransport(_aiohttp_transport(settings, guard), guard, resolves=True)
-    elif guard is not None or not isinstance(transport, httpx.MockTransport):
-        guard = guard or NetGuard.from_settings(settings)
-        transport = GuardedTransport(transport, guard, resolves=False)
-    return httpx.AsyncClient(
-        transport=transport,
-        headers={
-            "User-Agent": settings.user_agent,
-            "Accept": ACCEPT,
-            "Accept-Encoding": "gzip, deflate",
-        },
-        follow_redirects=False,
-        timeout=None,  # the whole-poll deadline is enforced by Fetcher
-    )
-
-
-def _aiohttp_transport(settings: Settings, guard: NetGuard) -> httpx.AsyncBaseTransport:
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
-
-    def session() -> aiohttp.ClientSession:  # called on the first request, in the loop
-        connector = aiohttp.TCPConnector(
-            limit=settings.concurrency,
-            limit_per_host=settings.per_host,
-            ttl_dns_cache=300,  # caches only what the guarded resolver let through
-            enable_cleanup_closed=False,
-            resolver=guarded_resolver(guard),
-        )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
-    return transport
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """Runs the network guard before `inner` sends a request.
-
-    `resolves=True` means `inner` resolves names through `guarded_resolver`
-    (the aiohttp transport): only the scheme and IP-literal hosts, which
-    aiohttp connects to without a lookup, are checked here.  `resolves=False`
-    (any other transport): the name is resolved and checked here, and the
-    request goes to the first allowed address, keeping the `Host` header and
-    the TLS server name, so nothing is looked up twice.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, guard: NetGuard, *, resolves: bool) -> None:
-        self.inner = inner
-        self.guard = guard
-        self.resolves = resolves
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = self.guard.check_url(str(request.url))
-        if host is not None and not self.resolves:
-            port = request.url.port or (443 if request.url.scheme == "https" else 80)
-            address = (await self.guard.resolve(host, port))[0]
-            request = httpx.Request(
-                request.method,
-                request.url.copy_with(host=address),
-                headers=request.headers,  # Host: still the name
-                stream=request.stream,
-                extensions={**request.extensions, "sni_hostname": host},
-            )
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -177,12 +102,17 @@ class Fetcher:
         settings: Settings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.settings = settings or Settings()
         self._clock = clock
+        self._sleep = sleep  # waits out `per_host_delay` (tests pass one that moves `clock`)
         self._global = asyncio.Semaphore(self.settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._spacing: dict[str, asyncio.Lock] = {}  # per host, for `per_host_delay`
+        self._last_start: dict[str, float] = {}  # per host: when its last poll's request began
+        self._cooling: dict[str, tuple[float, str]] = {}  # per host: (until, why), this process
 
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         host = (urlsplit(url).hostname or "").lower()
@@ -192,26 +122,85 @@ class Fetcher:
         return sem
 
     async def fetch(self, source: Source, state: FetchState | None = None) -> Fetched:
-        """One poll of `source`; raises a `FetchError` subclass when it fails."""
+        """One poll of `source`; raises a `FetchError` subclass when it fails.
+
+        The source's `headers:` and `proxy:` are filled in from the
+        environment here (`envrefs`); every message of a failure has the
+        values that came from it replaced by `***`.
+        """
         state = state or FetchState()
+        request = SourceRequest.of(source)
+        await self._space(source.url)
         started = self._clock()
-        async with self._host_limit(source.url), self._global:
-            try:
-                async with asyncio.timeout(source.timeout):
-                    fetched = await self._follow(source, state)
-            except TimeoutError as e:
-                raise errors.TimeoutError(
-                    f"no complete answer within {source.timeout:g}s", url=source.url
-                ) from e
+        try:
+            host_slot = self._host_limit(source.url)
+            queued = host_slot.locked()  # this poll waits for its turn at the host
+            async with host_slot, self._global:
+                if queued:  # a 429 may have come while it waited: then it is not sent
+                    self._check_cooling(source.url)
+                try:
+                    async with asyncio.timeout(source.timeout):
+                        fetched = await self._follow(source, state, request)
+                except TimeoutError as e:
+                    raise errors.TimeoutError(
+                        f"no complete answer within {source.timeout:g}s", url=source.url
+                    ) from e
+                except errors.HTTPStatusError as e:  # noted before the next poll takes the slot
+                    self._note_cooling(source, e)
+                    raise
+        except errors.FetchError as e:
+            if request.secrets:
+                e.args = (redact(str(e), request.secrets),)
+            raise
         elapsed = int((self._clock() - started) * 1000)
         return replace(fetched, elapsed_ms=elapsed)
 
-    async def _follow(self, source: Source, state: FetchState) -> Fetched:
+    def _note_cooling(self, source: Source, e: errors.HTTPStatusError) -> None:
+        """Remember a 429 (or 503 with Retry-After): this process's polls of that host that
+        are queued behind it are not sent (the database shares it with the others)."""
+        seconds = cooldown_seconds(e.status, e.retry_after)
+        if seconds is not None:
+            until = self._clock() + seconds
+            host = host_of(source.url)
+            if until > self._cooling.get(host, (0.0, ""))[0]:
+                self._cooling[host] = (until, f"HTTP {e.status} from {source.key}")
+
+    def _check_cooling(self, url: str) -> None:
+        host = host_of(url)
+        if host not in self._cooling:
+            return
+        until, reason = self._cooling[host]
+        left = until - self._clock()
+        if left > 0:
+            raise errors.CooldownError(
+                f"not polled: {host} is cooling down for {left:.0f}s more ({reason})",
+                host=host,
+                seconds=left,
+                reason=reason,
+            )
+
+    async def _space(self, url: str) -> None:
+        """Wait until this process's last poll of `url`'s host started at least its
+        `per_host_delay` (or `host_delays` entry) ago; polls of one host queue in turn."""
+        host = host_of(url)
+        delay = delay_for(self.settings, host)
+        if delay <= 0:
+            return
+        lock = self._spacing.setdefault(host, asyncio.Lock())
+        async with lock:
+            last = self._last_start.get(host)
+            wait = 0.0 if last is None else last + delay - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            self._last_start[host] = self._clock()
+
+    async def _follow(self, source: Source, state: FetchState, request: SourceRequest) -> Fetched:
         url = source.url
         seen = {url}
         moved_to: str | None = None
+        home = (urlsplit(url).hostname or "").lower()
         for hop in range(self.settings.max_redirects + 1):
-            headers = {}
+            headers = request.headers_for(url, home)
             if hop == 0 or moved_to is not None:
                 # validators belong to the URL they came from; a permanent move keeps them
                 if state.etag:
@@ -219,7 +208,9 @@ class Fetcher:
                 if state.last_modified:
                     headers["If-Modified-Since"] = state.last_modified
             try:
-                async with self.client.stream("GET", url, headers=headers) as resp:
+                async with self.client.stream(
+                    "GET", url, headers=headers, extensions=request.extensions
+                ) as resp:
                     if resp.status_code in _REDIRECTS:
                         location = resp.headers.get("location")
                         if not location:
@@ -244,16 +235,19 @@ class Fetcher:
                         continue
                     return await self._answer(source, state, url, resp, moved_to)
             except Refused as e:
-                raise errors.BlockedError(str(e), url=url) from e
+                raise errors.RefusedError(str(e), url=url) from e
             except httpx.TransportError as e:  # TimeoutException included
                 refusal = _cause(e, lambda c: isinstance(c, Refused))
                 if refusal is not None:
-                    raise errors.BlockedError(str(refusal), url=url) from e
+                    raise errors.RefusedError(str(refusal), url=url) from e
                 if isinstance(e, httpx.TimeoutException) and _timed_out(e):
                     raise errors.TimeoutError(
                         f"timed out talking to {_host(url)}: {e or type(e).__name__}", url=url
                     ) from e
-                raise errors.NetworkError(_network_message(url, e), url=url) from e
+                message = _network_message(url, e)
+                if request.extensions:  # the proxy may be what failed: say it was in the way
+                    message += " (through this source's proxy)"
+                raise errors.NetworkError(message, url=url) from e
             except (httpx.HTTPError, httpx.InvalidURL) as e:
                 raise errors.FetchError(f"{type(e).__name__}: {e}", url=url) from e
         raise errors.HTTPStatusError(
@@ -290,6 +284,10 @@ class Fetcher:
             )
         if status >= 400 or status < 200:
             reason = resp.reason_phrase or ""
+            if status in _CHALLENGE_STATUSES:
+                vendor = challenge_of(status, h, await _body_start(resp, source.max_body, url))
+                if vendor is not None:
+                    raise _blocked(vendor, status, url, retry_after)
             raise errors.HTTPStatusError(
                 f"HTTP {status} {reason}".strip(), status=status, url=url, retry_after=retry_after
             )
@@ -304,6 +302,10 @@ class Fetcher:
                 f"body of {int(declared)} bytes is over the {source.max_body}-byte cap", url=url
             )
         body = await _read_body(resp, source.max_body, url)
+        if _is_html(h.get("content-type"), body):
+            vendor = challenge_of(status, h, body)
+            if vendor is not None:
+                raise _blocked(vendor, status, url, retry_after)
         digest = hashlib.sha256(body).hexdigest()
         unchanged = digest == state.body_hash
         return Fetched(
@@ -315,6 +317,45 @@ class Fetcher:
             body_hash=digest,
             unchanged=unchanged,
         )
+
+
+def _blocked(vendor: str, status: int, url: str, retry_after: float | None) -> errors.BlockedError:
+    who = vendor if vendor.startswith("a ") else f"{vendor} bot protection"
+    return errors.BlockedError(
+        f"blocked by {who}: HTTP {status} with a challenge page instead of the feed; the "
+        "site does not let this poller through. Ask the publisher to allow it, or give the "
+        "source headers: (User-Agent, Cookie) or a proxy: (docs/sources.md)",
+        status=status,
+        url=url,
+        retry_after=retry_after,
+    )
+
+
+def _is_html(content_type: str | None, body: bytes) -> bool:
+    if content_type and "html" in content_type.lower():
+        return True
+    start = body[:256].lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+async def _body_start(resp: httpx.Response, cap: int, url: str) -> bytes:
+    """Up to `SNIFF_BYTES` of an error answer's body; nothing when it cannot be read."""
+    if resp.is_stream_consumed:
+        return resp.content[:SNIFF_BYTES]
+    decoder = BodyDecoder(resp.headers.get("content-encoding"), cap, url)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for raw in resp.aiter_raw():
+            for piece in decoder.feed(raw):
+                chunks.append(piece)
+                size += len(piece)
+            await asyncio.sleep(0)
+            if size >= SNIFF_BYTES:
+                break
+    except (errors.FetchError, httpx.HTTPError):
+        pass  # the status says enough; a broken error page is no reason to say more
+    return b"".join(chunks)[:SNIFF_BYTES]
 
 
 async def _read_body(resp: httpx.Response, cap: int, url: str) -> bytes:

@@ -7,7 +7,8 @@ case-insensitively (`lead` does not match `leadership`; a phrase such as
 the summary's text with its HTML tags removed.  Stories older than the
 retention horizon, or than the source's own `max_age`, are dropped here too
 (the stricter of the two wins; an editor's undated pick, `date_source`
-"listed", has no age).  `verdicts` says why each dropped story was
+"listed", has no age), and so are those the source's keep/drop `rules`
+turn away (rules.py).  `verdicts` says why each dropped story was
 dropped (for `ingest try`); `keep` is what the pipeline stores, and
 `why_none_kept` the run's one-line reason when it keeps nothing.  Pure: Items
 in, Items out; it does not fetch, parse or store.
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from ingest.model import Item, Source
+from ingest.rules import rule_verdict
 
 __all__ = ["keep", "matches", "verdicts", "why_none_kept"]
 
@@ -91,6 +93,8 @@ def verdicts(
                 why = "mentions none of the include words"
             elif source.exclude and (word := _found(source.exclude, text)) is not None:
                 why = f"mentions {word!r} (exclude)"
+        if why is None and source.rules:
+            why = rule_verdict(source.rules, item)
         out.append((item, why))
     return tuple(out)
 
@@ -124,7 +128,7 @@ def why_none_kept(
     words = {
         "max_age": f"older than max_age {_age(source.max_age or 0)}",
         "retention": f"older than {retention}",
-        "filters": "dropped by include/exclude",
+        "filters": "dropped by include/exclude" + (" or rules" if source.rules else ""),
     }
     present = [k for k, n in kinds.items() if n]
     if len(present) == 1:
@@ -140,7 +144,7 @@ def keep(
     now: datetime | None = None,
 ) -> tuple[Item, ...]:
     """The Items that pass the source's filters (see `verdicts`), in order."""
-    if not source.include and not source.exclude and source.max_age is None:
+    if not source.include and not source.exclude and source.max_age is None and not source.rules:
         if not_before is None:
             return tuple(items)
         return tuple(i for i in items if i.published_at >= not_before or i.date_source == "listed")

@@ -81,7 +81,7 @@ class Metrics:
         reg = self.registry
         self.polls = Counter(
             "ingest_polls", "Polls by source and outcome (ok, not_modified, unchanged, "
-            "or the error kind: network, timeout, http, parse, blocked, too_large, store, ...)",
+            "or the error kind: network, timeout, http, blocked, refused, parse, too_large, ...)",
             ["source", "outcome"], registry=reg,
         )  # fmt: skip
         self.poll_seconds = Histogram(

@@ -20,8 +20,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "CuratedItem",
     "DateSource",
+    "DateZone",
     "FetchState",
     "Fetched",
+    "Identity",
     "Item",
     "ItemKind",
     "MediaKind",
@@ -29,6 +31,8 @@ __all__ = [
     "Plan",
     "PollRecord",
     "RawEntry",
+    "Rule",
+    "RuleField",
     "Settings",
     "Source",
     "SourceReport",
@@ -43,6 +47,8 @@ SourceKind = Literal["feed", "page", "curated"]
 # the file (seconds): the editors' order, below every dated story (normalize.py)
 DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
+DateZone = Literal["none", "utc", "offset"]
+Identity = Literal["guid", "link", "title", "content"]
 ItemKind = Literal["article", "video", "audio"]
 
 
@@ -56,6 +62,27 @@ class CuratedItem:
     image: str | None = None
     date: datetime | None = None  # aware UTC
     line: int = 0  # where the item starts in its file, for messages
+
+
+RuleField = Literal["title", "link", "summary", "author"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One keep or drop rule of an editor (`rules:`): regular expressions on a story's fields.
+
+    A story matches when every (field, pattern) pair finds its pattern in that
+    field (Python `re`, searched, case-insensitive).  `scope` says where it was
+    written: "defaults" (every source) or "source".
+    """
+
+    action: Literal["keep", "drop"]
+    patterns: tuple[tuple[RuleField, str], ...]
+    scope: Literal["defaults", "source"] = "source"
+
+    def __str__(self) -> str:
+        where = " (defaults)" if self.scope == "defaults" else ""
+        return f"{self.action} " + " ".join(f"{f}={p!r}" for f, p in self.patterns) + where
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +107,14 @@ class Source:
     items: tuple[CuratedItem, ...] = ()  # kind: curated only; the stories themselves
     timeout: float = DEFAULT_TIMEOUT  # seconds for the whole request
     max_body: int = DEFAULT_MAX_BODY  # bytes, counted after decompression
+    # (name, value) pairs sent with the source's requests; values may hold ${NAME}
+    # references to the environment (envrefs.py), kept as written: never a secret itself
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    proxy: str | None = field(default=None, repr=False)  # http:// or socks5:// URL; ${NAME} ok
+    timezone: str | None = None  # IANA zone for the source's dates written without an offset
+    date_offset_fix: bool = False  # dates labelled UTC are really local time in `timezone`
+    identity: Identity | None = None  # what names an entry (normalize.py); None: guid, link, hash
+    rules: tuple[Rule, ...] = ()  # keep/drop rules: `defaults:` ones first, then the source's
     line: int = 0  # where the source starts in its file, for messages
 
 
@@ -89,6 +124,8 @@ class Settings:
 
     concurrency: int = 64  # requests in flight across all hosts
     per_host: int = 8  # requests in flight to one host
+    per_host_delay: float = 0.0  # least seconds between two polls' requests to one host
+    host_delays: tuple[tuple[str, float], ...] = ()  # (host or domain, seconds) overrides
     max_redirects: int = 5
     user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
     # the unattended service (schedule.py, policy.py)
@@ -183,6 +220,10 @@ class RawEntry:
     duration: int | None = None  # seconds
     media_url: str | None = None
     media_kind: MediaKind | None = None
+    # how the document wrote each date's zone (dates.zone_label): "none" (no offset: the
+    # date above is its wall time read as UTC), "utc" (Z, +00:00, GMT) or "offset" (any other)
+    published_zone: DateZone = "offset"
+    updated_zone: DateZone = "offset"
 
 
 @dataclass(frozen=True, slots=True)

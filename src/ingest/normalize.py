@@ -60,6 +60,7 @@ from urllib.parse import urljoin
 import nh3
 
 from ingest.controls import without_controls
+from ingest.entry_rules import entry_key_of, local_dates
 from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
 from ingest.talks import split_speaker, video_player
 from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
@@ -126,6 +127,8 @@ def normalize(
     any entry whose `entry_key` an earlier entry already has.
     """
     now = _as_utc(now)
+    if source.timezone is not None:
+        entries = [local_dates(raw, source) for raw in entries]
     strip = source.strip_params
     entry_ids = [raw.id.translate(_CONTROLS).strip() if raw.id else "" for raw in entries]
     ids = Counter(i for i in entry_ids if i)
@@ -212,15 +215,9 @@ def _item(
         published_at, date_source = LISTED_EPOCH - timedelta(seconds=place), "listed"
 
     canonical, fragment_url = story_key
-    if entry_id and ids[entry_id] == 1:
-        entry_key = "id:" + entry_id
-    elif canonical:
-        entry_key = "url:" + canonical
-    else:
-        own_date = raw.published or raw.updated
-        own_stamp = _as_utc(own_date).isoformat() if own_date else ""
-        digest = hashlib.sha1(f"{title}\x00{own_stamp}".encode()).hexdigest()
-        entry_key = "hash:" + digest
+    text = _html_text(content or summary) if source.identity == "content" else ""
+    unique_id = entry_id if entry_id and ids[entry_id] == 1 else ""
+    entry_key = entry_key_of(source.identity, raw, unique_id, canonical, title, text)
 
     url = clean_url(link, strip) if link else ""
     image_url = _image(raw, body_base, summary, body, content_base)

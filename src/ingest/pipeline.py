@@ -34,6 +34,7 @@ from ingest.controls import strip_controls
 from ingest.leases import lease_ttl, make_owner, owner_is_dead
 from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
 from ingest.policy import plan_next
+from ingest.politeness import cooled_next, cooled_report, host_of
 from ingest.recorder import PollStore, Recorder
 
 if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
@@ -194,7 +195,10 @@ class Pipeline:
         t0 = asyncio.get_running_loop().time()
         fetched: Fetched | None = None
         batch: tuple[Item, ...] | None = None
+        cooling = await self._cooling(source, state, started)
         try:
+            if cooling is not None:  # not polled: its host asked every client to wait
+                raise _HostCooling(cooled_report(source.key, *cooling, now=started))
             fetched = await fetch_source(self.fetcher, source, state, self._find_links)
             report = SourceReport(
                 source_key=source.key,
@@ -211,6 +215,11 @@ class Pipeline:
                 batch, why = await self._parse(source, fetched, started)
                 if why:
                     report = replace(report, notes=(why,))
+        except _HostCooling as e:
+            report = e.report
+        except errors.CooldownError as e:  # the 429 came while this poll waited for its turn
+            cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
+            report = cooled_report(source.key, *cooling, now=started)
         except errors.IngestError as e:
             report = _failure(source, e, fetched)
         except Exception as e:  # never let one source stop the others
@@ -223,9 +232,13 @@ class Pipeline:
             )
         report = replace(report, elapsed_ms=int((asyncio.get_running_loop().time() - t0) * 1000))
         failures = 0 if report.ok else state.failures + 1
-        nxt = plan_next(
-            source, report, now=started, failures=failures, settings=self.settings, rng=self.rng
-        )
+        if cooling is not None:  # a poll not made is no failure of the source
+            nxt = cooled_next(cooling[1], self.rng)
+        else:
+            nxt = plan_next(
+                source, report, now=started, failures=failures, settings=self.settings,
+                rng=self.rng,
+            )  # fmt: skip
         if fetched is not None and fetched.content:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
         if not batch:
@@ -234,11 +247,27 @@ class Pipeline:
         _log_report(report)
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
-            after = 0 if report.ok else state.failures + 1  # a failed write fails the poll too
+            after = 0 if report.ok else state.failures + (cooling is None)  # a failed write too
             self.metrics.observe_poll(report, failures=after, started=started, first=first)
         if self.progress is not None:
             self.progress(report)
         return report
+
+    async def _cooling(
+        self, source: Source, state: FetchState, now: datetime
+    ) -> tuple[str, datetime, str] | None:
+        """(host, until, reason) when the host `source` asks is cooling down (politeness.py),
+        shared through the database by every process; a store that cannot say is no reason
+        to hold a poll back."""
+        if source.kind == "curated":
+            return None
+        host = host_of(state.discovered_url or source.url)
+        try:
+            found = await self.recorder.call(self.store.host_cooldown, host, now)
+        except errors.StoreError as e:
+            log.warning("%s: cannot read the cool-down of %s: %s", source.key, host, e)
+            return None
+        return None if found is None else (host, found[0], found[1])
 
     def _parse_pool(self) -> Executor:
         if self._pool is None:
@@ -266,6 +295,14 @@ class Pipeline:
             raise errors.ParseError(value)
         sifted: tuple[tuple[Item, ...], str | None] = value
         return sifted
+
+
+class _HostCooling(Exception):
+    """Raised inside `Pipeline._poll` to take a poll not made down the reporting path."""
+
+    def __init__(self, report: SourceReport) -> None:
+        super().__init__(report.error)
+        self.report = report
 
 
 class _Slot:

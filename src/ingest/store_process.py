@@ -121,6 +121,10 @@ class StoreProcess:
     def record_polls(self, records: Sequence[PollRecord]) -> None:
         self._call("record_polls", records)
 
+    def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
+        found: tuple[datetime, str] | None = self._call("host_cooldown", host, now)
+        return found
+
     def save_polls(self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]) -> list[Plan]:
         return list(self._call("save_polls", polls))
 

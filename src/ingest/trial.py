@@ -142,7 +142,7 @@ async def try_source(
     # are applied below, to say why
     from ingest.bounds import ParseLimits
 
-    unfiltered = replace(source, include=(), exclude=(), max_age=None)
+    unfiltered = replace(source, include=(), exclude=(), max_age=None, rules=())
     kind, value = workers.parse_job(unfiltered, fetched, now, None, ParseLimits.of(settings))
     if kind != "ok":
         return replace(

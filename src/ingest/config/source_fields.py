@@ -6,7 +6,8 @@ or `cron`, duplicate keys, `select:` for pages, `items:` for curated
 sources), applies the `defaults:` block as read (`_Defaults`), and builds
 each `Source`.  It does not read the top level, `defaults:` or `settings:`
 (`validate._Checker` does, building on this class), judge single values
-(`values`, `notations`), or implement the generic field reading (`fields`).
+(`values`, `notations`, `request_fields` for headers, proxy and timezone), or
+implement the generic field reading (`fields`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.fields import _FieldChecker
 from ingest.config.notations import _cron, _date_format, _selector
+from ingest.config.request_fields import _headers, _identity, _proxy, _timezone
+from ingest.config.rule_fields import _rules
 from ingest.config.values import (
     MAX_BODY,
     _flag,
@@ -35,7 +38,7 @@ from ingest.config.values import (
     _url,
 )
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of, _line
-from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Source
+from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Rule, Source
 
 __all__ = ["_SOURCE_FIELDS", "_Defaults", "_SourceChecker", "_body_size"]
 
@@ -58,6 +61,12 @@ _SOURCE_FIELDS: Final = (
     "day_first",
     "max_age",
     "items",
+    "headers",
+    "proxy",
+    "timezone",
+    "date_offset_fix",
+    "identity",
+    "rules",
 )
 _SELECT_FIELDS: Final = ("item", "title", "link", "date", "summary", "image")
 _SELECT_REQUIRED: Final = ("item", "title", "link")
@@ -91,6 +100,7 @@ class _Defaults:
     enabled: bool = True
     strip_params: tuple[str, ...] = ()
     allow_networks: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
 
 class _SourceChecker(_FieldChecker):
@@ -182,6 +192,32 @@ class _SourceChecker(_FieldChecker):
         date_format = self.optional(given, "date_format", _date_format, None)
         day_first = self.optional(given, "day_first", _flag, True)
 
+        for field in ("headers", "proxy", "timezone", "date_offset_fix"):
+            if field in given and kind == "curated":
+                self.add(
+                    _line(given[field][0]),
+                    f"'{field}' is not used by kind: curated (no request is made, and each "
+                    "item's date is written in the file)",
+                )
+        no_headers: tuple[tuple[str, str], ...] = ()
+        headers = self.optional(given, "headers", _headers, no_headers)
+        proxy = self.optional(given, "proxy", _proxy, None)
+        timezone = self.optional(given, "timezone", _timezone, None)
+        offset_fix = self.optional(given, "date_offset_fix", _flag, False)
+        identity = self.optional(given, "identity", _identity, None)
+        no_rules: tuple[Rule, ...] = ()
+        rules = d.rules + self.optional(given, "rules", _rules, no_rules)
+        if identity is not None and kind == "curated":
+            self.add(
+                _line(given["identity"][0]),
+                "'identity' is not used by kind: curated (each item is its url)",
+            )
+        if offset_fix and "timezone" not in given:
+            self.add(
+                _line(given["date_offset_fix"][0]),
+                "'date_offset_fix' needs a 'timezone:' (the zone the feed's times really are in)",
+            )
+
         select: tuple[tuple[str, str], ...] = ()
         if kind is None:
             pass
@@ -237,6 +273,12 @@ class _SourceChecker(_FieldChecker):
             items=items,
             timeout=timeout,
             max_body=max_body,
+            headers=headers,
+            proxy=proxy,
+            timezone=timezone,
+            date_offset_fix=offset_fix,
+            identity=identity,
+            rules=rules,
             line=_line(node),
         )
 

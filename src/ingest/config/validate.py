@@ -22,6 +22,8 @@ from yaml.nodes import MappingNode, Node
 
 from ingest.config.fields import _fail
 from ingest.config.notations import _cron, _network
+from ingest.config.request_fields import _host_delays
+from ingest.config.rule_fields import _rules
 from ingest.config.site import SiteSpec, _SiteChecker
 from ingest.config.source_fields import _SOURCE_FIELDS, _body_size, _Defaults, _SourceChecker
 from ingest.config.values import (
@@ -44,7 +46,7 @@ from ingest.config.yaml_nodes import (
     _TextResolver,
 )
 from ingest.errors import ConfigError
-from ingest.model import Settings, Source
+from ingest.model import Rule, Settings, Source
 
 __all__ = ["_Checker"]
 
@@ -62,10 +64,13 @@ _DEFAULT_FIELDS: Final = (
     "enabled",
     "strip_params",
     "allow_networks",
+    "rules",
 )
 _SETTINGS_FIELDS: Final = (
     "concurrency",
     "per_host",
+    "per_host_delay",
+    "host_delays",
     "max_redirects",
     "user_agent",
     "backoff_max",
@@ -83,6 +88,10 @@ _DEFAULT_HINTS: Final = {
     for f in _SOURCE_FIELDS
     if f not in _DEFAULT_FIELDS
 }
+
+
+def _global_rules(node: Node, name: str) -> tuple[Rule, ...]:
+    return _rules(node, name, "defaults")
 
 
 class _Checker(_SourceChecker, _SiteChecker):
@@ -160,6 +169,8 @@ class _Checker(_SourceChecker, _SiteChecker):
         if "allow_networks" in f:
             networks = self.strings(f["allow_networks"], "allow_networks", w, _network)
             d.allow_networks = tuple(dict.fromkeys(networks))
+        if "rules" in f:
+            d.rules = self.convert(f["rules"], _global_rules, "rules", w) or ()
         return d
 
     def settings(self, pair: tuple[Node, Node]) -> Settings:
@@ -172,6 +183,8 @@ class _Checker(_SourceChecker, _SiteChecker):
         return Settings(
             concurrency=self.optional(f, "concurrency", _count(1, 100_000), s.concurrency, w),
             per_host=self.optional(f, "per_host", _count(1, 100_000), s.per_host, w),
+            per_host_delay=self.optional(f, "per_host_delay", _timeout, s.per_host_delay, w),
+            host_delays=self.optional(f, "host_delays", _host_delays, s.host_delays, w),
             max_redirects=self.optional(f, "max_redirects", _count(0, 20), s.max_redirects, w),
             user_agent=self.optional(f, "user_agent", _user_agent, s.user_agent, w),
             backoff_max=self.optional(f, "backoff_max", _interval, s.backoff_max, w),

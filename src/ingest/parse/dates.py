@@ -8,14 +8,33 @@ optional time and zone; a naive time is UTC.  It does not find the date on a
 page (`ingest.parse.page` picks the element and its text), read feed dates
 (feedparser does, in `ingest.parse.feed`), or stand in for a missing date
 (`ingest.normalize` does).  Standard library only; English month names only.
+
+It also holds the two pure steps of a source's date repair (docs/sources.md,
+`timezone:` and `date_offset_fix:`): `zone_label` says how a date as written
+gave its zone (none, UTC, another offset), and `repair` reads a date that
+was taken as UTC as wall-clock time in the source's IANA zone (`zoneinfo`).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Final
+from zoneinfo import ZoneInfo
 
-__all__ = ["as_utc", "parse_date"]
+from ingest.model import DateZone
+
+__all__ = ["as_utc", "parse_date", "repair", "zone_label"]
+
+# the end of a date as written: its zone, if any (RFC 822 names, Z, +hh:mm, +hhmm, +hh)
+_ZONE_RE: Final = re.compile(
+    r"(?:(?<=\d)|\s)(?P<zone>z|[+-]\d{2}(?::?\d{2})?|(?:gmt|ut|utc)(?:[+-]\d{1,2}(?::?\d{2})?)?"
+    r"|[a-z]{1,5})\s*$",
+    re.IGNORECASE,
+)
+_UTC_ZONES: Final = frozenset({"z", "gmt", "ut", "utc", "+00", "-00", "+0000", "-0000"})
+_HAS_TIME_RE: Final = re.compile(r"\d{1,2}:\d{2}")
 
 _MONTHS = {
     name: number
@@ -214,3 +233,58 @@ def as_utc(moment: datetime) -> datetime | None:
         return moment.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
+
+
+def zone_label(text: object) -> DateZone:
+    """How the date `text` gave its zone: "none", "utc" (Z, GMT, +00:00) or "offset".
+
+    A bare date, or a time whose text ends without a zone, is "none"; anything
+    not understood (no text at all, a named zone such as EST) is "offset", the
+    safe answer: no repair applies to it.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return "offset"
+    if not _HAS_TIME_RE.search(text):
+        return "none"  # a bare date: midnight, in no zone
+    m = _ZONE_RE.search(text.strip())
+    if m is None:
+        return "none"
+    zone = m.group("zone").lower().replace(":", "")
+    if zone in _UTC_ZONES or zone in ("+00", "utc+0", "gmt+0", "ut+0"):
+        return "utc"
+    if zone[0] in "+-" or zone.startswith(("gmt", "utc", "ut")):
+        return "offset"
+    if zone in _MONTHS or zone in _WEEKDAYS or zone in ("am", "pm", "t"):
+        return "none"
+    return "offset"  # a named zone: EST, CEST, ...
+
+
+_WEEKDAYS: Final = frozenset(
+    {"mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun"}
+    | {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+)
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def repair(
+    moment: datetime, label: DateZone, timezone_name: str | None, offset_fix: bool
+) -> datetime:
+    """`moment` (aware UTC) with the source's date repair applied.
+
+    With `timezone_name`, a date written without an offset ("none") is that
+    wall-clock time in the zone, not in UTC; with `offset_fix` too, so is a
+    date labelled UTC ("utc").  A wall time that a daylight-saving change skips
+    or repeats takes the earlier reading (`fold=0`).  Anything else is returned
+    as it is.
+    """
+    if timezone_name is None or not (label == "none" or (offset_fix and label == "utc")):
+        return moment
+    local = moment.replace(tzinfo=_zone(timezone_name))
+    try:
+        return local.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return moment

@@ -44,6 +44,7 @@ import feedparser.mixin
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
+from ingest.parse.dates import parse_date, zone_label
 from ingest.parse.doctype import strip_internal_subset
 from ingest.parse.fast import read_fast
 from ingest.parse.jsonfeed import parse_json_feed
@@ -149,8 +150,12 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
         title=as_text(e.get("title"), strip=False),
         summary=as_text(e.get("summary"), strip=False),
         content=content,
-        published=_utc(e.get("published_parsed") or e.get("created_parsed")),
-        updated=_utc(e.get("updated_parsed")),
+        published=_date(e, "published") or _date(e, "created"),
+        updated=_date(e, "updated"),
+        published_zone=zone_label(
+            e.get("published") if _date(e, "published") else e.get("created")
+        ),
+        updated_zone=zone_label(e.get("updated")),
         author=_author(e),
         # a summary without its own detail is feedparser's copy of the content
         base=_base(url, e.get("summary_detail") or first, e.get("title_detail")),
@@ -183,6 +188,19 @@ def _entry_link(e: Mapping[str, Any]) -> str | None:
         if candidate.get("rel", "alternate") == "alternate" and as_text(candidate.get("href")):
             return as_text(candidate.get("href"))
     return None
+
+
+def _date(e: Mapping[str, Any], key: str) -> datetime | None:
+    """The entry's `key` date: feedparser's reading, else ours (`parse_date`) of the text.
+
+    feedparser gives up on an RFC 822 date without a zone ("Wed, 01 Jul 2026
+    09:00:00"), the very shape of a feed written in local time; `parse_date`
+    reads it (as UTC, until the source's `timezone:` says otherwise).
+    """
+    parsed = _utc(e.get(key + "_parsed"))
+    if parsed is None and isinstance(text := e.get(key), str) and text.strip():
+        return parse_date(text)
+    return parsed
 
 
 def _utc(parsed: tuple[int, ...] | None) -> datetime | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ingest.errors import ParseError
 from ingest.model import MediaKind, RawEntry
-from ingest.parse.dates import as_utc
+from ingest.parse.dates import as_utc, zone_label
 from ingest.parse.values import as_text, media_kind, parse_duration, unique
 
 __all__ = ["parse_json_feed"]
@@ -61,6 +61,8 @@ def _json_entry(item: Mapping[str, Any]) -> RawEntry:
         content=content,
         published=_iso(item.get("date_published")),
         updated=_iso(item.get("date_modified")),
+        published_zone=zone_label(item.get("date_published")),
+        updated_zone=zone_label(item.get("date_modified")),
         author=author,
         images=unique((item.get("image"), item.get("banner_image"))),
         duration=duration,

@@ -55,8 +55,8 @@ import soupsieve
 from bs4 import BeautifulSoup, Tag
 
 from ingest.errors import ParseError
-from ingest.model import RawEntry, Source
-from ingest.parse.dates import parse_date
+from ingest.model import DateZone, RawEntry, Source
+from ingest.parse.dates import parse_date, zone_label
 from ingest.parse.decoding import decode_html, not_html
 from ingest.urls import href_url
 
@@ -111,9 +111,10 @@ def parse_page(source: Source, content: bytes, url: str) -> tuple[RawEntry, ...]
         fields.get("image"),
     )
 
-    def read_date(el: Tag, attr: str | None) -> datetime | None:
+    def read_date(el: Tag, attr: str | None) -> tuple[datetime, DateZone] | None:
         shown = _date_text(el, attr)
-        return parse_date(shown, day_first=day_first, date_format=date_format) if shown else None
+        when = parse_date(shown, day_first=day_first, date_format=date_format) if shown else None
+        return None if when is None else (when, zone_label(shown))
 
     entries: list[RawEntry] = []
     titled = linked = 0
@@ -124,12 +125,14 @@ def parse_page(source: Source, content: bytes, url: str) -> tuple[RawEntry, ...]
         linked += link is not None
         if title is None or link is None:
             continue
+        dated = _first(item, date_field, read_date) if date_field else None
         entries.append(
             RawEntry(
                 link=link,
                 title=title,
                 summary=_first(item, summary_field, _summary) if summary_field else None,
-                published=_first(item, date_field, read_date) if date_field else None,
+                published=dated[0] if dated else None,
+                published_zone=dated[1] if dated else "offset",
                 base=base if base != url else None,
                 images=(_first(item, image_field, lambda el, a: _images(el, a, base)) or ())
                 if image_field

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
 from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import configs, db, reads, service, writes
+from ingest.store import configs, db, hiding, hosts, reads, service, writes
 
 __all__ = ["Store"]
 
@@ -205,6 +205,23 @@ class Store:
 
     def service(self, name: str) -> dict[str, Any] | None:
         return self._read(lambda c: service.service_row(c, name))
+
+    def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
+        """(until, reason) when `host` is cooling down at `now` (store/hosts.py)."""
+        return self._read(lambda c: hosts.host_cooldown(c, host, now))
+
+    def recent_stories(self, since: datetime) -> list[dict[str, Any]]:
+        """Stories first seen or published since `since`, with their sources (hiding.py)."""
+        return self._read(lambda c: hiding.recent_stories(c, since))
+
+    def set_hidden(self, hide: dict[int, str], show: Sequence[int], now: datetime) -> None:
+        """Hide stories (id -> why) and show others again; nothing is deleted."""
+        with self._write() as conn:
+            hiding.set_hidden(conn, hide, show, now)
+
+    def host_cooldowns(self, now: datetime) -> list[dict[str, Any]]:
+        """Every host cool-down still in force at `now`, the soonest to end first."""
+        return self._read(lambda c: hosts.active_cooldowns(c, now))
 
     def services(self) -> list[dict[str, Any]]:
         """Every heartbeat row (scheduler, dispatcher, each worker), by name."""

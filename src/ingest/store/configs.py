@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ingest.model import CuratedItem, Settings, Source
+from ingest.model import CuratedItem, Rule, Settings, Source
 
 __all__ = ["settings_from_json", "settings_json", "source_from_json", "source_json"]
 
@@ -44,6 +44,11 @@ def source_from_json(text: str) -> Source:
     for name in ("include", "exclude", "strip_params"):
         data[name] = tuple(data.get(name, ()))
     data["select"] = tuple((str(a), str(b)) for a, b in data.get("select", ()))
+    data["headers"] = tuple((str(a), str(b)) for a, b in data.get("headers", ()))
+    data["rules"] = tuple(
+        Rule(r["action"], tuple((f, p) for f, p in r["patterns"]), r.get("scope", "source"))
+        for r in data.get("rules", ())
+    )
     data["items"] = tuple(_curated(i) for i in data.get("items", ()))
     known = {f.name for f in dataclasses.fields(Source)}
     return Source(**{k: v for k, v in data.items() if k in known})
@@ -69,4 +74,6 @@ def settings_from_json(text: str) -> Settings:
     values = {k: v for k, v in data.items() if k in known}
     if "allow_networks" in values:
         values["allow_networks"] = tuple(values["allow_networks"])
+    if "host_delays" in values:
+        values["host_delays"] = tuple((str(h), float(d)) for h, d in values["host_delays"])
     return Settings(**values)

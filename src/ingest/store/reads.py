@@ -140,7 +140,7 @@ def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
     else:
         date, ident = items.c.published_at, items.c.id
         query = select(*_story_columns(dialect)).select_from(items)
-    query = _filtered(query, given, date)
+    query = _filtered(query, given, date).where(items.c.hidden_at.is_(None))  # refilter
     if "before_date" in given:
         query = query.where(tuple_(date, ident) < _before())
     return (

@@ -36,6 +36,7 @@ __all__ = [
     "SCHEMA_REVISION",
     "UTCDateTime",
     "fetches",
+    "host_cooldowns",
     "item_sources",
     "items",
     "latest_items_view",
@@ -47,7 +48,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -149,6 +150,9 @@ items = Table(
     Column("is_short", Boolean, nullable=False, server_default="0"),
     # full content (0005): the entry's whole text, sanitized HTML, when it carries one
     Column("content", Text),
+    # hidden by `ingest refilter` (0007): never deleted, so a rule undone shows it again
+    Column("hidden_at", UTCDateTime),
+    Column("hidden_by", Text),  # "news: rule drop title='^Sponsored'"
     Index("ix_items_section_published", "section", "published_at", "id"),
     Index("ix_items_published", "published_at", "id"),
     # the read side at scale (0006): `kind=` newest first
@@ -190,6 +194,17 @@ fetches = Table(
     Index("ix_fetches_started", "started_at"),
 )
 
+# host-wide politeness (0007): a host left alone until `until` (a 429, a 503 with Retry-After)
+host_cooldowns = Table(
+    "host_cooldowns",
+    metadata,
+    Column("host", Text, primary_key=True),  # lower-case name, `:port` if not the default
+    Column("until", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),  # "HTTP 429 from bmj-leader"
+    Column("source_key", Text),  # whose answer started it
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 services = Table(
     "services",
     metadata,
@@ -213,7 +228,7 @@ settings = Table(
 
 
 def latest_items_view(dialect: str) -> str:
-    """CREATE VIEW latest_items as the head revision (0005) defines it, for `dialect`."""
+    """CREATE VIEW latest_items as the head revision (0007) defines it, for `dialect`."""
     if dialect == "postgresql":
         sources = (
             "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "
@@ -230,7 +245,7 @@ def latest_items_view(dialect: str) -> str:
         "i.published_at, i.date_source, i.first_seen_at, i.updated_at, i.section, "
         "i.source_key AS source, s.name AS source_name, "
         f"{sources} AS sources, i.kind, i.duration_seconds, i.media_url, i.is_short, i.content "
-        "FROM items i JOIN sources s ON s.key = i.source_key "
+        "FROM items i JOIN sources s ON s.key = i.source_key WHERE i.hidden_at IS NULL "
         "ORDER BY i.published_at DESC, i.id DESC"
     )
 

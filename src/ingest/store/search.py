@@ -149,6 +149,21 @@ def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
     )
 
 
+def remove_documents(conn: Connection, ids: Sequence[int]) -> None:
+    """Take stories out of the index (hidden by `ingest refilter`); `write_documents`
+    puts them back."""
+    table, column = (
+        (PG_TABLE, "item_id") if conn.dialect.name == "postgresql" else (FTS_TABLE, "rowid")
+    )
+    for chunk in chunks(list(ids)):
+        conn.execute(
+            text(f"DELETE FROM {table} WHERE {column} IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": list(chunk)},
+        )
+
+
 def terms(query: str) -> list[str]:
     """The words of a reader's query, lower-cased, first occurrence kept, at most MAX_TERMS."""
     out: list[str] = []

@@ -5,7 +5,8 @@ Each function takes an open Connection inside a transaction the caller owns
 together.  Upserts use `INSERT ... ON CONFLICT` through SQLAlchemy's SQLite
 and PostgreSQL dialects, so two processes writing the same story at once
 cannot duplicate it.  What is new or changed is decided by `dedupe.plan`
-(pure) on the rows read here.
+(pure) on the rows read here; an entry whose id changed is first matched to
+the story it is (`rekey.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.store import search
 from ingest.store.configs import source_json
 from ingest.store.db import chunks
+from ingest.store.hosts import record_cooldowns
+from ingest.store.rekey import rekey
 from ingest.store.schema import fetches, item_sources, items, sources
 
 __all__ = ["record_polls", "save_items", "sync_sources"]
@@ -143,6 +146,8 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, d
 def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
     """Store one poll's Items for `source`; returns what dedupe decided."""
     known = _known(conn, source.key, [i.entry_key for i in batch])
+    if source.kind != "curated" and len(known) < len(batch):  # ids that changed (rekey.py)
+        known.update(rekey(conn, source.key, batch, known, now))
     plan = dedupe.plan(batch, {key: digest for key, (digest, _) in known.items()})
     if plan.new:
         stories = dedupe.first_by_canonical_url(plan.new)
@@ -246,16 +251,17 @@ def _apply_changes(
         if dated:  # an undated story keeps the time we first saw it
             values.update(published_at=item.published_at, date_source=item.date_source)
         # the story's own row follows the source that first carried it
-        stored = conn.execute(
+        row = conn.execute(
             update(items)
             .where(items.c.id == item_id, items.c.source_key == source.key)
             .values(**values)
-            .returning(items.c.published_at)
-        ).scalar()
-        if stored is not None:
-            reindex.append((item_id, *_searched(item), stored))
-            if dated:
-                moved.append({"b_item": item_id, "b_published": item.published_at})
+            .returning(items.c.published_at, items.c.hidden_at)
+        ).first()
+        stored = None if row is None else row[0]
+        if row is not None and row[1] is None:  # a hidden story stays out of the index
+            reindex.append((item_id, *_searched(item), row[0]))
+        if stored is not None and dated:
+            moved.append({"b_item": item_id, "b_published": item.published_at})
     search.write_documents(conn, reindex)
     if moved:  # every source's link to the story carries its date, for `source=` reads
         conn.execute(
@@ -335,12 +341,14 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
     Rows of the same shape go in one executemany, so recording 200 polls
     costs a handful of statements, not 400.
     """
+    records = list(records)
     groups: dict[tuple[bool, tuple[str, ...]], list[dict[str, Any]]] = {}
     log_rows = []
     for record in records:
         source, report = record.source, record.report
         values = _state_values(record)
-        shape = (report.ok, tuple(sorted(values)))
+        counts = not report.ok and report.error_kind != "cooldown"  # a poll not made: no failure
+        shape = (counts, tuple(sorted(values)))
         params = {f"v_{k}": v for k, v in values.items()}
         params["b_key"] = source.key
         groups.setdefault(shape, []).append(params)
@@ -358,14 +366,15 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
                 "error": report.error,
             }
         )
-    for (ok, columns), params_list in groups.items():
+    for (failed, columns), params_list in groups.items():
         stmt = (
             update(sources)
             .where(sources.c.key == bindparam("b_key"))
             .values({c: bindparam(f"v_{c}") for c in columns})
         )
-        if not ok:
+        if failed:
             stmt = stmt.values(consecutive_failures=sources.c.consecutive_failures + 1)
         conn.execute(stmt, params_list)
     if log_rows:
         conn.execute(fetches.insert(), log_rows)
+    record_cooldowns(conn, records)  # a 429 holds back the whole host (store/hosts.py)
