@@ -269,6 +269,9 @@ class Pipeline:
         except errors.StoreError as e:
             log.warning("%s: could not read its arrivals for every: auto: %s", source.key, e)
             return None
+        except Exception:  # a fault here must not lose the poll: it is recorded all the same
+            log.exception("%s: could not read its arrivals for every: auto", source.key)
+            return None
         before = known.get(source.key, Arrivals())
         return arrivals_after_poll(before, (i.published_at for i in batch or ()), now, window)
 

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
-from ingest.model import Arrivals
+from ingest.model import Arrivals, Source
 from ingest.policy import adaptive_interval, cadence_window
 from ingest.store.configs import source_from_json
+from ingest.store.db import chunks
 from ingest.store.schema import item_sources, items
 
 __all__ = ["arrivals", "with_intervals"]
@@ -35,19 +36,19 @@ def arrivals(conn: Connection, keys: Sequence[str], start: datetime) -> dict[str
     ).label("arrived")
     joined = item_sources.join(items, items.c.id == item_sources.c.item_id)
     mine = item_sources.c.source_key
-    out: dict[str, Arrivals] = {}
-    for key in keys:  # one source at a time: each is read by the primary key's prefix
-        first = conn.execute(select(func.min(arrived)).select_from(joined).where(mine == key))
-        since: datetime | None = first.scalar()
-        if since is None:
-            continue
-        recent = conn.execute(
-            # an arrival is never later than first_seen_at: the index narrows, Python sorts
-            select(arrived).select_from(joined)
-            .where(mine == key, item_sources.c.first_seen_at >= start)
-        ).scalars()  # fmt: skip
-        out[key] = Arrivals(tuple(sorted(t for t in recent if t >= start)), since)
-    return out
+    since: dict[str, datetime] = {}
+    times: dict[str, list[datetime]] = {}
+    for chunk in chunks(keys):  # each source's rows are read by the primary key's prefix
+        oldest = select(mine, func.min(arrived)).select_from(joined)
+        for key, when in conn.execute(oldest.where(mine.in_(chunk)).group_by(mine)):
+            since[key] = when
+        # an arrival is never later than first_seen_at: the filter narrows, Python sorts
+        recent = select(mine, arrived).select_from(joined)
+        recent = recent.where(mine.in_(chunk), item_sources.c.first_seen_at >= start)
+        for key, when in conn.execute(recent):
+            if when >= start:
+                times.setdefault(key, []).append(when)
+    return {key: Arrivals(tuple(sorted(times.get(key, ()))), when) for key, when in since.items()}
 
 
 def with_intervals(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -57,6 +58,7 @@ def with_intervals(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
     from its arrivals; a row whose stored configuration cannot be read shows
     its `every_seconds`.
     """
+    auto: dict[float, list[tuple[dict[str, Any], Source]]] = {}  # by window: one read each
     for row in rows:
         row["every_auto"] = False
         row["poll_interval_seconds"] = row.get("every_seconds")
@@ -64,11 +66,16 @@ def with_intervals(conn: Connection, rows: list[dict[str, Any]], now: datetime) 
             source = source_from_json(row["config"]) if row.get("config") else None
         except (ValueError, TypeError):
             continue
-        if source is None or not source.auto:
-            continue
-        start = now - timedelta(seconds=cadence_window(source))
-        got = arrivals(conn, [source.key], start).get(source.key, Arrivals())
-        row["every_auto"] = True
-        row["poll_interval_seconds"] = adaptive_interval(
-            got, now, min_every=source.min_every, max_every=source.max_every
-        )
+        if source is not None and source.auto:
+            auto.setdefault(cadence_window(source), []).append((row, source))
+    for window, group in auto.items():
+        start = now - timedelta(seconds=window)
+        got = arrivals(conn, [source.key for _, source in group], start)
+        for row, source in group:
+            row["every_auto"] = True
+            row["poll_interval_seconds"] = adaptive_interval(
+                got.get(source.key, Arrivals()),
+                now,
+                min_every=source.min_every,
+                max_every=source.max_every,
+            )
