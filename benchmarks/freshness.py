@@ -2,7 +2,8 @@
 """Freshness: how long after a story is published does the scheduler store it?
 
     python benchmarks/freshness.py [--sources 1000] [--publish 90] [--scale 60]
-        [--rate 1] [--warmup 20] [--every mix|30m|auto] [--cadence uniform|mixed]
+        [--rate 1] [--warmup 20] [--every mix|30m|auto] [--max-every 1d]
+        [--cadence uniform|mixed]
         [--db URL] [--keep DIR]
 
 Simulates `--sources` feeds on a loopback server of its own (127.0.0.1, one
@@ -19,7 +20,8 @@ Intervals follow the mix of a real sources.yaml (20% every 15m, 40% every
 minutes (with the default 60: 15s, 30s, 60s, 120s), and stories arrive at
 `--rate` per source per scaled hour.  `--every 30m` polls every source at one
 fixed interval instead, and `--every auto` polls with `every: auto` (its
-`min_every`/`max_every` defaults, 10m and 1d, scaled too).  `--cadence
+`min_every`/`max_every` defaults, 10m and 1d, scaled too; `--max-every`
+sets another longest wait).  `--cadence
 mixed` gives the sources the publishing rates of a real list instead of one
 rate (CADENCES: 10% publish 48 stories a day, 20% 12, 30% 3, 20% one, 20%
 two a month) and each feed a back catalogue drawn from its own rate (its 20
@@ -161,6 +163,7 @@ def plan(
     seed: int,
     every: str = "mix",
     cadence: str = "uniform",
+    max_every: float = MAX_EVERY,
 ) -> list[Feed]:
     """`n` feeds with their intervals (scaled) and Poisson publication times in the window."""
     rng = random.Random(seed)
@@ -169,7 +172,7 @@ def plan(
     for i in range(n):
         interval = rng.choices([s for s, _ in MIX], weights)[0] / scale
         if every == "auto":
-            interval = MAX_EVERY / scale  # the longest it may wait
+            interval = max_every / scale  # the longest it may wait
         elif every != "mix":
             interval = parse_duration(every) / scale
         feed = Feed(f"f{i:04d}", interval)
@@ -217,6 +220,7 @@ def main() -> int:
         default="mix",
         help="mix (the intervals of a real list), one duration for all (30m), or auto",
     )
+    ap.add_argument("--max-every", default="1d", help="with --every auto: the longest wait")
     ap.add_argument(
         "--cadence",
         choices=("uniform", "mixed"),
@@ -236,7 +240,7 @@ def main() -> int:
     t0 = time.time()
     start = float(int(t0 + args.warmup))  # whole seconds, as pubDates: no story straddles it
     feeds = plan(args.sources, start, args.publish, args.scale, args.rate, args.seed,
-                 args.every, args.cadence)  # fmt: skip
+                 args.every, args.cadence, parse_duration(args.max_every))  # fmt: skip
     lab = Lab(feeds)
     lab.window = (start, start + args.publish)
     server.RequestHandlerClass = make_handler(lab)
@@ -245,7 +249,7 @@ def main() -> int:
     lines = ["settings:", "  per_host: 64  # every feed is on one loopback host here"]
     if args.every == "auto":
         lines += ["defaults:", "  every: auto", f"  min_every: {MIN_EVERY / args.scale:g}s",
-                  f"  max_every: {MAX_EVERY / args.scale:g}s"]  # fmt: skip
+                  f"  max_every: {parse_duration(args.max_every) / args.scale:g}s"]  # fmt: skip
     lines.append("sources:")
     for f in feeds:
         url = f"http://127.0.0.1:{port}/{f.key}.xml"
