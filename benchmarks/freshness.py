@@ -2,7 +2,9 @@
 """Freshness: how long after a story is published does the scheduler store it?
 
     python benchmarks/freshness.py [--sources 1000] [--publish 90] [--scale 60]
-        [--rate 1] [--warmup 20] [--db URL] [--keep DIR]
+        [--rate 1] [--warmup 20] [--every mix|30m|auto] [--max-every 1d]
+        [--cadence uniform|mixed]
+        [--db URL] [--keep DIR]
 
 Simulates `--sources` feeds on a loopback server of its own (127.0.0.1, one
 port), each publishing new stories at random moments (a Poisson process, on
@@ -16,12 +18,24 @@ and 304 to a matching If-None-Match.
 Intervals follow the mix of a real sources.yaml (20% every 15m, 40% every
 30m, 30% every 1h, 10% every 2h), divided by `--scale` so that a run takes
 minutes (with the default 60: 15s, 30s, 60s, 120s), and stories arrive at
-`--rate` per source per scaled hour.  The run ends when every story
+`--rate` per source per scaled hour.  `--every 30m` polls every source at one
+fixed interval instead, and `--every auto` polls with `every: auto` (its
+`min_every`/`max_every` defaults, 10m and 1d, scaled too; `--max-every`
+sets another longest wait).  `--cadence
+mixed` gives the sources the publishing rates of a real list instead of one
+rate (CADENCES: 10% publish 48 stories a day, 20% 12, 30% 3, 20% one, 20%
+two a month) and each feed a back catalogue drawn from its own rate (its 20
+newest stories within the last 60 scaled days), which is what `every: auto`
+reads its first cadence from.  The run ends when every story
 published in the window is stored, or one longest interval plus a minute
 after the window closed.  It prints p50/p95/p99/max of the lag (stored minus
 published, from the database: `first_seen_at - published_at`), the share of
 stories within their source's interval + 60 s (the goal), stories never
-stored, and requests per new story.  Not part of the test suite.
+stored, and requests per new story: every request over the run, and the
+requests made while stories were being published (the publish window) per
+story published in it, the steady state that the schedule decides (the
+first poll of every source, in the warm-up, is the same for every
+schedule).  Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -47,8 +61,12 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from ingest.config.values import parse_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 MIX = ((900.0, 0.2), (1800.0, 0.4), (3600.0, 0.3), (7200.0, 0.1))  # seconds, share
+CADENCES = ((48.0, 0.1), (12.0, 0.2), (3.0, 0.3), (1.0, 0.2), (2 / 30, 0.2))  # a day, share
+MIN_EVERY, MAX_EVERY = 600.0, 86400.0  # every: auto's defaults (model.py), before scaling
 BACK_CATALOGUE = 5  # old stories each feed holds at the start
 KEEP = 20  # entries a feed shows
 
@@ -66,6 +84,7 @@ class Lab:
     def __init__(self, feeds: list[Feed]) -> None:
         self.feeds = {f.key: f for f in feeds}
         self.requests: Counter[str] = Counter()
+        self.window = (0.0, 0.0)  # requests within [start, end) are counted apart
         self.lock = threading.Lock()
         self._cache: dict[tuple[str, int], bytes] = {}
 
@@ -109,7 +128,11 @@ def make_handler(lab: Lab) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            n = lab.visible(feed, time.time())
+            now = time.time()
+            n = lab.visible(feed, now)
+            if lab.window[0] <= now < lab.window[1]:
+                with lab.lock:
+                    lab.requests["window"] += 1
             etag = '"' + hashlib.sha1(f"{key}:{n}".encode()).hexdigest()[:16] + '"'
             if self.headers.get("If-None-Match") == etag:
                 with lab.lock:
@@ -131,16 +154,43 @@ def make_handler(lab: Lab) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-def plan(n: int, start: float, window: float, scale: float, rate: float, seed: int) -> list[Feed]:
-    """`n` feeds with MIX's intervals (scaled) and Poisson publication times in the window."""
+def plan(
+    n: int,
+    start: float,
+    window: float,
+    scale: float,
+    rate: float,
+    seed: int,
+    every: str = "mix",
+    cadence: str = "uniform",
+    max_every: float = MAX_EVERY,
+) -> list[Feed]:
+    """`n` feeds with their intervals (scaled) and Poisson publication times in the window."""
     rng = random.Random(seed)
     weights = [w for _, w in MIX]
-    per_second = rate / (3600.0 / scale)  # stories per source per scaled second
     feeds = []
     for i in range(n):
-        every = rng.choices([s for s, _ in MIX], weights)[0] / scale
-        feed = Feed(f"f{i:04d}", every)
-        feed.times = [float(int(start - 86400 - 3600 * k)) for k in range(BACK_CATALOGUE, 0, -1)]
+        interval = rng.choices([s for s, _ in MIX], weights)[0] / scale
+        if every == "auto":
+            interval = max_every / scale  # the longest it may wait
+        elif every != "mix":
+            interval = parse_duration(every) / scale
+        feed = Feed(f"f{i:04d}", interval)
+        if cadence == "mixed":
+            per_day = rng.choices([r for r, _ in CADENCES], [w for _, w in CADENCES])[0]
+            per_second = per_day / (86400.0 / scale)
+            t, back = start, []
+            while len(back) < KEEP:  # the back catalogue, newest first, from the same rate
+                t -= rng.expovariate(per_second)
+                if t < start - 60 * 86400.0 / scale:
+                    break
+                back.append(float(int(t)))
+            feed.times = sorted(back)
+        else:
+            per_second = rate / (3600.0 / scale)  # stories per source per scaled second
+            feed.times = [
+                float(int(start - 86400 - 3600 * k)) for k in range(BACK_CATALOGUE, 0, -1)
+            ]
         t = start
         while True:
             t += rng.expovariate(per_second)
@@ -165,6 +215,18 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1.0,
                     help="stories per source per scaled hour (default 1)")  # fmt: skip
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds before the first story")
+    ap.add_argument(
+        "--every",
+        default="mix",
+        help="mix (the intervals of a real list), one duration for all (30m), or auto",
+    )
+    ap.add_argument("--max-every", default="1d", help="with --every auto: the longest wait")
+    ap.add_argument(
+        "--cadence",
+        choices=("uniform", "mixed"),
+        default="uniform",
+        help="one publishing rate for all (--rate), or the rates of a real list",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
@@ -177,21 +239,30 @@ def main() -> int:
     port = server.server_address[1]
     t0 = time.time()
     start = float(int(t0 + args.warmup))  # whole seconds, as pubDates: no story straddles it
-    feeds = plan(args.sources, start, args.publish, args.scale, args.rate, args.seed)
+    feeds = plan(args.sources, start, args.publish, args.scale, args.rate, args.seed,
+                 args.every, args.cadence, parse_duration(args.max_every))  # fmt: skip
     lab = Lab(feeds)
+    lab.window = (start, start + args.publish)
     server.RequestHandlerClass = make_handler(lab)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    lines = ["settings:", "  per_host: 64  # every feed is on one loopback host here", "sources:"]
+    lines = ["settings:", "  per_host: 64  # every feed is on one loopback host here"]
+    if args.every == "auto":
+        lines += ["defaults:", "  every: auto", f"  min_every: {MIN_EVERY / args.scale:g}s",
+                  f"  max_every: {parse_duration(args.max_every) / args.scale:g}s"]  # fmt: skip
+    lines.append("sources:")
     for f in feeds:
         url = f"http://127.0.0.1:{port}/{f.key}.xml"
-        lines.append(f"  - {{key: {f.key}, name: {f.key}, url: '{url}', every: {f.every:g}s}}")
+        every = "" if args.every == "auto" else f", every: {f.every:g}s"
+        lines.append(f"  - {{key: {f.key}, name: {f.key}, url: '{url}'{every}}}")
     sources = work / "sources.yaml"
     sources.write_text("\n".join(lines) + "\n")
     expected = sum(1 for f in feeds for t in f.times if t >= start)
     longest = max(f.every for f in feeds)
-    print(f"{args.sources} sources on 127.0.0.1:{port}; intervals "
-          f"{sorted(Counter(f'{f.every:g}s' for f in feeds).items())}; {expected} stories "
+    shown = "every: auto" if args.every == "auto" else \
+        f"intervals {sorted(Counter(f'{f.every:g}s' for f in feeds).items())}"  # fmt: skip
+    print(f"{args.sources} sources on 127.0.0.1:{port}; {shown}; {args.cadence} cadence; "
+          f"{expected} stories "
           f"over {args.publish:g}s after a {args.warmup:g}s warm-up; database {db}",
           flush=True)  # fmt: skip
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
@@ -254,6 +325,9 @@ def main() -> int:
     print(f"within interval + 60s: {within}/{expected} ({100 * share:.1f}%)")
     print(f"requests: {requests} ({lab.requests['200']} x 200, {lab.requests['304']} x 304); "
           f"{requests / len(values):.1f} per new story")  # fmt: skip
+    print(f"requests while stories were published ({args.publish:g}s): "
+          f"{lab.requests['window']}; {lab.requests['window'] / max(expected, 1):.2f} per "
+          "story published then")  # fmt: skip
     goal = quantile(over, 0.99) <= 60 and len(values) == expected
     print("goal (p99 lag <= interval + 60s, nothing lost):", "met" if goal else "NOT met")
     return 0 if goal else 1

@@ -56,7 +56,7 @@ STATUS_FIELDS = (
     "last_success_at", "last_status", "last_entries", "items", "consecutive_failures",
     "next_due_at", "retry_after_until", "last_error", "last_error_kind", "moved_to",
     "backoff_seconds", "disabled_reason", "every_seconds", "cron", "lease_owner",
-    "lease_until", "discovered_url", "median_lag_seconds",
+    "lease_until", "discovered_url", "median_lag_seconds", "every_auto", "poll_interval_seconds",
 )  # fmt: skip
 
 
@@ -235,7 +235,14 @@ def _due(r: Mapping[str, Any], now: datetime) -> str:
     if r["disabled_reason"] or not r["enabled"] or not r["in_config"] or due is None:
         return "-"
     seconds = (due - now).total_seconds()
-    return "now" if seconds <= 0 else "in " + _span(seconds)
+    when = "now" if seconds <= 0 else "in " + _span(seconds)
+    return when + _auto(r)
+
+
+def _auto(r: Mapping[str, Any]) -> str:
+    """` (auto: 2h)` for an `every: auto` source: the interval its cadence gives now."""
+    interval = r.get("poll_interval_seconds")
+    return f" (auto: {_span(interval)})" if r.get("every_auto") and interval else ""
 
 
 def _span(seconds: float) -> str:
@@ -273,7 +280,7 @@ def print_status_wide(rows: Sequence[dict[str, Any]]) -> None:
             _lag(r.get("median_lag_seconds")),
             str(r["consecutive_failures"] or ""),
             _duration(r["backoff_seconds"]),
-            _when(r["next_due_at"]),
+            _when(r["next_due_at"]) + _auto(r),
             error,
         )
     _print_table(table, empty="no sources polled yet: run `ingest run` first")

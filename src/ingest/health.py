@@ -136,7 +136,9 @@ def assess(
         for row in sources:
             if not row["enabled"] or not row["in_config"] or row.get("disabled_reason"):
                 continue
-            interval = row.get("every_seconds") or CRON_INTERVAL
+            interval = (
+                row.get("poll_interval_seconds") or row.get("every_seconds") or CRON_INTERVAL
+            )  # every: auto: the interval its cadence gives now
             allowed = stale * interval + (row.get("backoff_seconds") or 0.0) + max_silence
             since = row.get("last_success_at") or row["created_at"]
             waited = (now - since).total_seconds()

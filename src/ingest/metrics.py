@@ -110,6 +110,11 @@ class Metrics:
             "When the source was last polled successfully (Unix time)",
             ["source"], registry=reg, multiprocess_mode="mostrecent",
         )  # fmt: skip
+        self.interval = Gauge(
+            "ingest_source_poll_interval_seconds", "The source's regular interval at its last "
+            "poll: its every, the time to its next cron time, or what every: auto chose",
+            ["source"], registry=reg, multiprocess_mode="mostrecent",
+        )  # fmt: skip
         self._last_tick: float | None = None
         self._ticks: tuple[Gauge, Gauge, Gauge] | None = None
         if role == "worker":  # a worker runs the jobs it is given: it does not tick
@@ -130,9 +135,16 @@ class Metrics:
         self._ticks = (last_tick, tick_lag, due)
 
     def observe_poll(
-        self, report: SourceReport, *, failures: int, started: datetime, first: bool
+        self,
+        report: SourceReport,
+        *,
+        failures: int,
+        started: datetime,
+        first: bool,
+        interval: float | None = None,
     ) -> None:
-        """Count one finished poll; `first` (a source never fetched before) skips its lags."""
+        """Count one finished poll; `first` (a source never fetched before) skips its lags;
+        `interval` is the source's regular interval as policy.py planned it."""
         if report.skipped:
             return
         key = report.source_key
@@ -146,6 +158,8 @@ class Metrics:
             for lag in report.lags:
                 self.lag.observe(lag)
         self.failures.labels(key).set(failures)
+        if interval:
+            self.interval.labels(key).set(interval)
         if report.ok:
             self.last_success.labels(key).set(started.timestamp())
 

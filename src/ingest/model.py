@@ -17,7 +17,10 @@ from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_EVERY",
+    "DEFAULT_MIN_EVERY",
     "DEFAULT_TIMEOUT",
+    "Arrivals",
     "CuratedItem",
     "DateSource",
     "DateZone",
@@ -41,6 +44,8 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_MIN_EVERY = 600.0  # `every: auto` polls at most every 10 minutes...
+DEFAULT_MAX_EVERY = 86400.0  # ...and at least once a day, unless min_every/max_every say
 
 SourceKind = Literal["feed", "page", "curated"]
 # "listed": an undated item of a curated source, dated LISTED_EPOCH minus its place in
@@ -94,8 +99,11 @@ class Source:
     url: str
     kind: SourceKind = "feed"
     section: str = "latest"
-    every: float = 1800.0  # seconds between polls; ignored when `cron` is set
+    every: float = 1800.0  # seconds between polls; ignored when `cron` is set or `auto`
     cron: str | None = None
+    auto: bool = False  # `every: auto`: the interval follows the entries' cadence (policy.py)
+    min_every: float = DEFAULT_MIN_EVERY  # bounds of the `every: auto` interval, seconds
+    max_every: float = DEFAULT_MAX_EVERY
     enabled: bool = True
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -321,6 +329,21 @@ def story_lags(new: Sequence[Item], seen_at: datetime) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Arrivals:
+    """When a source's entries arrived, which `every: auto` reads (policy.adaptive_interval).
+
+    An entry arrives when it was published, or when ingest first stored it if
+    that is earlier (a date in the future, or none).  `times` are those within
+    the policy's window, oldest first; `since` is the oldest arrival ever
+    recorded (None: the source has none yet), which tells how long the
+    source has been watched.
+    """
+
+    times: tuple[datetime, ...] = ()
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NextPoll:
     """When a source is polled next, as policy.plan_next decided after a poll."""
 
@@ -328,6 +351,7 @@ class NextPoll:
     retry_after_until: datetime | None = None  # the server asked us not to come back before
     disabled_reason: str | None = None  # set when the source must not be polled again
     backoff: float = 0.0  # seconds of wait added because the source is failing
+    interval: float = 0.0  # the source's regular interval at this poll (every, cron or auto)
 
 
 @dataclass(frozen=True, slots=True)

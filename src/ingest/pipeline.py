@@ -32,8 +32,17 @@ from ingest import errors, workers
 from ingest.bounds import ParseLimits
 from ingest.controls import strip_controls
 from ingest.leases import lease_ttl, make_owner, owner_is_dead
-from ingest.model import Fetched, FetchState, Item, PollRecord, Settings, Source, SourceReport
-from ingest.policy import plan_next
+from ingest.model import (
+    Arrivals,
+    Fetched,
+    FetchState,
+    Item,
+    PollRecord,
+    Settings,
+    Source,
+    SourceReport,
+)
+from ingest.policy import arrivals_after_poll, cadence_window, plan_next
 from ingest.politeness import cooled_next, cooled_report, host_of
 from ingest.recorder import PollStore, Recorder
 
@@ -235,9 +244,10 @@ class Pipeline:
         if cooling is not None:  # a poll not made is no failure of the source
             nxt = cooled_next(cooling[1], self.rng)
         else:
+            arrivals = await self._arrivals(source, batch, started) if source.auto else None
             nxt = plan_next(
                 source, report, now=started, failures=failures, settings=self.settings,
-                rng=self.rng,
+                rng=self.rng, arrivals=arrivals,
             )  # fmt: skip
         if fetched is not None and fetched.content:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
@@ -248,7 +258,9 @@ class Pipeline:
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
             after = 0 if report.ok else state.failures + (cooling is None)  # a failed write too
-            self.metrics.observe_poll(report, failures=after, started=started, first=first)
+            self.metrics.observe_poll(
+                report, failures=after, started=started, first=first, interval=nxt.interval
+            )
         if self.progress is not None:
             self.progress(report)
         return report
@@ -268,6 +280,28 @@ class Pipeline:
             log.warning("%s: cannot read the cool-down of %s: %s", source.key, host, e)
             return None
         return None if found is None else (host, found[0], found[1])
+
+    async def _arrivals(
+        self, source: Source, batch: Sequence[Item] | None, now: datetime
+    ) -> Arrivals | None:
+        """When the entries of an `every: auto` source arrived, this poll's new ones included.
+
+        None when the database cannot say now (a hiccup, logged): the next poll is
+        then `max_every` away (policy.py), and this poll goes on to be recorded.
+        """
+        window = cadence_window(source)
+        try:
+            known = await self.recorder.call(
+                self.store.arrivals, [source.key], now - timedelta(seconds=window)
+            )
+        except errors.StoreError as e:
+            log.warning("%s: could not read its arrivals for every: auto: %s", source.key, e)
+            return None
+        except Exception:  # a fault here must not lose the poll: it is recorded all the same
+            log.exception("%s: could not read its arrivals for every: auto", source.key)
+            return None
+        before = known.get(source.key, Arrivals())
+        return arrivals_after_poll(before, (i.published_at for i in batch or ()), now, window)
 
     def _parse_pool(self) -> Executor:
         if self._pool is None:

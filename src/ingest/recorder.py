@@ -21,7 +21,16 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from ingest import errors
-from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source, SourceReport
+from ingest.model import (
+    Arrivals,
+    FetchState,
+    Item,
+    Plan,
+    PollRecord,
+    Settings,
+    Source,
+    SourceReport,
+)
 
 __all__ = ["PollStore", "Recorder"]
 
@@ -43,6 +52,7 @@ class PollStore(Protocol):
         self, configured: Sequence[Source], now: datetime, settings: Settings | None = None
     ) -> int: ...
     def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]: ...
+    def arrivals(self, keys: Sequence[str], start: datetime) -> dict[str, Arrivals]: ...
     def acquire_leases(
         self, keys: Sequence[str], owner: str, now: datetime, ttl: float
     ) -> set[str]: ...

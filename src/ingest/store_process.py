@@ -36,7 +36,7 @@ from ingest import errors
 if TYPE_CHECKING:  # annotations only: the fork comes first, before anything is imported
     from multiprocessing.connection import Connection
 
-    from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
+    from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
 
 __all__ = ["StoreProcess"]
 
@@ -44,6 +44,7 @@ __all__ = ["StoreProcess"]
 _CALLS = frozenset(
     {
         "acquire_leases",
+        "arrivals",
         "fetch_states",
         "lease_owners",
         "record_polls",
@@ -106,6 +107,9 @@ class StoreProcess:
 
     def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]:
         return dict(self._call("fetch_states", configured))
+
+    def arrivals(self, keys: Sequence[str], start: datetime) -> dict[str, Arrivals]:
+        return dict(self._call("arrivals", keys, start))
 
     def acquire_leases(
         self, keys: Sequence[str], owner: str, now: datetime, ttl: float

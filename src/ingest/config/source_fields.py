@@ -24,6 +24,7 @@ from ingest.config.request_fields import _headers, _identity, _proxy, _timezone
 from ingest.config.rule_fields import _rules
 from ingest.config.values import (
     MAX_BODY,
+    _Bad,
     _flag,
     _interval,
     _item_date,
@@ -38,9 +39,17 @@ from ingest.config.values import (
     _url,
 )
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of, _line
-from ingest.model import DEFAULT_MAX_BODY, DEFAULT_TIMEOUT, CuratedItem, Rule, Source
+from ingest.model import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_EVERY,
+    DEFAULT_MIN_EVERY,
+    DEFAULT_TIMEOUT,
+    CuratedItem,
+    Rule,
+    Source,
+)
 
-__all__ = ["_SOURCE_FIELDS", "_Defaults", "_SourceChecker", "_body_size"]
+__all__ = ["AUTO", "_SOURCE_FIELDS", "_Defaults", "_SourceChecker", "_body_size", "_every"]
 
 _SOURCE_FIELDS: Final = (
     "key",
@@ -50,6 +59,8 @@ _SOURCE_FIELDS: Final = (
     "section",
     "every",
     "cron",
+    "min_every",
+    "max_every",
     "enabled",
     "include",
     "exclude",
@@ -76,7 +87,29 @@ _SOURCE_HINTS: Final = {
     "allow_networks": "; 'allow_networks' applies to every source, put it under defaults:",
 }
 _body_size: Final = _size(MAX_BODY, "1GiB")
+
+
+def _span(seconds: float) -> str:
+    """A duration as the shortest exact notation: 600 -> 10m, 90000 -> 25h."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 _DEFAULT_EVERY: Final = Source(key="", name="", url="").every
+
+
+AUTO: Final = -1.0  # what `_every` returns for `every: auto`
+
+
+def _every(node: Node, name: str) -> float:
+    """`every`: a duration, or `auto` (returned as `AUTO`) for the adaptive interval."""
+    if isinstance(node, ScalarNode) and node.value.strip().lower() == "auto":
+        return AUTO
+    if isinstance(node, ScalarNode) and not any(c.isdigit() for c in node.value):
+        raise _Bad(f"{name}: {node.value!r} is neither a duration (e.g. 30m) nor 'auto'", node)
+    return _interval(node, name)
 
 
 def _label(f: Mapping[str, tuple[Node, Node]]) -> str:
@@ -92,8 +125,10 @@ def _label(f: Mapping[str, tuple[Node, Node]]) -> str:
 class _Defaults:
     """The `defaults:` block as read (by `validate._Checker`): what each source starts from."""
 
-    every: float | None = None
+    every: float | None = None  # AUTO for `every: auto`
     cron: str | None = None
+    min_every: float | None = None  # None: the model's default (or the source's own)
+    max_every: float | None = None
     timeout: float = DEFAULT_TIMEOUT
     max_body: int = DEFAULT_MAX_BODY
     section: str = "latest"
@@ -171,9 +206,11 @@ class _SourceChecker(_FieldChecker):
                 f"('every' is on line {_line(given['every'][0])})",
             )
         if "every" in given:  # the source's own schedule replaces the default one
-            every, cron = self.convert(given["every"], _interval, "every"), None
+            every, cron = self.convert(given["every"], _every, "every"), None
         elif "cron" in given:
             cron = self.convert(given["cron"], _cron, "cron")
+        auto = every == AUTO and "cron" not in given
+        min_every, max_every = self.bounds(given, d, auto)
 
         enabled = self.optional(given, "enabled", _flag, d.enabled)
         include = self.strings(given["include"], "include") if "include" in given else ()
@@ -260,8 +297,11 @@ class _SourceChecker(_FieldChecker):
             url=url,
             kind=kind,
             section=section,
-            every=_DEFAULT_EVERY if every is None else every,
+            every=_DEFAULT_EVERY if every is None or every == AUTO else every,
             cron=cron,
+            auto=auto,
+            min_every=min_every,
+            max_every=max_every,
             enabled=enabled,
             include=include,
             exclude=exclude,
@@ -281,6 +321,27 @@ class _SourceChecker(_FieldChecker):
             rules=rules,
             line=_line(node),
         )
+
+    def bounds(
+        self, given: Mapping[str, tuple[Node, Node]], d: _Defaults, auto: bool
+    ) -> tuple[float, float]:
+        """`min_every` and `max_every` (own, else from defaults:, else the model's)."""
+        low = d.min_every if d.min_every is not None else DEFAULT_MIN_EVERY
+        high = d.max_every if d.max_every is not None else DEFAULT_MAX_EVERY
+        for name in ("min_every", "max_every"):
+            if name in given and not auto:
+                self.add(_line(given[name][0]), f"'{name}' only applies with 'every: auto'")
+        low = self.optional(given, "min_every", _interval, low)
+        high = self.optional(given, "max_every", _interval, high)
+        if low > high and ("min_every" in given or "max_every" in given):
+            where = given.get("max_every", given.get("min_every"))
+            assert where is not None
+            self.add(
+                _line(where[0]),
+                f"min_every ({_span(low)}) is longer than max_every ({_span(high)}); "
+                "min_every is the shortest interval, max_every the longest",
+            )
+        return low, max(low, high)
 
     def _required(
         self,

@@ -25,7 +25,13 @@ from ingest.config.notations import _cron, _network
 from ingest.config.request_fields import _host_delays
 from ingest.config.rule_fields import _rules
 from ingest.config.site import SiteSpec, _SiteChecker
-from ingest.config.source_fields import _SOURCE_FIELDS, _body_size, _Defaults, _SourceChecker
+from ingest.config.source_fields import (
+    _SOURCE_FIELDS,
+    _body_size,
+    _Defaults,
+    _every,
+    _SourceChecker,
+)
 from ingest.config.values import (
     MAX_MEMORY,
     _count,
@@ -58,6 +64,8 @@ _TOP_FIELDS: Final = ("site", "defaults", "settings", "sources")
 _DEFAULT_FIELDS: Final = (
     "every",
     "cron",
+    "min_every",
+    "max_every",
     "timeout",
     "max_body",
     "section",
@@ -157,9 +165,18 @@ class _Checker(_SourceChecker, _SiteChecker):
         if "every" in f and "cron" in f:
             self.add(_line(f["cron"][0]), f"{w}use either 'every' or 'cron', not both")
         if "every" in f:
-            d.every = self.convert(f["every"], _interval, "every", w)
+            d.every = self.convert(f["every"], _every, "every", w)
         if "cron" in f:
             d.cron = self.convert(f["cron"], _cron, "cron", w)
+        d.min_every = self.optional(f, "min_every", _interval, None, w)
+        d.max_every = self.optional(f, "max_every", _interval, None, w)
+        if d.min_every is not None and d.max_every is not None and d.min_every > d.max_every:
+            self.add(
+                _line(f["max_every"][0]),
+                f"{w}min_every is longer than max_every; "
+                "min_every is the shortest interval, max_every the longest",
+            )
+            d.min_every = d.max_every = None  # reported once here, not again for every source
         d.timeout = self.optional(f, "timeout", _timeout, d.timeout, w)
         d.max_body = self.optional(f, "max_body", _body_size, d.max_body, w)
         d.section = self.optional(f, "section", _section, d.section, w)

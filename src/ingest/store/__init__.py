@@ -16,15 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
-from ingest.model import FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import configs, db, hiding, hosts, reads, service, writes
+from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
+from ingest.store import arrivals, configs, db, hiding, hosts, reads, service, writes
 
 __all__ = ["Store"]
 
@@ -251,8 +251,17 @@ class Store:
     def latest(self, **kw: Any) -> list[dict[str, Any]]:
         return self._read(lambda c: reads.latest(c, **kw))
 
+    def arrivals(self, keys: Sequence[str], start: datetime) -> dict[str, Arrivals]:
+        """When each source's entries arrived since `start` (store/arrivals.py)."""
+        return self._read(lambda c: arrivals.arrivals(c, keys, start))
+
     def status(self) -> list[dict[str, Any]]:
-        return self._read(reads.source_status)
+        def read(c: Connection) -> list[dict[str, Any]]:
+            rows = reads.source_status(c)
+            arrivals.with_intervals(c, rows, datetime.now(UTC))
+            return rows
+
+        return self._read(read)
 
     def story_count(self) -> int:
         return self._read(reads.story_count)
