@@ -132,14 +132,15 @@ def normalize(
     strip = source.strip_params
     entry_ids = [raw.id.translate(_CONTROLS).strip() if raw.id else "" for raw in entries]
     ids = Counter(i for i in entry_ids if i)
-    links = [absolute_http_url(raw.link, _base(base_url, raw.base)) for raw in entries]
+    bases = [_base(base_url, raw.base) for raw in entries]
+    links = [absolute_http_url(raw.link, base) for raw, base in zip(entries, bases, strict=True)]
     keys = _story_keys([(canonical_url(x, strip), url_fragment(x)) if x else None for x in links])
     items: list[Item] = []
     seen: set[str] = set()
-    for place, (raw, entry_id, link, key) in enumerate(
-        zip(entries, entry_ids, links, keys, strict=True)
+    for place, (raw, base, entry_id, link, key) in enumerate(
+        zip(entries, bases, entry_ids, links, keys, strict=True)
     ):
-        item = _item(source, base_url, raw, link, key, entry_id, now, ids, place)
+        item = _item(source, base_url, base, raw, link, key, entry_id, now, ids, place)
         if item is not None and item.entry_key not in seen:
             seen.add(item.entry_key)
             items.append(item)
@@ -185,8 +186,9 @@ def _base(base_url: str, xml_base: str | None) -> str:
 def _item(
     source: Source,
     base_url: str,
+    base: str,  # the entry's own base: its xml:base resolved against `base_url`
     raw: RawEntry,
-    link: str | None,  # resolved against the entry's base, http(s) only
+    link: str | None,  # resolved against `base`, http(s) only
     story_key: tuple[str, str | None],  # (canonical URL, fragment URL), from _story_keys
     entry_id: str,  # raw.id, cleaned
     now: datetime,
@@ -194,7 +196,6 @@ def _item(
     place: int = 0,  # the entry's position in the document
 ) -> Item | None:
     strip = source.strip_params
-    base = _base(base_url, raw.base)
     content_base = _base(base_url, raw.content_base)
     has_content = bool(raw.content and raw.content.strip())
     content = _sanitize(raw.content, content_base) if raw.content and has_content else None

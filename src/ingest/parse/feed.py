@@ -144,17 +144,16 @@ def _raw_entry(e: Mapping[str, Any], url: str) -> RawEntry:
     media_url, kind, duration = _media(e)
     # a link feedparser took from a guid (ids are not resolved) joins the entry's base
     entry_base = _base(url, e.get("title_detail")) or url
+    published = _date(e, "published")  # else the creation date, with its own zone
     return RawEntry(
         id=as_text(e.get("id")),
         link=_absolute(_entry_link(e), entry_base),
         title=as_text(e.get("title"), strip=False),
         summary=as_text(e.get("summary"), strip=False),
         content=content,
-        published=_date(e, "published") or _date(e, "created"),
+        published=published or _date(e, "created"),
         updated=_date(e, "updated"),
-        published_zone=zone_label(
-            e.get("published") if _date(e, "published") else e.get("created")
-        ),
+        published_zone=zone_label(e.get("published") if published else e.get("created")),
         updated_zone=zone_label(e.get("updated")),
         author=_author(e),
         # a summary without its own detail is feedparser's copy of the content
