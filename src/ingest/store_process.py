@@ -40,22 +40,6 @@ if TYPE_CHECKING:  # annotations only: the fork comes first, before anything is 
 
 __all__ = ["StoreProcess"]
 
-# The Store methods a pipeline calls (ingest.recorder.PollStore): nothing else crosses.
-_CALLS = frozenset(
-    {
-        "acquire_leases",
-        "arrivals",
-        "fetch_states",
-        "lease_owners",
-        "record_polls",
-        "release_leases",
-        "save_poll",
-        "save_polls",
-        "sync_sources",
-    }
-)
-
-
 class StoreProcess:
     """A `Store` opened on `url` in a forked child; call `close` (or use `with`).
 
@@ -157,6 +141,15 @@ class StoreProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The Store methods a pipeline calls (ingest.recorder.PollStore): exactly the public methods
+# StoreProcess forwards, so a method added there is answered by the child too.
+_CALLS = frozenset(
+    name
+    for name, value in vars(StoreProcess).items()
+    if callable(value) and not name.startswith("_") and name != "close"
+)
 
 
 def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
