@@ -113,7 +113,7 @@ class DatabaseCollector(Collector):
             "ingest_sources_due", "Sources due now that no process is polling", value=due
         )
         yield GaugeMetricFamily("ingest_leases_held", "Sources being polled now", value=leased)
-        lags = [lag for per in self.store.story_lags().values() for lag in per]
+        lags = [lag for r in rows for lag in r["story_lags"]]  # read once, with the rows
         yield GaugeHistogramMetricFamily(
             "ingest_stored_story_lag_seconds",
             "Stored stories by seconds from publication to first stored (dates of their own, "

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # annotations only: the fork comes first, before anything is 
 
 __all__ = ["StoreProcess"]
 
+
 class StoreProcess:
     """A `Store` opened on `url` in a forked child; call `close` (or use `with`).
 

@@ -244,10 +244,6 @@ class Store:
                 service.forget_services(conn, gone)
         return gone
 
-    def story_lags(self) -> dict[str, list[float]]:
-        """Per source, the freshness of its stories (reads.story_lags)."""
-        return self._read(reads.story_lags)
-
     def latest(self, **kw: Any) -> list[dict[str, Any]]:
         return self._read(lambda c: reads.latest(c, **kw))
 

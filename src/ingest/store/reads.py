@@ -255,9 +255,10 @@ def _carriers(dialect: str) -> Any:
 
 
 def source_status(conn: Connection) -> list[dict[str, Any]]:
-    """One dict per source row, with how many stories it has carried and the median
-    lag of its stories (`median_lag_seconds`, `story_lags`; None without any), and
-    when a failing one started to fail (`failing_since`; None when unknown or not failing)."""
+    """One dict per source row, with how many stories it has carried, the lags of its
+    stories (`story_lags`, see that function) and their median (`median_lag_seconds`;
+    None without any), and when a failing one started to fail (`failing_since`; None
+    when unknown or not failing)."""
     counts: dict[str, int] = dict(
         conn.execute(
             select(item_sources.c.source_key, func.count()).group_by(item_sources.c.source_key)
@@ -270,7 +271,7 @@ def source_status(conn: Connection) -> list[dict[str, Any]]:
     for r in rows:
         d = dict(r._mapping)
         d["items"] = int(counts.get(d["key"], 0))
-        mine = lags.get(d["key"])
+        mine = d["story_lags"] = lags.get(d["key"], [])
         d["median_lag_seconds"] = statistics.median(mine) if mine else None
         d["failing_since"] = failing.get(d["key"])
         out.append(d)
