@@ -111,6 +111,18 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
     return engine
 
 
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """The dialect's own INSERT for `table` (it has ON CONFLICT), imported only for the
+    dialect in use."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def make_read_engine(engine: Engine) -> Engine:
     """The engine reads go through: `engine` itself on SQLite; on PostgreSQL one that
     answers a read in one round trip: autocommit (no BEGIN, no ROLLBACK) and no

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from ingest.model import PollRecord
 from ingest.politeness import cooldown_of
+from ingest.store.db import dialect_insert
 from ingest.store.schema import host_cooldowns
 
 __all__ = ["active_cooldowns", "host_cooldown", "record_cooldowns"]
@@ -41,11 +42,7 @@ def record_cooldowns(conn: Connection, records: Iterable[PollRecord]) -> None:
                 "updated_at": record.started_at,
             }
     for row in latest.values():
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(host_cooldowns).values(**row)
+        stmt = dialect_insert(conn, host_cooldowns).values(**row)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["host"],

@@ -23,23 +23,12 @@ from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.store import search
 from ingest.store.configs import source_json
-from ingest.store.db import chunks
+from ingest.store.db import chunks, dialect_insert
 from ingest.store.hosts import record_cooldowns
 from ingest.store.rekey import rekey
 from ingest.store.schema import fetches, item_sources, items, sources
 
 __all__ = ["record_polls", "save_items", "sync_sources"]
-
-
-def _insert(conn: Connection, table: Any) -> Any:
-    # the dialect's own INSERT (for ON CONFLICT), imported only for the one in use
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
 
 
 _SYNCED = (
@@ -72,7 +61,7 @@ def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) 
     gone = [k for k, row in existing.items() if k not in wanted and row[6]]
     if fresh:
         conn.execute(
-            _insert(conn, sources).on_conflict_do_nothing(index_elements=["key"]),
+            dialect_insert(conn, sources).on_conflict_do_nothing(index_elements=["key"]),
             [dict(zip(_SYNCED, w, strict=True), created_at=now, updated_at=now) for w in fresh],
         )
     for w in changed:
@@ -160,7 +149,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         inserted_count = 0
         if fresh:
             inserted = conn.execute(
-                _insert(conn, items)
+                dialect_insert(conn, items)
                 .on_conflict_do_nothing(index_elements=["canonical_url"])
                 .returning(items.c.canonical_url, items.c.id, items.c.published_at),
                 [_story_row(item, now) for item in fresh],
@@ -174,7 +163,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         conn.execute(
-            _insert(conn, item_sources).on_conflict_do_nothing(
+            dialect_insert(conn, item_sources).on_conflict_do_nothing(
                 index_elements=["source_key", "entry_key"]
             ),
             [
