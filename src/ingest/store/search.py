@@ -120,7 +120,7 @@ Indexed = tuple[int, str, str | None, str | None, datetime]
 
 def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
     """Index (or re-index) stories given as (id, title, summary, content, published_at)."""
-    params = []
+    params: list[dict[str, Any]] = []
     for item_id, title, summary, content, published_at in rows:
         t, b = document(title, summary, content)
         params.append({"id": item_id, "title": t, "body": b, "published_at": published_at})
@@ -137,13 +137,7 @@ def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
             params,
         )
         return
-    for chunk in chunks([p["id"] for p in params]):
-        conn.execute(
-            text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN :ids").bindparams(
-                bindparam("ids", expanding=True)
-            ),
-            {"ids": list(chunk)},
-        )
+    remove_documents(conn, [p["id"] for p in params])  # FTS5 has no upsert
     conn.execute(
         text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :title, :body)"), params
     )
