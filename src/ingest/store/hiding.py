@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ingest.store import search
 from ingest.store.db import chunks
-from ingest.store.schema import item_sources, items
+from ingest.store.reads import carriers
+from ingest.store.schema import items
 
 __all__ = ["recent_stories", "set_hidden"]
 
@@ -41,21 +42,14 @@ def recent_stories(conn: Connection, since: datetime) -> list[dict[str, Any]]:
                 items.c.date_source,
                 items.c.section,
                 items.c.hidden_by,
+                carriers(conn.dialect.name).label("sources"),
             )
             .where(or_(items.c.first_seen_at >= since, items.c.published_at >= since))
             .order_by(items.c.published_at, items.c.id)
         )
     ]
-    carried: dict[int, list[str]] = {}
-    for chunk in chunks([r["id"] for r in rows]):
-        for item_id, key in conn.execute(
-            select(item_sources.c.item_id, item_sources.c.source_key)
-            .where(item_sources.c.item_id.in_(chunk))
-            .order_by(item_sources.c.first_seen_at, item_sources.c.source_key)
-        ):
-            carried.setdefault(item_id, []).append(key)
     for r in rows:
-        r["sources"] = carried.get(r["id"], [])
+        r["sources"] = r["sources"].split(",") if r["sources"] else []
     return rows
 
 
@@ -63,9 +57,12 @@ def set_hidden(
     conn: Connection, hide: Mapping[int, str], show: Sequence[int], now: datetime
 ) -> None:
     """Hide the stories of `hide` (story id -> why) and show those of `show` again."""
-    for item_id, why in hide.items():
+    if hide:
         conn.execute(
-            update(items).where(items.c.id == item_id).values(hidden_at=now, hidden_by=why)
+            update(items)
+            .where(items.c.id == bindparam("b_id"))
+            .values(hidden_at=now, hidden_by=bindparam("b_why")),
+            [{"b_id": item_id, "b_why": why} for item_id, why in hide.items()],
         )
     for chunk in chunks(list(show)):
         conn.execute(

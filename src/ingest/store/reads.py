@@ -24,6 +24,7 @@ from ingest.store.db import chunks
 from ingest.store.schema import ID, UTCDateTime, fetches, item_sources, items, sources
 
 __all__ = [
+    "carriers",
     "failing_since",
     "fetch_states",
     "last_change",
@@ -230,11 +231,11 @@ def _story_columns(dialect: str) -> list[Any]:
         items.c.media_url,
         items.c.is_short,
         items.c.content,
-        _carriers(dialect).label("sources"),
+        carriers(dialect).label("sources"),
     ]
 
 
-def _carriers(dialect: str) -> Any:
+def carriers(dialect: str) -> Any:
     """Every source that carried the story, comma-separated, first to carry it first."""
     x = item_sources.alias("x")
     per_source = (
