@@ -20,7 +20,13 @@ from typing import Any, Final
 
 from ingest.model import Item
 
-__all__ = ["printable", "strip_controls", "without_controls"]
+__all__ = [
+    "CONTROL_CHARS",
+    "CONTROL_CHARS_IN_TEXT",
+    "printable",
+    "strip_controls",
+    "without_controls",
+]
 
 _ITEM_FIELDS: Final = tuple(f.name for f in fields(Item))
 _URL_FIELDS: Final = frozenset({"canonical_url", "url", "image_url", "media_url"})
@@ -28,6 +34,10 @@ _URL_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")  # C0 and DEL
 _TEXT_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # the same but tab and newline
 _TERMINAL_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 _LINE_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # the same but newline
+# what sources.yaml refuses in a value: every control character (C0, DEL, C1), and in
+# text that may run over lines the same but tab and newline
+CONTROL_CHARS: Final = _TERMINAL_CONTROL
+CONTROL_CHARS_IN_TEXT: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def without_controls(item: Item) -> Item:
