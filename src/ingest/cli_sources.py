@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingest.controls import printable
+
 __all__ = ["add", "add_parsers", "disable", "opml"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -99,7 +101,7 @@ def add(args: argparse.Namespace) -> int:
     trial = run_trial(source, config.settings)
     if not trial.ok:
         status = f" HTTP {trial.status}" if trial.status else ""
-        print(f"FAIL  {args.url}{status}: {trial.error}", file=sys.stderr)
+        print(printable(f"FAIL  {args.url}{status}: {trial.error}"), file=sys.stderr)
         print(
             "nothing was added; for a page without a feed, find its selectors with "
             "`ingest try URL --select ...` and add the block by hand (docs/sources.md)",
@@ -247,9 +249,9 @@ def _opml_import(args: argparse.Namespace) -> int:
     print(f"{args.file}: {len(feeds)} feeds; {verb} {len(added)} to {args.sources}, "
           f"skipped {len(duplicates)} already there, {len(refused)} not web addresses")  # fmt: skip
     for key, section, url in added:
-        print(f"  + {key} ({section}): {url}")
+        print(printable(f"  + {key} ({section}): {url}"))
     for url, key in duplicates:
-        print(f"  = {url}: already there as {key}")
+        print(printable(f"  = {url}: already there as {key}"))
     for url in refused:
-        print(f"  - {url}: not an http(s) address")
+        print(printable(f"  - {url}: not an http(s) address"))
     return EXIT_OK

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 from ingest.config import Config
+from ingest.controls import CONTROL_CHARS
 from ingest.errors import IngestError
 
 __all__ = ["OpmlError", "OpmlFeed", "read_opml", "section_key", "write_opml"]
@@ -71,7 +72,9 @@ def _attr(element: ET.Element, name: str) -> str:
     """An attribute by name, any case (`xmlUrl`, `xmlurl`, `XMLURL` all occur)."""
     for key, value in element.attrib.items():
         if key.lower() == name.lower():
-            return " ".join(value.split())
+            # no control character (C1 included: XML allows them, sources.yaml does not),
+            # so that one odd title refuses no import
+            return CONTROL_CHARS.sub("", " ".join(value.split()))
     return ""
 
 
