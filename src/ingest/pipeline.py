@@ -202,48 +202,18 @@ class Pipeline:
     async def _poll(self, source: Source, state: FetchState, slot: _Slot) -> SourceReport:
         started = self.clock()
         t0 = asyncio.get_running_loop().time()
+        cooling = await self._cooling(source, state, started)
         fetched: Fetched | None = None
         batch: tuple[Item, ...] | None = None
-        cooling = await self._cooling(source, state, started)
-        try:
-            if cooling is not None:  # not polled: its host asked every client to wait
-                raise _HostCooling(cooled_report(source.key, *cooling, now=started))
-            fetched = await fetch_source(self.fetcher, source, state, self._find_links)
-            report = SourceReport(
-                source_key=source.key,
-                ok=True,
-                status=fetched.status or None,
-                not_modified=fetched.not_modified,
-                unchanged=fetched.unchanged,
-                moved_to=fetched.moved_to,
-                retry_after=fetched.retry_after,
-                max_age=fetched.max_age,
-                discovered_url=fetched.discovered_url,
-            )
-            if fetched.needs_parse:
-                batch, why = await self._parse(source, fetched, started)
-                if why:
-                    report = replace(report, notes=(why,))
-        except _HostCooling as e:
-            report = e.report
-        except errors.CooldownError as e:  # the 429 came while this poll waited for its turn
-            cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
+        if cooling is not None:  # not polled: its host asked every client to wait
             report = cooled_report(source.key, *cooling, now=started)
-        except errors.IngestError as e:
-            report = _failure(source, e, fetched)
-        except Exception as e:  # never let one source stop the others
-            log.exception("unexpected error polling %s", source.key)
-            report = SourceReport(
-                source_key=source.key,
-                ok=False,
-                error=strip_controls(f"internal error: {type(e).__name__}: {e}"),
-                error_kind="internal",
-            )
+        else:
+            report, fetched, batch, cooling = await self._fetch_and_parse(source, state, started)
         report = replace(report, elapsed_ms=int((asyncio.get_running_loop().time() - t0) * 1000))
-        failures = 0 if report.ok else state.failures + 1
         if cooling is not None:  # a poll not made is no failure of the source
             nxt = cooled_next(cooling[1], self.rng)
         else:
+            failures = 0 if report.ok else state.failures + 1
             arrivals = await self._arrivals(source, batch, started) if source.auto else None
             nxt = plan_next(
                 source, report, now=started, failures=failures, settings=self.settings,
@@ -265,9 +235,47 @@ class Pipeline:
             self.progress(report)
         return report
 
-    async def _cooling(
-        self, source: Source, state: FetchState, now: datetime
-    ) -> tuple[str, datetime, str] | None:
+    async def _fetch_and_parse(
+        self, source: Source, state: FetchState, started: datetime
+    ) -> tuple[SourceReport, Fetched | None, tuple[Item, ...] | None, _Cooling | None]:
+        """Fetch and parse one source: its report, what came back, the stories, and the
+        host's cool-down when a 429 to another source came while this poll waited."""
+        fetched: Fetched | None = None
+        batch: tuple[Item, ...] | None = None
+        cooling: _Cooling | None = None
+        try:
+            fetched = await fetch_source(self.fetcher, source, state, self._find_links)
+            report = SourceReport(
+                source_key=source.key,
+                ok=True,
+                status=fetched.status or None,
+                not_modified=fetched.not_modified,
+                unchanged=fetched.unchanged,
+                moved_to=fetched.moved_to,
+                retry_after=fetched.retry_after,
+                max_age=fetched.max_age,
+                discovered_url=fetched.discovered_url,
+            )
+            if fetched.needs_parse:
+                batch, why = await self._parse(source, fetched, started)
+                if why:
+                    report = replace(report, notes=(why,))
+        except errors.CooldownError as e:  # the 429 came while this poll waited for its turn
+            cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
+            report = cooled_report(source.key, *cooling, now=started)
+        except errors.IngestError as e:
+            report = _failure(source, e, fetched)
+        except Exception as e:  # never let one source stop the others
+            log.exception("unexpected error polling %s", source.key)
+            report = SourceReport(
+                source_key=source.key,
+                ok=False,
+                error=strip_controls(f"internal error: {type(e).__name__}: {e}"),
+                error_kind="internal",
+            )
+        return report, fetched, batch, cooling
+
+    async def _cooling(self, source: Source, state: FetchState, now: datetime) -> _Cooling | None:
         """(host, until, reason) when the host `source` asks is cooling down (politeness.py),
         shared through the database by every process; a store that cannot say is no reason
         to hold a poll back."""
@@ -331,12 +339,7 @@ class Pipeline:
         return sifted
 
 
-class _HostCooling(Exception):
-    """Raised inside `Pipeline._poll` to take a poll not made down the reporting path."""
-
-    def __init__(self, report: SourceReport) -> None:
-        super().__init__(report.error)
-        self.report = report
+_Cooling = tuple[str, datetime, str]  # (host, until, reason) of a host cooling down
 
 
 class _Slot:
