@@ -34,12 +34,13 @@ httpx errors are translated here into the `FetchError` family.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import hashlib
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC
 from urllib.parse import urlsplit
@@ -342,17 +343,15 @@ async def _body_start(resp: httpx.Response, cap: int, url: str) -> bytes:
     """Up to `SNIFF_BYTES` of an error answer's body; nothing when it cannot be read."""
     if resp.is_stream_consumed:
         return resp.content[:SNIFF_BYTES]
-    decoder = BodyDecoder(resp.headers.get("content-encoding"), cap, url)
     chunks: list[bytes] = []
     size = 0
     try:
-        async for raw in resp.aiter_raw():
-            for piece in decoder.feed(raw):
+        async with contextlib.aclosing(_decoded(resp, cap, url)) as pieces:
+            async for piece in pieces:
                 chunks.append(piece)
                 size += len(piece)
-            await asyncio.sleep(0)
-            if size >= SNIFF_BYTES:
-                break
+                if size >= SNIFF_BYTES:
+                    break
     except (errors.FetchError, httpx.HTTPError):
         pass  # the status says enough; a broken error page is no reason to say more
     return b"".join(chunks)[:SNIFF_BYTES]
@@ -364,17 +363,21 @@ async def _read_body(resp: httpx.Response, cap: int, url: str) -> bytes:
         if len(resp.content) > cap:
             raise errors.TooLargeError(f"body passed the {cap}-byte cap", url=url)
         return resp.content
+    return b"".join([piece async for piece in _decoded(resp, cap, url)])
+
+
+async def _decoded(resp: httpx.Response, cap: int, url: str) -> AsyncGenerator[bytes, None]:
+    """The body's decoded pieces (`BodyDecoder`: bounded, capped at `cap`), with a turn of
+    the event loop after each, which lets the poll's deadline fire inside a bomb."""
     decoder = BodyDecoder(resp.headers.get("content-encoding"), cap, url)
-    chunks: list[bytes] = []
     async for raw in resp.aiter_raw():
         for piece in decoder.feed(raw):
             if piece:
-                chunks.append(piece)
-            await asyncio.sleep(0)  # lets the deadline fire inside a bomb
+                yield piece
+            await asyncio.sleep(0)
     for piece in decoder.finish():
-        chunks.append(piece)
+        yield piece
         await asyncio.sleep(0)
-    return b"".join(chunks)
 
 
 def _host(url: str) -> str:
