@@ -17,12 +17,11 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest.controls import printable
-
-LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # normalize.LISTED_EPOCH, without the import
+from ingest.model import LISTED_EPOCH
 
 if TYPE_CHECKING:
     from ingest.model import Item, SourceReport

@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_EVERY",
     "DEFAULT_MIN_EVERY",
     "DEFAULT_TIMEOUT",
+    "LISTED_EPOCH",
     "Arrivals",
     "CuratedItem",
     "DateSource",
@@ -46,6 +47,7 @@ DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MIN_EVERY = 600.0  # `every: auto` polls at most every 10 minutes...
 DEFAULT_MAX_EVERY = 86400.0  # ...and at least once a day, unless min_every/max_every say
+LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # undated curated items: this minus their place
 
 SourceKind = Literal["feed", "page", "curated"]
 # "listed": an undated item of a curated source, dated LISTED_EPOCH minus its place in

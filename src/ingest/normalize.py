@@ -61,18 +61,17 @@ import nh3
 
 from ingest.controls import without_controls
 from ingest.entry_rules import entry_key_of, local_dates
-from ingest.model import DateSource, Item, ItemKind, RawEntry, Source
+from ingest.model import LISTED_EPOCH, DateSource, Item, ItemKind, RawEntry, Source
 from ingest.talks import split_speaker, video_player
 from ingest.urls import absolute_http_url, canonical_url, clean_url, url_fragment
 
 # canonical_url and clean_url live in ingest.urls; they are re-exported here
 # because tests/test_normalize.py imports them from this module.
-__all__ = ["LISTED_EPOCH", "MAX_SUMMARY", "MAX_TITLE", "canonical_url", "clean_url", "normalize"]
+__all__ = ["MAX_SUMMARY", "MAX_TITLE", "canonical_url", "clean_url", "normalize"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
 FUTURE_TOLERANCE = timedelta(days=1)
-LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # undated curated items: this minus their place
 TITLE_FROM_SUMMARY = 80  # characters of summary text used when an entry has no title
 
 
