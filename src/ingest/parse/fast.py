@@ -126,14 +126,13 @@ class _Walk:
         stack = [(root, base_of(root, self.base), 1)]
         while stack:
             el, base, depth = stack.pop()
-            for child in reversed(el):
-                name = name_of(child)
-                child_base = base_of(child, base)
-                if name in ("item", "entry"):
-                    continue
-                if name in FEED_LEVEL_REFUSED:
-                    raise Refused  # feed-level content would carry into the first entry
-                stack.append((child, child_base, depth + 1))
+            inside = []  # the children that are not entries, read after this element's entries
             for child in el:
-                if name_of(child) in ("item", "entry"):
-                    yield EntryReader(child, base_of(child, base), depth + 1).read()
+                name, child_base = name_of(child), base_of(child, base)
+                if name in ("item", "entry"):
+                    yield EntryReader(child, child_base, depth + 1).read()
+                elif name in FEED_LEVEL_REFUSED:
+                    raise Refused  # feed-level content would carry into the first entry
+                else:
+                    inside.append((child, child_base, depth + 1))
+            stack.extend(reversed(inside))
