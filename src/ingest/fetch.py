@@ -134,11 +134,10 @@ class Fetcher:
         await self._space(source.url)
         started = self._clock()
         try:
-            host_slot = self._host_limit(source.url)
-            queued = host_slot.locked()  # this poll waits for its turn at the host
-            async with host_slot, self._global:
-                if queued:  # a 429 may have come while it waited: then it is not sent
-                    self._check_cooling(source.url)
+            async with self._host_limit(source.url), self._global:
+                # a 429 may have come since the pipeline asked the database (while this poll
+                # waited for its turn, or before another's answer was recorded): not sent
+                self._check_cooling(source.url)
                 try:
                     async with asyncio.timeout(source.timeout):
                         fetched = await self._follow(source, state, request)

@@ -43,7 +43,7 @@ from ingest.model import (
     SourceReport,
 )
 from ingest.policy import arrivals_after_poll, cadence_window, plan_next
-from ingest.politeness import cooled_next, cooled_report, host_of
+from ingest.politeness import cooled_next, cooled_report, failure_rule, host_of
 from ingest.recorder import PollStore, Recorder
 
 if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
@@ -223,7 +223,8 @@ class Pipeline:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
         if not batch:
             slot.release()  # nothing big left to hold while the poll is recorded
-        report = await self.recorder.save(PollRecord(source, report, fetched, started, nxt), batch)
+        record = PollRecord(source, report, fetched, started, nxt, failure_rule(self.settings))
+        report = await self.recorder.save(record, batch)
         _log_report(report)
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
