@@ -13,8 +13,9 @@ and `cooled_next` are the report and the next poll of a source that was
 not polled because its host is cooling down (error kind `cooldown`, due
 when the cool-down ends, its failure count untouched).  `delay_for` is the
 least time between two requests to one host (`settings: per_host_delay`
-and `host_delays`).  It does no I/O: the store keeps the cool-downs and
-the failure counts (`store/hosts.py`),
+and `host_delays`), and `slot_after` where the next request to a host may
+go once one has been given a slot.  It does no I/O: the store keeps the
+cool-downs, the failure counts and the request slots (`store/hosts.py`),
 the pipeline consults them, fetch.py waits out the spacing.
 """
 
@@ -40,6 +41,7 @@ __all__ = [
     "failure_rule",
     "host_of",
     "host_outcome",
+    "slot_after",
 ]
 
 DEFAULT_COOLDOWN: Final = 60.0  # seconds a 429 without Retry-After cools its host
@@ -164,3 +166,10 @@ def failure_cooldown(rule: FailureRule, failures: int, strikes: int) -> float | 
     if rule.after <= 0 or failures < rule.after:
         return None
     return min(rule.cooldown * 2.0 ** min(strikes, 32), max(MAX_FAILURE_COOLDOWN, rule.cooldown))
+
+
+def slot_after(taken: datetime | None, now: datetime, delay: float) -> tuple[datetime, datetime]:
+    """(when this request may go, when the one after it may): the host's slot `taken` by
+    the last request given one, or now if that has passed, and `delay` after it."""
+    slot = now if taken is None or taken < now else taken
+    return slot, slot + timedelta(seconds=delay)

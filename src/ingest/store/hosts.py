@@ -1,4 +1,4 @@
-"""Shared host state in the database: cool-downs and failures in a row.
+"""Shared host state in the database: cool-downs, failures in a row, request slots.
 
 One job: keep what every polling process (`ingest run`, the scheduler, each
 `ingest worker`) must agree on about a host, in `host_cooldowns` and
@@ -7,7 +7,10 @@ transaction) writes the cool-downs that finished polls start, a 429's and,
 once `settings: host_failures` polls of a host have failed in a row, the
 failures' (a later end wins over an earlier one, never the other way), and
 counts each poll for or against its host (a poll the server answered sets
-the count back to 0).  `host_cooldown` reads one host's cool-down (the pipeline asks before each
+the count back to 0).  `take_slot` gives a request to a host the next slot
+that `per_host_delay` allows, in one transaction (SQLite's write lock,
+PostgreSQL's row lock), so requests from several processes queue for it.
+`host_cooldown` reads one host's cool-down (the pipeline asks before each
 poll) and `active_cooldowns` all those in force (`ingest status`).  Which
 answers start a cool-down and for how long is politeness.py's decision, not
 this module's.
@@ -30,11 +33,12 @@ from ingest.politeness import (
     failure_reason,
     host_of,
     host_outcome,
+    slot_after,
 )
 from ingest.store.db import chunks, dialect_insert
 from ingest.store.schema import host_cooldowns, hosts
 
-__all__ = ["active_cooldowns", "host_cooldown", "record_cooldowns"]
+__all__ = ["active_cooldowns", "host_cooldown", "record_cooldowns", "take_slot"]
 
 
 @dataclass
@@ -135,6 +139,19 @@ def _count_failures(
         until = last.started_at + timedelta(seconds=seconds)
         cooled.append((host, until, failure_reason(last, failures), last))
     return cooled
+
+
+def take_slot(conn: Connection, host: str, now: datetime, delay: float) -> datetime:
+    """When the next request to `host` may go, at `now` or later (its slot), moving the
+    host's slot on by `delay` for the request after it; inside the caller's write
+    transaction, whose lock makes taking a slot atomic across processes."""
+    conn.execute(dialect_insert(conn, hosts).values(host=host).on_conflict_do_nothing())
+    taken = conn.execute(
+        select(hosts.c.next_request_at).where(hosts.c.host == host).with_for_update()
+    ).scalar_one()
+    slot, after = slot_after(taken, now, delay)
+    conn.execute(update(hosts).where(hosts.c.host == host).values(next_request_at=after))
+    return slot
 
 
 def host_cooldown(conn: Connection, host: str, now: datetime) -> tuple[datetime, str] | None:
