@@ -107,17 +107,22 @@ def _count_failures(
         else:
             run.answered, run.failures, run.last = True, 0, None
     answered = sorted(h for h, run in runs.items() if run.answered and not run.failures)
-    for some in chunks(answered):  # the usual case: one statement that changes no row
-        conn.execute(
-            update(hosts)
-            .where(hosts.c.host.in_(some), or_(hosts.c.failures != 0, hosts.c.strikes != 0))
-            .values(failures=0, strikes=0)
+    counted = {h for h, run in runs.items() if run.failures}
+    for some in chunks(answered):  # the usual case: one read that finds nothing to reset
+        counted.update(
+            conn.execute(
+                select(hosts.c.host).where(
+                    hosts.c.host.in_(some), or_(hosts.c.failures != 0, hosts.c.strikes != 0)
+                )
+            ).scalars()
         )
     cooled = []
-    for host in sorted(h for h, run in runs.items() if run.failures):
+    # each row written in the order of its key, in every transaction: none waits in a circle
+    for host in sorted(counted):
         run = runs[host]
         last = run.last
-        if last is None:  # pragma: no cover - a run with failures has a last one
+        if last is None:  # answered: the run of failures is over
+            conn.execute(update(hosts).where(hosts.c.host == host).values(failures=0, strikes=0))
             continue
         stmt = dialect_insert(conn, hosts).values(host=host, failures=run.failures, strikes=0)
         again = run.failures if run.answered else hosts.c.failures + run.failures
