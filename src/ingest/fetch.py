@@ -16,9 +16,11 @@ every redirect hop, and connects to the very address it checked.  A refusal
 is a `RefusedError` (kind `refused`).
 
 Polls of one host start at least `settings: per_host_delay` (or its
-`host_delays` entry) apart in this process (`politeness.delay_for`), and
-after a 429 from a host the polls of it queued here are not sent
-(`CooldownError`; other processes learn it from the database).
+`host_delays` entry) apart (`politeness.delay_for`): in this process by
+itself, and across processes through the `slots` it is given (the
+pipeline's, which the database hands out); after a 429 from a host the
+polls of it queued here are not sent (`CooldownError`; other processes
+learn it from the database).
 
 A source's `headers:` (filled in from the environment, `envrefs.py`) go with
 its requests, the User-Agent on every hop and the others only to the source's
@@ -62,8 +64,10 @@ from ingest.politeness import cooldown_seconds, delay_for, host_of  # noqa: E402
 from ingest.transport import ACCEPT, GuardedTransport, make_client  # noqa: E402
 from ingest.urls import absolute_http_url  # noqa: E402
 
-__all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "make_client", "parse_retry_after"]
+__all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "Slots", "make_client", "parse_retry_after"]
 
+# (host, delay) -> seconds until this request's slot among every process's requests
+Slots = Callable[[str, float], Awaitable[float]]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _CHALLENGE_STATUSES = frozenset({403, 429, 503})
@@ -104,11 +108,13 @@ class Fetcher:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        slots: Slots | None = None,
     ) -> None:
         self.client = client
         self.settings = settings or Settings()
         self._clock = clock
         self._sleep = sleep  # waits out `per_host_delay` (tests pass one that moves `clock`)
+        self._slots = slots  # shares `per_host_delay` with other processes; None: this one only
         self._global = asyncio.Semaphore(self.settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._spacing: dict[str, asyncio.Lock] = {}  # per host, for `per_host_delay`
@@ -134,11 +140,10 @@ class Fetcher:
         await self._space(source.url)
         started = self._clock()
         try:
-            host_slot = self._host_limit(source.url)
-            queued = host_slot.locked()  # this poll waits for its turn at the host
-            async with host_slot, self._global:
-                if queued:  # a 429 may have come while it waited: then it is not sent
-                    self._check_cooling(source.url)
+            async with self._host_limit(source.url), self._global:
+                # a 429 may have come since the pipeline asked the database (while this poll
+                # waited for its turn, or before another's answer was recorded): not sent
+                self._check_cooling(source.url)
                 try:
                     async with asyncio.timeout(source.timeout):
                         fetched = await self._follow(source, state, request)
@@ -182,7 +187,9 @@ class Fetcher:
 
     async def _space(self, url: str) -> None:
         """Wait until this process's last poll of `url`'s host started at least its
-        `per_host_delay` (or `host_delays` entry) ago; polls of one host queue in turn."""
+        `per_host_delay` (or `host_delays` entry) ago, then for the host's slot among
+        every process's requests (`slots`); this process's polls of one host queue in
+        turn, so it holds one slot per host at a time."""
         host = host_of(url)
         delay = delay_for(self.settings, host)
         if delay <= 0:
@@ -193,6 +200,10 @@ class Fetcher:
             wait = 0.0 if last is None else last + delay - self._clock()
             if wait > 0:
                 await self._sleep(wait)
+            if self._slots is not None:
+                wait = await self._slots(host, delay)
+                if wait > 0:
+                    await self._sleep(wait)
             self._last_start[host] = self._clock()
 
     async def _follow(self, source: Source, state: FetchState, request: SourceRequest) -> Fetched:

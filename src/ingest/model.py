@@ -25,6 +25,7 @@ __all__ = [
     "CuratedItem",
     "DateSource",
     "DateZone",
+    "FailureRule",
     "FetchState",
     "Fetched",
     "Identity",
@@ -136,6 +137,8 @@ class Settings:
     per_host: int = 8  # requests in flight to one host
     per_host_delay: float = 0.0  # least seconds between two polls' requests to one host
     host_delays: tuple[tuple[str, float], ...] = ()  # (host or domain, seconds) overrides
+    host_failures: int = 5  # failed polls in a row (across a host's sources) that cool it; 0: off
+    host_failure_cooldown: float = 60.0  # the first such cool-down, seconds (doubles, <= 1 h)
     max_redirects: int = 5
     user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
     # the unattended service (schedule.py, policy.py)
@@ -357,11 +360,22 @@ class NextPoll:
 
 
 @dataclass(frozen=True, slots=True)
+class FailureRule:
+    """When failed polls cool their whole host down (`settings: host_failures` and
+    `host_failure_cooldown`; politeness.failure_cooldown applies it)."""
+
+    after: int = 5  # failed polls in a row, across the host's sources; 0: never
+    cooldown: float = 60.0  # seconds of the first cool-down; each next one in a row doubles
+
+
+@dataclass(frozen=True, slots=True)
 class PollRecord:
-    """One finished poll, as the pipeline hands it to the store to record."""
+    """One finished poll, as the pipeline hands it to the store to record (with the rule
+    by which the store counts it against its host)."""
 
     source: Source
     report: SourceReport
     fetched: Fetched | None  # None when nothing usable came back
     started_at: datetime
     next: NextPoll
+    failure_rule: FailureRule = FailureRule()

@@ -43,7 +43,7 @@ from ingest.model import (
     SourceReport,
 )
 from ingest.policy import arrivals_after_poll, cadence_window, plan_next
-from ingest.politeness import cooled_next, cooled_report, host_of
+from ingest.politeness import cooled_next, cooled_report, failure_rule, host_of
 from ingest.recorder import PollStore, Recorder
 
 if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
@@ -86,7 +86,7 @@ class Pipeline:
 
         self.store = store
         self.settings = settings or Settings()
-        self.fetcher = Fetcher(client, self.settings)
+        self.fetcher = Fetcher(client, self.settings, slots=self._take_slot)
         self.clock = clock
         self.progress = progress
         self.owner = owner or make_owner()
@@ -159,7 +159,7 @@ class Pipeline:
             if settings.concurrency != self.settings.concurrency:
                 self._bodies = asyncio.Semaphore(settings.concurrency)
             self.settings = settings
-            self.fetcher = Fetcher(self.fetcher.client, settings)
+            self.fetcher = Fetcher(self.fetcher.client, settings, slots=self._take_slot)
 
     def warm_up(self) -> None:
         pool = self._parse_pool()
@@ -223,7 +223,8 @@ class Pipeline:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
         if not batch:
             slot.release()  # nothing big left to hold while the poll is recorded
-        report = await self.recorder.save(PollRecord(source, report, fetched, started, nxt), batch)
+        record = PollRecord(source, report, fetched, started, nxt, failure_rule(self.settings))
+        report = await self.recorder.save(record, batch)
         _log_report(report)
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
@@ -288,6 +289,17 @@ class Pipeline:
             log.warning("%s: cannot read the cool-down of %s: %s", source.key, host, e)
             return None
         return None if found is None else (host, found[0], found[1])
+
+    async def _take_slot(self, host: str, delay: float) -> float:
+        """Seconds until this request's slot at `host` among the requests of every process
+        sharing the database (wall-clock time, as theirs); a store that cannot say leaves
+        the spacing to this process alone."""
+        try:
+            slot = await self.recorder.call(self.store.take_slot, host, datetime.now(UTC), delay)
+        except errors.StoreError as e:
+            log.warning("cannot take a request slot at %s: %s; spacing this process only", host, e)
+            return 0.0
+        return max(0.0, (slot - datetime.now(UTC)).total_seconds())
 
     async def _arrivals(
         self, source: Source, batch: Sequence[Item] | None, now: datetime

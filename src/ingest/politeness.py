@@ -4,13 +4,19 @@ Pure.  `host_of` names the server a URL talks to (lower-case host, and a
 port other than the default): the unit that cool-downs and spacing apply
 to.  `cooldown_of` says whether a finished poll starts a host-wide
 cool-down (HTTP 429, with its Retry-After or a minute; a 503 with
-Retry-After) and until when; `cooled_report` and `cooled_next` are the
-report and the next poll of a source that was not polled because its host
-is cooling down (error kind `cooldown`, due when the cool-down ends, its
-failure count untouched).  `delay_for` is the least time between two
-requests to one host (`settings: per_host_delay` and `host_delays`).  It
-does no I/O: the store keeps the cool-downs (`store/hosts.py`), the
-pipeline consults them, fetch.py waits out the spacing.
+Retry-After) and until when.  `host_outcome` says what a poll tells of its
+host's health (a server-side or transport failure, an answer, or nothing),
+and `failure_cooldown` how long a host whose polls failed that many times
+in a row cools down (`settings: host_failures`, `host_failure_cooldown`,
+doubling with each cool-down in a row, at most an hour).  `cooled_report`
+and `cooled_next` are the report and the next poll of a source that was
+not polled because its host is cooling down (error kind `cooldown`, due
+when the cool-down ends, its failure count untouched).  `delay_for` is the
+least time between two requests to one host (`settings: per_host_delay`
+and `host_delays`), and `slot_after` where the next request to a host may
+go once one has been given a slot.  It does no I/O: the store keeps the
+cool-downs, the failure counts and the request slots (`store/hosts.py`),
+the pipeline consults them, fetch.py waits out the spacing.
 """
 
 from __future__ import annotations
@@ -20,20 +26,29 @@ from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from ingest.model import NextPoll, PollRecord, Settings, SourceReport
+from ingest.model import FailureRule, NextPoll, PollRecord, Settings, SourceReport
 
 __all__ = [
     "DEFAULT_COOLDOWN",
+    "MAX_FAILURE_COOLDOWN",
     "cooldown_of",
     "cooldown_seconds",
     "cooled_next",
     "cooled_report",
     "delay_for",
+    "failure_cooldown",
+    "failure_reason",
+    "failure_rule",
     "host_of",
+    "host_outcome",
+    "slot_after",
 ]
 
 DEFAULT_COOLDOWN: Final = 60.0  # seconds a 429 without Retry-After cools its host
 _MAX_COOLDOWN: Final = 86400.0  # a day at most, whatever Retry-After says
+MAX_FAILURE_COOLDOWN: Final = 3600.0  # failed polls cool a host for an hour at most
+_TRANSPORT_FAILURES: Final = frozenset({"timeout", "network", "blocked"})
+_ANSWERED: Final = frozenset({"http", "parse", "too_large"})  # the server did answer
 _SPREAD: Final = 5.0  # seconds over which a cooled host's sources come back
 
 
@@ -110,3 +125,51 @@ def delay_for(settings: Settings, host: str) -> float:
         if matches and (best is None or len(name) > best[0]):
             best = (len(name), seconds)
     return settings.per_host_delay if best is None else best[1]
+
+
+def failure_rule(settings: Settings) -> FailureRule:
+    """The rule by which failed polls cool a host down, from `settings`."""
+    return FailureRule(settings.host_failures, settings.host_failure_cooldown)
+
+
+def host_outcome(record: PollRecord) -> bool | None:
+    """What this poll says of its host: True, a failure on the server's side or on the
+    way (a 5xx, a timeout, a connection that failed, a bot challenge: `blocked`); False,
+    the server answered (a feed, a 304, a 404, a page that is not a feed), which ends a
+    run of failures; None, nothing (no request was made: a curated source, a poll held
+    back by a cool-down, an address the guard refused; a 429, which cools the host by
+    itself; a fault of ingest's own)."""
+    report = record.report
+    if record.source.kind == "curated":
+        return None
+    if report.ok:
+        return False
+    kind = report.error_kind
+    if kind in _TRANSPORT_FAILURES:
+        return True
+    if kind not in _ANSWERED or report.status == 429:
+        return None
+    return report.status is not None and report.status >= 500
+
+
+def failure_reason(record: PollRecord, failures: int) -> str:
+    """Why a host cools down after `failures` failed polls in a row, the last `record`."""
+    report = record.report
+    what = f"HTTP {report.status}" if report.status else (report.error_kind or "failure")
+    return f"{failures} failed polls in a row, the last {what} from {record.source.key}"
+
+
+def failure_cooldown(rule: FailureRule, failures: int, strikes: int) -> float | None:
+    """Seconds a host cools down when `failures` polls in a row have failed (None: not
+    yet, or `rule.after` is 0): `rule.cooldown`, doubled for each of the `strikes`
+    cool-downs that came before it with no success between, at most an hour."""
+    if rule.after <= 0 or failures < rule.after:
+        return None
+    return min(rule.cooldown * 2.0 ** min(strikes, 32), max(MAX_FAILURE_COOLDOWN, rule.cooldown))
+
+
+def slot_after(taken: datetime | None, now: datetime, delay: float) -> tuple[datetime, datetime]:
+    """(when this request may go, when the one after it may): the host's slot `taken` by
+    the last request given one, or now if that has passed, and `delay` after it."""
+    slot = now if taken is None or taken < now else taken
+    return slot, slot + timedelta(seconds=delay)

@@ -114,6 +114,10 @@ class StoreProcess:
         found: tuple[datetime, str] | None = self._call("host_cooldown", host, now)
         return found
 
+    def take_slot(self, host: str, now: datetime, delay: float) -> datetime:
+        slot: datetime = self._call("take_slot", host, now, delay)
+        return slot
+
     def save_polls(self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]) -> list[Plan]:
         return list(self._call("save_polls", polls))
 

@@ -79,6 +79,8 @@ _SETTINGS_FIELDS: Final = (
     "per_host",
     "per_host_delay",
     "host_delays",
+    "host_failures",
+    "host_failure_cooldown",
     "max_redirects",
     "user_agent",
     "backoff_max",
@@ -202,6 +204,10 @@ class _Checker(_SourceChecker, _SiteChecker):
             per_host=self.optional(f, "per_host", _count(1, 100_000), s.per_host, w),
             per_host_delay=self.optional(f, "per_host_delay", _timeout, s.per_host_delay, w),
             host_delays=self.optional(f, "host_delays", _host_delays, s.host_delays, w),
+            host_failures=self.optional(f, "host_failures", _count(0, 1000), s.host_failures, w),
+            host_failure_cooldown=self.optional(
+                f, "host_failure_cooldown", _timeout, s.host_failure_cooldown, w
+            ),
             max_redirects=self.optional(f, "max_redirects", _count(0, 20), s.max_redirects, w),
             user_agent=self.optional(f, "user_agent", _user_agent, s.user_agent, w),
             backoff_max=self.optional(f, "backoff_max", _interval, s.backoff_max, w),

@@ -146,6 +146,12 @@ class Store:
         with self._write() as conn:
             service.release_leases(conn, keys, owner)
 
+    def take_slot(self, host: str, now: datetime, delay: float) -> datetime:
+        """When the next request to `host` may go (at `now` or later), the slot after it
+        moved on by `delay`: `per_host_delay` shared by every process (store/hosts.py)."""
+        with self._write() as conn:
+            return hosts.take_slot(conn, host, now, delay)
+
     def heartbeat(self, name: str, owner: str, now: datetime, **kw: Any) -> None:
         with self._write() as conn:
             service.heartbeat(conn, name, owner, now, **kw)

@@ -37,6 +37,7 @@ __all__ = [
     "UTCDateTime",
     "fetches",
     "host_cooldowns",
+    "hosts",
     "item_sources",
     "items",
     "latest_items_view",
@@ -48,7 +49,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0009"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -203,6 +204,17 @@ host_cooldowns = Table(
     Column("reason", Text, nullable=False),  # "HTTP 429 from bmj-leader"
     Column("source_key", Text),  # whose answer started it
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# shared host state (0009): failed polls in a row across the host's sources, the failure
+# cool-downs in a row (each doubles), and when the next request may go (`per_host_delay`)
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("host", Text, primary_key=True),  # as in host_cooldowns
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("strikes", Integer, nullable=False, server_default="0"),
+    Column("next_request_at", UTCDateTime),
 )
 
 services = Table(

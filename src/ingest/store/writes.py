@@ -366,4 +366,4 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
         conn.execute(stmt, params_list)
     if log_rows:
         conn.execute(fetches.insert(), log_rows)
-    record_cooldowns(conn, records)  # a 429 holds back the whole host (store/hosts.py)
+    record_cooldowns(conn, records)  # a 429, or failures in a row, hold back the host (hosts.py)
