@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from ingest import errors, workers
 from ingest.bounds import ParseLimits
 from ingest.controls import strip_controls
+from ingest.cooldowns import Cooldowns, CooldownView
 from ingest.leases import lease_ttl, make_owner, owner_is_dead
 from ingest.model import (
     Arrivals,
@@ -93,6 +94,7 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.metrics = metrics  # counts every poll (metrics.py); None: nothing counted
         self.recorder = Recorder(store)
+        self.cooldowns = CooldownView(self._read_cooldowns)
         self._pool = parse_pool
         self._own_pool = parse_pool is None
         self._bodies = asyncio.Semaphore(self.settings.concurrency)
@@ -225,6 +227,8 @@ class Pipeline:
             slot.release()  # nothing big left to hold while the poll is recorded
         record = PollRecord(source, report, fetched, started, nxt, failure_rule(self.settings))
         report = await self.recorder.save(record, batch)
+        if not report.ok:  # it may have cooled its host (a 429, the last of failures in a row)
+            self.cooldowns.forget()
         _log_report(report)
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
@@ -284,11 +288,15 @@ class Pipeline:
             return None
         host = host_of(state.discovered_url or source.url)
         try:
-            found = await self.recorder.call(self.store.host_cooldown, host, now)
+            found = await self.cooldowns.of(host, now)
         except errors.StoreError as e:
             log.warning("%s: cannot read the cool-down of %s: %s", source.key, host, e)
             return None
         return None if found is None else (host, found[0], found[1])
+
+    async def _read_cooldowns(self, now: datetime) -> Cooldowns:
+        found: Cooldowns = await self.recorder.call(self.store.cooldowns_in_force, now)
+        return found
 
     async def _take_slot(self, host: str, delay: float) -> float:
         """Seconds until this request's slot at `host` among the requests of every process

@@ -110,8 +110,8 @@ class StoreProcess:
     def record_polls(self, records: Sequence[PollRecord]) -> None:
         self._call("record_polls", records)
 
-    def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
-        found: tuple[datetime, str] | None = self._call("host_cooldown", host, now)
+    def cooldowns_in_force(self, now: datetime) -> dict[str, tuple[datetime, str]]:
+        found: dict[str, tuple[datetime, str]] = self._call("cooldowns_in_force", now)
         return found
 
     def take_slot(self, host: str, now: datetime, delay: float) -> datetime:

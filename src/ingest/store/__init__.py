@@ -212,9 +212,9 @@ class Store:
     def service(self, name: str) -> dict[str, Any] | None:
         return self._read(lambda c: service.service_row(c, name))
 
-    def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
-        """(until, reason) when `host` is cooling down at `now` (store/hosts.py)."""
-        return self._read(lambda c: hosts.host_cooldown(c, host, now))
+    def cooldowns_in_force(self, now: datetime) -> dict[str, tuple[datetime, str]]:
+        """host -> (until, reason) for every host cooling down at `now` (store/hosts.py)."""
+        return self._read(lambda c: hosts.cooldowns_in_force(c, now))
 
     def recent_stories(self, since: datetime) -> list[dict[str, Any]]:
         """Stories first seen or published since `since`, with their sources (hiding.py)."""

@@ -10,8 +10,9 @@ counts each poll for or against its host (a poll the server answered sets
 the count back to 0).  `take_slot` gives a request to a host the next slot
 that `per_host_delay` allows, in one transaction (SQLite's write lock,
 PostgreSQL's row lock), so requests from several processes queue for it.
-`host_cooldown` reads one host's cool-down (the pipeline asks before each
-poll) and `active_cooldowns` all those in force (`ingest status`).  Which
+`cooldowns_in_force` reads every cool-down in force in one query (the
+pipeline's snapshot, cooldowns.py) and `active_cooldowns` the same with
+their sources (`ingest status`).  Which
 answers start a cool-down and for how long is politeness.py's decision, not
 this module's.
 """
@@ -38,7 +39,7 @@ from ingest.politeness import (
 from ingest.store.db import chunks, dialect_insert
 from ingest.store.schema import host_cooldowns, hosts
 
-__all__ = ["active_cooldowns", "host_cooldown", "record_cooldowns", "take_slot"]
+__all__ = ["active_cooldowns", "cooldowns_in_force", "record_cooldowns", "take_slot"]
 
 
 @dataclass
@@ -159,14 +160,14 @@ def take_slot(conn: Connection, host: str, now: datetime, delay: float) -> datet
     return slot
 
 
-def host_cooldown(conn: Connection, host: str, now: datetime) -> tuple[datetime, str] | None:
-    """(until, reason) when `host` is cooling down at `now`, else None."""
-    row = conn.execute(
-        select(host_cooldowns.c.until, host_cooldowns.c.reason).where(
-            host_cooldowns.c.host == host, host_cooldowns.c.until > now
+def cooldowns_in_force(conn: Connection, now: datetime) -> dict[str, tuple[datetime, str]]:
+    """host -> (until, reason) for every host cooling down at `now` (usually none)."""
+    rows = conn.execute(
+        select(host_cooldowns.c.host, host_cooldowns.c.until, host_cooldowns.c.reason).where(
+            host_cooldowns.c.until > now
         )
-    ).first()
-    return None if row is None else (row[0], row[1])
+    )
+    return {host: (until, reason) for host, until, reason in rows}
 
 
 def active_cooldowns(conn: Connection, now: datetime) -> list[dict[str, Any]]:
