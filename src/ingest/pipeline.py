@@ -217,7 +217,7 @@ class Pipeline:
             arrivals = await self._arrivals(source, batch, started) if source.auto else None
             nxt = plan_next(
                 source, report, now=started, failures=failures, settings=self.settings,
-                rng=self.rng, arrivals=arrivals,
+                rng=self.rng, arrivals=arrivals, pushed=state.pushed,
             )  # fmt: skip
         if fetched is not None and fetched.content:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
@@ -260,6 +260,10 @@ class Pipeline:
                 batch, why = await self._parse(source, fetched, started)
                 if why:
                     report = replace(report, notes=(why,))
+                if source.kind == "feed":  # a WebSub hub it advertises (cheap: parse/hubs.py)
+                    from ingest.parse.hubs import advert_of
+
+                    report = replace(report, advert=advert_of(fetched), read_body=True)
         except errors.CooldownError as e:  # the 429 came while this poll waited for its turn
             cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
             report = cooled_report(source.key, *cooling, now=started)
