@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from feedlab_helpers import free_port
 from feedserver import FeedServer
+from ingest.cli_format import print_status
 from ingest.fetch import make_client
 from ingest.model import Settings
 from ingest.netguard import NetGuard
@@ -145,7 +146,9 @@ def status_row(store: Store) -> dict[str, Any]:
     return next(r for r in store.status() if r["key"] == "pushed")
 
 
-def test_discovery_subscription_and_a_signed_push_stored(tmp_path: Path, db_url: str) -> None:
+def test_discovery_subscription_and_a_signed_push_stored(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with world(tmp_path, db_url) as (store, feeds, hub, web, path), scheduler(path, store):
         topic = feeds.url("/feed.xml")
         sub = wait_until(lambda: active(store), "an active subscription")
@@ -167,6 +170,9 @@ def test_discovery_subscription_and_a_signed_push_stored(tmp_path: Path, db_url:
         assert ("push", 2) in [tuple(r) for r in log]
         row = status_row(store)
         assert row["push_state"] == "active" and row["pushes"] == 1 and row["push_refused"] == 0
+        assert row["pushed"] and row["poll_interval_seconds"] == 6 * 3600  # the safety net
+        print_status(store.status(), now=datetime.now(UTC))
+        assert "(pushed)" in capsys.readouterr().out
 
         # the other algorithms the spec names are accepted too
         more = atom(hub.url, topic, range(1, 6)).encode()
@@ -220,7 +226,9 @@ def test_a_source_removed_from_the_file_is_unsubscribed(tmp_path: Path, db_url: 
         assert gone.status_code == 410
 
 
-def test_an_unreachable_callback_fails_and_polling_goes_on(tmp_path: Path, db_url: str) -> None:
+def test_an_unreachable_callback_fails_and_polling_goes_on(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with world(tmp_path, db_url, callback=closed) as (store, _feeds, hub, _web, path):
         with scheduler(path, store):
@@ -231,6 +239,8 @@ def test_an_unreachable_callback_fails_and_polling_goes_on(tmp_path: Path, db_ur
         assert "websub_callback" in (failed[0].last_error or "")
         row = status_row(store)
         assert row["push_state"] == "failed" and "reachable" in row["push_error"]
+        print_status(store.status(), now=datetime.now(UTC), width=400)
+        assert "push: the hub did not verify the subscription" in capsys.readouterr().out
         # not pushed: the next poll is at the source's own interval, not the safety net's
         assert store.fetch_states([_source(path)])["pushed"].pushed is False
         assert row["next_due_at"] < datetime.now(UTC) + timedelta(minutes=35)
@@ -264,7 +274,7 @@ def test_the_hub_must_pass_the_network_guard(tmp_path: Path, db_url: str) -> Non
 
 
 def test_verification_answers_404_to_what_was_not_asked(tmp_path: Path, db_url: str) -> None:
-    with world(tmp_path, db_url) as (store, feeds, hub, web, path), scheduler(path, store):
+    with world(tmp_path, db_url) as (store, feeds, _hub, web, path), scheduler(path, store):
         topic = feeds.url("/feed.xml")
         sub = wait_until(lambda: active(store), "an active subscription")
         url = f"{web.url}/websub/{sub.id}"

@@ -281,10 +281,13 @@ class Store:
     def status(self) -> list[dict[str, Any]]:
         def read(c: Connection) -> list[dict[str, Any]]:
             rows = reads.source_status(c)
-            arrivals.with_intervals(c, rows, datetime.now(UTC))
+            now = datetime.now(UTC)
+            arrivals.with_intervals(c, rows, now)
             pushes = subscriptions.status_by_source(c)
+            stored = service.stored_settings(c)
+            push_every = configs.settings_from_json(stored).push_every if stored else None
             for row in rows:
-                row.update(pushes.get(row["key"], {}))
+                subscriptions.with_push(row, pushes.get(row["key"]), now, push_every)
             return rows
 
         return self._read(read)

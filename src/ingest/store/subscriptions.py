@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from ingest.model import Advert, SourceReport
+from ingest.model import DEFAULT_PUSH_EVERY, Advert, SourceReport
 from ingest.store.db import chunks
 from ingest.store.schema import fetches, sources, subscriptions
 from ingest.websub import Subscription
@@ -39,6 +39,7 @@ __all__ = [
     "resume_polling",
     "status_by_source",
     "verified",
+    "with_push",
 ]
 
 _FIELDS = (
@@ -215,3 +216,17 @@ def status_by_source(conn: Connection) -> dict[str, dict[str, Any]]:
             "push_refused": m["refused"], "push_error": m["last_error"],
         }  # fmt: skip
     return out
+
+
+def with_push(
+    row: dict[str, Any], push: dict[str, Any] | None, now: datetime, push_every: float | None
+) -> None:
+    """Add a status row's push columns, `pushed` (a hub pushes it now), and for a pushed
+    source the safety-net interval it is polled at, as `poll_interval_seconds` (which
+    `ingest health` judges staleness by)."""
+    row.update(push or {})
+    expires = row.get("push_expires_at")
+    row["pushed"] = row.get("push_state") == "active" and expires is not None and expires > now
+    if row["pushed"] and row.get("poll_interval_seconds") is not None:
+        every = DEFAULT_PUSH_EVERY if push_every is None else push_every
+        row["poll_interval_seconds"] = max(row["poll_interval_seconds"], every)
