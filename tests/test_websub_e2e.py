@@ -137,6 +137,14 @@ def active(store: Store) -> Any:
     return found[0] if len(found) == 1 else None
 
 
+def subscribed(store: Store, hub: Hub) -> Any:
+    """The active subscription, once the hub has recorded its verification too (the hub
+    notes it after the callback's answer, which follows the database's write)."""
+    sub = wait_until(lambda: active(store), "an active subscription")
+    wait_until(lambda: hub.verified(), "the hub's record of the verification")
+    return sub
+
+
 def stories(store: Store) -> set[str]:
     with store.engine.connect() as c:
         return {r[0].removeprefix("id:") for r in c.execute(select(item_sources.c.entry_key))}
@@ -151,7 +159,7 @@ def test_discovery_subscription_and_a_signed_push_stored(
 ) -> None:
     with world(tmp_path, db_url) as (store, feeds, hub, web, path), scheduler(path, store):
         topic = feeds.url("/feed.xml")
-        sub = wait_until(lambda: active(store), "an active subscription")
+        sub = subscribed(store, hub)
         # discovery recorded at the poll; the request as the Recommendation asks
         assert store.adverts()["pushed"].hub == hub.url
         (request,) = hub.of_mode("subscribe")
@@ -185,7 +193,7 @@ def test_a_bad_or_missing_signature_is_refused_and_nothing_stored(
 ) -> None:
     with world(tmp_path, db_url) as (store, feeds, hub, _web, path), scheduler(path, store):
         topic = feeds.url("/feed.xml")
-        wait_until(lambda: active(store), "an active subscription")
+        subscribed(store, hub)
         forged = atom(hub.url, topic, range(1, 9)).encode()
         caplog.set_level("WARNING", logger="ingest.websub")
         assert hub.publish(topic, forged, secret="not the secret") == [202]
