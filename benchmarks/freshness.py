@@ -3,7 +3,7 @@
 
     python benchmarks/freshness.py [--sources 1000] [--publish 90] [--scale 60]
         [--rate 1] [--warmup 20] [--every mix|30m|auto] [--max-every 1d]
-        [--cadence uniform|mixed]
+        [--cadence uniform|mixed] [--push] [--compare]
         [--db URL] [--keep DIR]
 
 Simulates `--sources` feeds on a loopback server of its own (127.0.0.1, one
@@ -35,18 +35,26 @@ stored, and requests per new story: every request over the run, and the
 requests made while stories were being published (the publish window) per
 story published in it, the steady state that the schedule decides (the
 first poll of every source, in the warm-up, is the same for every
-schedule).  Not part of the test suite.
+schedule).
+
+`--push` makes every feed advertise a WebSub hub (the benchmark's own, at
+/hub on its server: freshness_push.py), sets `websub_callback` to an `ingest
+serve` process it starts on another loopback port, and pushes each story to
+it, signed, the moment it is published; the scheduler subscribes during the
+warm-up (at least 40 s with --push) and then polls only as a safety net
+(`push_every`: 6 h, scaled).  `--compare` runs the same sources and stories
+three times, with fixed `every: 30m`, with `every: auto` and with `every: 30m`
+plus push, each on a fresh database, and prints their lags and requests per
+story side by side.  Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
-import hashlib
 import http.server
 import os
-import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,152 +62,17 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
+from freshness_lab import MIN_EVERY, Feed, Lab, make_handler, plan
+from freshness_push import PushHub, start_serve
 from sqlalchemy import create_engine, text
 
 from ingest.config.values import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
-MIX = ((900.0, 0.2), (1800.0, 0.4), (3600.0, 0.3), (7200.0, 0.1))  # seconds, share
-CADENCES = ((48.0, 0.1), (12.0, 0.2), (3.0, 0.3), (1.0, 0.2), (2 / 30, 0.2))  # a day, share
-MIN_EVERY, MAX_EVERY = 600.0, 86400.0  # every: auto's defaults (model.py), before scaling
-BACK_CATALOGUE = 5  # old stories each feed holds at the start
-KEEP = 20  # entries a feed shows
-
-
-@dataclass
-class Feed:
-    key: str
-    every: float  # seconds, scaled
-    times: list[float] = field(default_factory=list)  # publication (epoch s), sorted
-
-
-class Lab:
-    """The feeds and their publication schedules; counts what clients asked for."""
-
-    def __init__(self, feeds: list[Feed]) -> None:
-        self.feeds = {f.key: f for f in feeds}
-        self.requests: Counter[str] = Counter()
-        self.window = (0.0, 0.0)  # requests within [start, end) are counted apart
-        self.lock = threading.Lock()
-        self._cache: dict[tuple[str, int], bytes] = {}
-
-    def visible(self, feed: Feed, now: float) -> int:
-        return bisect.bisect_right(feed.times, now)
-
-    def body(self, feed: Feed, n: int) -> bytes:
-        cached = self._cache.get((feed.key, n))
-        if cached is not None:
-            return cached
-        shown = range(n - 1, max(-1, n - 1 - KEEP), -1)
-        entries = "".join(
-            f"<item><title>{feed.key} story {i}</title>"
-            f"<link>http://news.example/{feed.key}/{i}</link><guid>{feed.key}-{i}</guid>"
-            "<pubDate>"
-            f"{format_datetime(datetime.fromtimestamp(feed.times[i], UTC), usegmt=True)}"
-            f"</pubDate><description>Story {i} of {feed.key}.</description></item>"
-            for i in shown
-        )
-        data = (
-            '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-            f"<title>{feed.key}</title><link>http://news.example/{feed.key}/</link>"
-            f"{entries}</channel></rss>"
-        ).encode()
-        self._cache[(feed.key, n)] = data
-        return data
-
-
-def make_handler(lab: Lab) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            key = self.path.strip("/").removesuffix(".xml")
-            feed = lab.feeds.get(key)
-            if feed is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            now = time.time()
-            n = lab.visible(feed, now)
-            if lab.window[0] <= now < lab.window[1]:
-                with lab.lock:
-                    lab.requests["window"] += 1
-            etag = '"' + hashlib.sha1(f"{key}:{n}".encode()).hexdigest()[:16] + '"'
-            if self.headers.get("If-None-Match") == etag:
-                with lab.lock:
-                    lab.requests["304"] += 1
-                self.send_response(304)
-                self.send_header("ETag", etag)
-                self.end_headers()
-                return
-            data = lab.body(feed, n)
-            with lab.lock:
-                lab.requests["200"] += 1
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("ETag", etag)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
-
-
-def plan(
-    n: int,
-    start: float,
-    window: float,
-    scale: float,
-    rate: float,
-    seed: int,
-    every: str = "mix",
-    cadence: str = "uniform",
-    max_every: float = MAX_EVERY,
-) -> list[Feed]:
-    """`n` feeds with their intervals (scaled) and Poisson publication times in the window."""
-    rng = random.Random(seed)
-    weights = [w for _, w in MIX]
-    feeds = []
-    for i in range(n):
-        interval = rng.choices([s for s, _ in MIX], weights)[0] / scale
-        if every == "auto":
-            interval = max_every / scale  # the longest it may wait
-        elif every != "mix":
-            interval = parse_duration(every) / scale
-        feed = Feed(f"f{i:04d}", interval)
-        if cadence == "mixed":
-            per_day = rng.choices([r for r, _ in CADENCES], [w for _, w in CADENCES])[0]
-            per_second = per_day / (86400.0 / scale)
-            t, back = start, []
-            while len(back) < KEEP:  # the back catalogue, newest first, from the same rate
-                t -= rng.expovariate(per_second)
-                if t < start - 60 * 86400.0 / scale:
-                    break
-                back.append(float(int(t)))
-            feed.times = sorted(back)
-        else:
-            per_second = rate / (3600.0 / scale)  # stories per source per scaled second
-            feed.times = [
-                float(int(start - 86400 - 3600 * k)) for k in range(BACK_CATALOGUE, 0, -1)
-            ]
-        t = start
-        while True:
-            t += rng.expovariate(per_second)
-            if t >= start + window:
-                break
-            feed.times.append(float(int(t)))  # a pubDate has whole seconds
-        feed.times.sort()
-        feeds.append(feed)
-    return feeds
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -227,43 +100,82 @@ def main() -> int:
         default="uniform",
         help="one publishing rate for all (--rate), or the rates of a real list",
     )
+    ap.add_argument("--push", action="store_true", help="feeds advertise a WebSub hub that pushes")
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="run every: 30m, every: auto and every: 30m + push; print side by side",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = ap.parse_args()
+    if args.compare and args.db:
+        ap.error("--compare needs a fresh database per run: leave --db out")
+    if not args.compare:
+        result = run(args, args.every, args.push)
+        return 0 if result and result["goal"] else 1
+    runs = [("every: 30m (fixed)", "30m", False),
+            (f"every: auto (max_every {args.max_every})", "auto", False),
+            ("every: 30m + push", "30m", True)]  # fmt: skip
+    results = []
+    for name, every, push in runs:
+        print(f"\n== {name}", flush=True)
+        results.append((name, run(args, every, push)))
+    print("\n| schedule | lag p50 | p95 | p99 | max | stored | requests per story (window) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in results:
+        if not r:
+            print(f"| {name} | - | - | - | - | none | - |")
+            continue
+        print(f"| {name} | {r['p50']:.1f} s | {r['p95']:.1f} s | {r['p99']:.1f} s | "
+              f"{r['max']:.1f} s | {r['stored']:,} / {r['expected']:,} | "
+              f"{r['per_story']:.2f} ({r['window']:,}) |")  # fmt: skip
+    return 0 if all(r and r["goal"] for _, r in results) else 1
 
-    work = args.keep or Path(tempfile.mkdtemp(prefix="ingest-freshness-"))
+
+def run(args: argparse.Namespace, every_arg: str, push: bool) -> dict[str, Any] | None:
+    """One simulation; prints its report and returns its numbers (None: nothing stored)."""
+    base = args.keep or Path(tempfile.mkdtemp(prefix="ingest-freshness-"))
+    work = base / (every_arg + ("-push" if push else "")) if args.compare else base
     work.mkdir(parents=True, exist_ok=True)
     db = args.db or f"sqlite:///{work / 'bench.sqlite3'}"
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     port = server.server_address[1]
+    warmup = max(args.warmup, 40.0) if push else args.warmup
     t0 = time.time()
-    start = float(int(t0 + args.warmup))  # whole seconds, as pubDates: no story straddles it
+    start = float(int(t0 + warmup))  # whole seconds, as pubDates: no story straddles it
     feeds = plan(args.sources, start, args.publish, args.scale, args.rate, args.seed,
-                 args.every, args.cadence, parse_duration(args.max_every))  # fmt: skip
+                 every_arg, args.cadence, parse_duration(args.max_every))  # fmt: skip
     lab = Lab(feeds)
     lab.window = (start, start + args.publish)
+    serve_port = _free_port() if push else 0
+    if push:
+        lab.hub = PushHub(lab, f"http://127.0.0.1:{port}")
     server.RequestHandlerClass = make_handler(lab)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     lines = ["settings:", "  per_host: 64  # every feed is on one loopback host here"]
-    if args.every == "auto":
+    if push:
+        lines += [f"  websub_callback: http://127.0.0.1:{serve_port}",
+                  f"  push_every: {6 * 3600 / args.scale:g}s"]  # fmt: skip
+    if every_arg == "auto":
         lines += ["defaults:", "  every: auto", f"  min_every: {MIN_EVERY / args.scale:g}s",
                   f"  max_every: {parse_duration(args.max_every) / args.scale:g}s"]  # fmt: skip
     lines.append("sources:")
     for f in feeds:
         url = f"http://127.0.0.1:{port}/{f.key}.xml"
-        every = "" if args.every == "auto" else f", every: {f.every:g}s"
+        every = "" if every_arg == "auto" else f", every: {f.every:g}s"
         lines.append(f"  - {{key: {f.key}, name: {f.key}, url: '{url}'{every}}}")
     sources = work / "sources.yaml"
     sources.write_text("\n".join(lines) + "\n")
     expected = sum(1 for f in feeds for t in f.times if t >= start)
     longest = max(f.every for f in feeds)
-    shown = "every: auto" if args.every == "auto" else \
+    shown = "every: auto" if every_arg == "auto" else \
         f"intervals {sorted(Counter(f'{f.every:g}s' for f in feeds).items())}"  # fmt: skip
     print(f"{args.sources} sources on 127.0.0.1:{port}; {shown}; {args.cadence} cadence; "
-          f"{expected} stories "
-          f"over {args.publish:g}s after a {args.warmup:g}s warm-up; database {db}",
+          f"{'WebSub push; ' if push else ''}{expected} stories "
+          f"over {args.publish:g}s after a {warmup:g}s warm-up; database {db}",
           flush=True)  # fmt: skip
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
     log = (work / "scheduler.log").open("wb")
@@ -271,6 +183,11 @@ def main() -> int:
         [sys.executable, str(ROOT / "scheduler.py"), "--sources", str(sources), "--db", db],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
     )  # fmt: skip
+    serve = start_serve(db, serve_port, work, env) if push else None
+    stop = threading.Event()
+    if lab.hub is not None:
+        threading.Thread(target=lab.hub.publish_until, daemon=True,
+                         args=(start, start + args.publish, stop)).start()  # fmt: skip
     engine = create_engine(db)
     since = datetime.fromtimestamp(start, UTC)
     deadline = start + args.publish + longest * 1.1 + 60
@@ -279,9 +196,15 @@ def main() -> int:
         "WHERE date_source = 'published' AND published_at >= :since"
     )
     rows: list[tuple[str, datetime, datetime]] = []
+    subscribed = None
     try:
         while time.time() < deadline and proc.poll() is None:
             time.sleep(2)
+            if push and subscribed is None and time.time() >= start:
+                with engine.connect() as c:
+                    subscribed = c.execute(
+                        text("SELECT count(*) FROM subscriptions WHERE state = 'active'")
+                    ).scalar()
             if time.time() < start + args.publish:
                 continue
             try:
@@ -292,13 +215,29 @@ def main() -> int:
             if len(rows) >= expected:
                 break
     finally:
+        stop.set()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        if serve is not None:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(timeout=30)
+        if lab.hub is not None:
+            lab.hub.close()
         server.shutdown()
+        server.server_close()
     with engine.connect() as c:
         rows = [tuple(r) for r in c.execute(query, {"since": since})]  # type: ignore[misc]
     engine.dispose()
+    return report(args, lab, feeds, rows, expected, t0, work, proc.returncode, subscribed)
 
+
+Row = tuple[str, datetime, datetime]
+
+
+def report(
+    args: argparse.Namespace, lab: Lab, feeds: list[Feed], rows: list[Row], expected: int,
+    t0: float, work: Path, rc: int | None, subscribed: int | None,
+) -> dict[str, Any] | None:  # fmt: skip
     def aware(d: datetime | str) -> datetime:
         d = datetime.fromisoformat(d) if isinstance(d, str) else d
         return d if d.tzinfo else d.replace(tzinfo=UTC)
@@ -308,12 +247,15 @@ def main() -> int:
     values = [lag for _, lag in lags]
     over = [lag - every[k] for k, lag in lags]
     within = sum(1 for k, lag in lags if lag <= every[k] + 60)
-    requests = lab.requests["200"] + lab.requests["304"]
+    requests = lab.requests["200"] + lab.requests["304"] + lab.requests["hub"]
     elapsed = time.time() - t0
-    print(f"ran {elapsed:.0f}s; scheduler exit {proc.returncode}; log {work / 'scheduler.log'}")
+    print(f"ran {elapsed:.0f}s; scheduler exit {rc}; logs in {work}")
+    if lab.hub is not None:
+        print(f"hub: {subscribed} subscriptions active when publishing began; "
+              f"{dict(sorted(lab.hub.counts.items()))}")  # fmt: skip
     if not values:
         print("no story stored: see the log")
-        return 1
+        return None
     print(f"stories: {len(values)} stored of {expected} published ({expected - len(values)} "
           "never stored)")  # fmt: skip
     print(f"lag (s): p50 {quantile(values, 0.5):.1f}  p95 {quantile(values, 0.95):.1f}  "
@@ -323,14 +265,30 @@ def main() -> int:
           f"p99 {quantile(over, 0.99):.1f}  max {max(over):.1f}")  # fmt: skip
     share = within / expected
     print(f"within interval + 60s: {within}/{expected} ({100 * share:.1f}%)")
-    print(f"requests: {requests} ({lab.requests['200']} x 200, {lab.requests['304']} x 304); "
+    print(f"requests: {requests} ({lab.requests['200']} x 200, {lab.requests['304']} x 304, "
+          f"{lab.requests['hub']} to the hub); "
           f"{requests / len(values):.1f} per new story")  # fmt: skip
+    window = lab.requests["window"]
     print(f"requests while stories were published ({args.publish:g}s): "
-          f"{lab.requests['window']}; {lab.requests['window'] / max(expected, 1):.2f} per "
-          "story published then")  # fmt: skip
+          f"{window}; {window / max(expected, 1):.2f} per story published then")  # fmt: skip
     goal = quantile(over, 0.99) <= 60 and len(values) == expected
-    print("goal (p99 lag <= interval + 60s, nothing lost):", "met" if goal else "NOT met")
-    return 0 if goal else 1
+    if lab.hub is not None:
+        goal = quantile(values, 0.99) < 10 and len(values) == expected
+        print("goal (push: p99 lag < 10s, nothing lost):", "met" if goal else "NOT met")
+    else:
+        print("goal (p99 lag <= interval + 60s, nothing lost):", "met" if goal else "NOT met")
+    return {
+        "p50": quantile(values, 0.5), "p95": quantile(values, 0.95),
+        "p99": quantile(values, 0.99), "max": max(values), "stored": len(values),
+        "expected": expected, "window": window, "per_story": window / max(expected, 1),
+        "goal": goal,
+    }  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -56,11 +56,14 @@ class Lab:
         expected: dict[str, int] = json.loads(out.stdout)
         return expected
 
-    def serve(self, delay_ms: float = 0) -> None:
-        """Start serve.py over the corpus (it re-reads files that change); stopped by `stop`."""
+    def serve(self, delay_ms: float = 0, hosts: int = HOSTS) -> None:
+        """Start serve.py over the corpus (it re-reads files that change); stopped by `stop`.
+
+        `hosts` beyond the corpus's own (127.0.0.5, ...) serve the same paths to
+        sources that must not share a host with the corpus's feeds."""
         self.server = subprocess.Popen(
             [sys.executable, str(FEEDLAB / "serve.py"), str(self.root), "--port", str(self.port),
-             "--hosts", str(HOSTS), "--delay-ms", str(delay_ms)],
+             "--hosts", str(hosts), "--delay-ms", str(delay_ms)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert self.server.stdout is not None

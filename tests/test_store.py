@@ -329,6 +329,7 @@ def test_every_documented_column_exists(db_url: str) -> None:
         "sources",
         "fetches",
         "host_cooldowns",
+        "subscriptions",
     }
     with Store.open(db_url) as s, s.engine.connect() as c:
         for table, cols in documented.items():

@@ -56,6 +56,8 @@ STATUS_FIELDS = (
     "next_due_at", "retry_after_until", "last_error", "last_error_kind", "moved_to",
     "backoff_seconds", "disabled_reason", "every_seconds", "cron", "lease_owner",
     "lease_until", "discovered_url", "median_lag_seconds", "every_auto", "poll_interval_seconds",
+    "websub_hub", "pushed", "push_state", "push_expires_at", "push_last_at", "pushes",
+    "push_refused", "push_error",
 )  # fmt: skip
 
 
@@ -220,7 +222,16 @@ def _status_error(r: Mapping[str, Any]) -> str:
     if r.get("discovered_url"):
         found = f"feed found at {r['discovered_url']}: update sources.yaml"
         error = (error + "; " if error else "") + found
-    return error
+    return _with_push(error, r)
+
+
+def _with_push(error: str, r: Mapping[str, Any]) -> str:
+    """A WebSub subscription's trouble (failed, denied, refused pushes) after the error."""
+    trouble = r.get("push_error") if r.get("push_state") in ("failed", "denied") else None
+    if r.get("push_refused"):
+        refused = f"{r['push_refused']} pushes refused (bad signature)"
+        trouble = f"{trouble}; {refused}" if trouble else refused
+    return (error + "; " if error and trouble else error) + (f"push: {trouble}" if trouble else "")
 
 
 def _ago(value: datetime | None, now: datetime) -> str:
@@ -239,9 +250,11 @@ def _due(r: Mapping[str, Any], now: datetime) -> str:
 
 
 def _auto(r: Mapping[str, Any]) -> str:
-    """` (auto: 2h)` for an `every: auto` source: the interval its cadence gives now."""
+    """` (auto: 2h)` for an `every: auto` source: the interval its cadence gives now;
+    ` (pushed)` for a source a WebSub hub pushes (polled only as a safety net)."""
     interval = r.get("poll_interval_seconds")
-    return f" (auto: {_span(interval)})" if r.get("every_auto") and interval else ""
+    auto = f" (auto: {_span(interval)})" if r.get("every_auto") and interval else ""
+    return auto + (" (pushed)" if r.get("pushed") else "")
 
 
 def _span(seconds: float) -> str:
@@ -270,6 +283,7 @@ def print_status_wide(rows: Sequence[dict[str, Any]]) -> None:
         if r.get("discovered_url"):
             found = f"feed found at {r['discovered_url']}: update sources.yaml"
             error = (error + "; " if error else "") + found
+        error = _with_push(error, r)
         table.add_row(
             key,
             _when(r["last_attempt_at"]),

@@ -12,7 +12,9 @@ hourly.  Any number may run against one database: deferring is idempotent.
 Every few seconds it leaves a heartbeat in `services` (name "dispatcher":
 owner, last tick, the last refused edit of sources.yaml, stopped), which
 `ingest health` judges as it judges the scheduler's; the rows of workers
-silent for a day (gone for good) it deletes when it prunes.
+silent for a day (gone for good) it deletes when it prunes.  Every
+`websub_every` seconds it keeps the WebSub subscriptions in step with the
+sources, as the scheduler does (websub_service.py).
 It does not fetch, parse or store stories (poll_worker.py does).
 """
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
     from ingest.metrics import Metrics
     from ingest.store import Store
+    from ingest.websub_service import Subscriber
 
 __all__ = ["DISPATCHER_NAME", "Dispatcher"]
 
@@ -63,6 +66,7 @@ class Dispatcher:
         stalled_after: float = 30.0,
         prune_every: float = 3600.0,
         heartbeat_every: float = 5.0,
+        websub_every: float = 10.0,
         clock: Callable[[], datetime] = _utcnow,
         metrics: Metrics | None = None,
     ) -> None:
@@ -78,6 +82,9 @@ class Dispatcher:
         self.config: Config = self.watch.config
         self._stop = asyncio.Event()
         self._last_prune: float | None = None
+        self.websub_every = websub_every
+        self._last_websub: float | None = None
+        self._subscriber: Subscriber | None = None
         self.owner = make_owner("dispatch")
         self.heartbeat = Heartbeat(store, DISPATCHER_NAME, sources_path, heartbeat_every, clock)
 
@@ -95,8 +102,12 @@ class Dispatcher:
         signals = (signal.SIGTERM, signal.SIGINT) if main and not once else ()
         for sig in signals:
             loop.add_signal_handler(sig, self.request_stop)
+        from ingest.fetch import make_client
+        from ingest.websub_service import Subscriber
+
         try:
-            async with app.open_async():
+            async with app.open_async(), make_client(self.config.settings) as client:
+                self._subscriber = Subscriber(self.store, client, self._db, clock=self.clock)
                 log.info(
                     "dispatcher started: %d sources (%d enabled) from %s, database %s",
                     len(self.config.sources), len(self.config.enabled()), self.path,
@@ -142,7 +153,18 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.ticked(self.interval, due=len(due))
         await self.prune()
+        await self.subscribe()
         return queued
+
+    async def subscribe(self) -> None:
+        """Every `websub_every` seconds: subscribe, renew, unsubscribe at WebSub hubs."""
+        now = asyncio.get_running_loop().time()
+        if self._subscriber is None or (
+            self._last_websub is not None and now - self._last_websub < self.websub_every
+        ):
+            return
+        self._last_websub = now
+        await self._subscriber.step(self.config.settings)
 
     async def _free_lease(self, key: str, owner: str) -> None:
         await self._db(self.store.release_leases, [key], owner)

@@ -285,6 +285,7 @@ class Fetcher:
             "moved_to": moved_to,
             "retry_after": retry_after,
             "max_age": _max_age(h.get("cache-control")),
+            "link": ", ".join(h.get_list("link")) or None,  # a WebSub hub may be named here
         }
         if status == 304:
             return Fetched(

@@ -19,8 +19,10 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_EVERY",
     "DEFAULT_MIN_EVERY",
+    "DEFAULT_PUSH_EVERY",
     "DEFAULT_TIMEOUT",
     "LISTED_EPOCH",
+    "Advert",
     "Arrivals",
     "CuratedItem",
     "DateSource",
@@ -48,6 +50,7 @@ DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MIN_EVERY = 600.0  # `every: auto` polls at most every 10 minutes...
 DEFAULT_MAX_EVERY = 86400.0  # ...and at least once a day, unless min_every/max_every say
+DEFAULT_PUSH_EVERY = 6 * 3600.0  # a source its WebSub hub pushes is still polled this often
 LISTED_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # undated curated items: this minus their place
 
 SourceKind = Literal["feed", "page", "curated"]
@@ -152,6 +155,10 @@ class Settings:
     max_entries: int = 1000  # entries kept from one document, the newest
     parse_cpu: float = 20.0  # CPU seconds one document's parse may take
     parse_memory: int = 512 * 1024 * 1024  # bytes one parse may add to its worker
+    # WebSub (websub.py, docs/deploying.md): the public base URL that reaches `ingest serve`;
+    # None: nothing subscribes.  `push_every`: how often a pushed source is still polled
+    websub_callback: str | None = None
+    push_every: float = DEFAULT_PUSH_EVERY
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,7 @@ class FetchState:
     body_hash: str | None = None  # sha256 hex of the last body we parsed
     failures: int = 0  # consecutive failed polls before this one (for backoff)
     discovered_url: str | None = None  # the feed an HTML page at the source's URL pointed to
+    pushed: bool = False  # a WebSub hub pushes this source (an active subscription)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +203,7 @@ class Fetched:
     retry_after: float | None = None  # seconds the server asked us to wait
     max_age: float | None = None  # Cache-Control: max-age, seconds
     discovered_url: str | None = None  # `url` is the feed an HTML page at the source's URL named
+    link: str | None = None  # the answer's HTTP `Link` header(s), joined with ", "
 
     @property
     def needs_parse(self) -> bool:
@@ -311,6 +320,10 @@ class SourceReport:
     # seconds from publication to `seen_at` of each new story with a trustworthy date
     # (date_source "published"): the freshness that metrics.py observes
     lags: tuple[float, ...] = field(default=())
+    # the WebSub hub and topic a parsed body advertised (parse/hubs.py); None: none, or
+    # no body was read (`read_body`), in which case what was recorded before stands
+    advert: Advert | None = None
+    read_body: bool = False  # a body was parsed: `advert` replaces the recorded one
 
     def with_counts(
         self, plan: Plan, entries: int, seen_at: datetime | None = None
@@ -331,6 +344,14 @@ def story_lags(new: Sequence[Item], seen_at: datetime) -> tuple[float, ...]:
         for i in new
         if i.date_source == "published"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Advert:
+    """A feed's WebSub advertisement: the hub to subscribe at and its topic (`rel="self"`)."""
+
+    hub: str
+    topic: str
 
 
 @dataclass(frozen=True, slots=True)

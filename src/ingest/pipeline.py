@@ -219,7 +219,7 @@ class Pipeline:
             arrivals = await self._arrivals(source, batch, started) if source.auto else None
             nxt = plan_next(
                 source, report, now=started, failures=failures, settings=self.settings,
-                rng=self.rng, arrivals=arrivals,
+                rng=self.rng, arrivals=arrivals, pushed=state.pushed,
             )  # fmt: skip
         if fetched is not None and fetched.content:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
@@ -227,8 +227,8 @@ class Pipeline:
             slot.release()  # nothing big left to hold while the poll is recorded
         record = PollRecord(source, report, fetched, started, nxt, failure_rule(self.settings))
         report = await self.recorder.save(record, batch)
-        if not report.ok:  # it may have cooled its host (a 429, the last of failures in a row)
-            self.cooldowns.forget()
+        if not report.ok and cooling is None:  # a failed request may have cooled its host
+            self.cooldowns.forget()  # (a 429, the last of failures in a row): read again
         _log_report(report)
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
@@ -265,6 +265,10 @@ class Pipeline:
                 batch, why = await self._parse(source, fetched, started)
                 if why:
                     report = replace(report, notes=(why,))
+                if source.kind == "feed":  # a WebSub hub it advertises (cheap: parse/hubs.py)
+                    from ingest.parse.hubs import advert_of
+
+                    report = replace(report, advert=advert_of(fetched), read_body=True)
         except errors.CooldownError as e:  # the 429 came while this poll waited for its turn
             cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
             report = cooled_report(source.key, *cooling, now=started)

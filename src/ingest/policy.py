@@ -10,7 +10,9 @@ backs off exponentially (doubling per consecutive failure, capped at
 `Retry-After` is obeyed; `410 Gone` disables the source.  A source with
 `every: auto` gets its interval from the cadence of its entries
 (`adaptive_interval`, from the `Arrivals` the caller read), and every rule
-above applies to that interval as to a fixed one.  It takes values and a
+above applies to that interval as to a fixed one.  A source a WebSub hub
+pushes is polled only as a safety net, every `push_every` (6 hours by
+default) unless its own interval is longer.  It takes values and a
 random source and returns a `NextPoll`; it never reads a clock, a database
 or the network.
 """
@@ -185,14 +187,19 @@ def plan_next(
     settings: Settings,
     rng: random.Random | None = None,
     arrivals: Arrivals | None = None,
+    pushed: bool = False,
 ) -> NextPoll:
     """The next poll of `source` after `report`, at `now`.
 
     `failures` counts consecutive failures including this poll (0 after a
-    success); `arrivals` (for `every: auto`) includes this poll's new entries.
+    success); `arrivals` (for `every: auto`) includes this poll's new entries;
+    `pushed`: a WebSub hub pushes the source, which is then polled only as a
+    safety net, every `settings.push_every` (or its own interval, if longer).
     """
     rng = rng or random.Random()
     interval = base_interval(source, now, arrivals)
+    if pushed:
+        interval = max(interval, settings.push_every)
     if source.cron:
         jitter = rng.uniform(0, min(_CRON_JITTER_MAX, interval * settings.jitter))
     else:

@@ -4,7 +4,9 @@
 (every second) polls the sources that are due in the database and free to
 lease; a reload job (every 5 s) picks up edits to sources.yaml, keeping the
 last good configuration when an edit is invalid; a prune job deletes expired
-stories and poll history in small batches; every tick leaves a heartbeat for
+stories and poll history in small batches; a websub job (every 10 s) keeps
+the WebSub subscriptions in step with the sources (websub_service.py);
+every tick leaves a heartbeat for
 `ingest health` (and, with `metrics`, sets the tick's gauges: metrics.py).
 On a stop signal it takes no new polls, lets in-flight polls finish within a
 grace period, and returns 0.  When a source is due is
@@ -22,7 +24,7 @@ import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ from ingest.config import Config
 from ingest.config.watch import ConfigWatcher
 from ingest.leases import lease_ttl, make_owner
 from ingest.model import FetchState, Settings, Source, SourceReport
+from ingest.websub import SubscriberTiming
 
 if TYPE_CHECKING:
     import httpx
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from ingest.metrics import Metrics
     from ingest.pipeline import Pipeline
     from ingest.store import Store
+    from ingest.websub_service import Subscriber
 
 __all__ = ["SERVICE_NAME", "Heartbeat", "Service", "Timing", "prune_in_batches"]
 
@@ -54,6 +58,8 @@ class Timing:
     prune: float = 3600.0
     prune_batch: int = 500
     grace: float = 20.0  # in-flight polls get this long to finish on shutdown
+    websub: float = 10.0  # subscribe, renew, unsubscribe at WebSub hubs (websub_service.py)
+    subscriber: SubscriberTiming = field(default_factory=SubscriberTiming)
 
 
 def _utcnow() -> datetime:
@@ -137,6 +143,7 @@ class Service:
         self.reports: list[SourceReport] = []
         self._stop = asyncio.Event()
         self._pipeline: Pipeline | None = None
+        self._subscriber: Subscriber | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------
@@ -155,6 +162,7 @@ class Service:
         """Serve until stopped (or, with once=True, poll what is due and return)."""
         from ingest.fetch import make_client
         from ingest.pipeline import Pipeline
+        from ingest.websub_service import Subscriber
 
         loop = self._loop = asyncio.get_running_loop()
         # signal handlers can only be installed from the main thread; a service run in
@@ -170,13 +178,18 @@ class Service:
                      owner=make_owner("scheduler"), metrics=self.metrics) as pipeline,
         ):  # fmt: skip
             self._pipeline = pipeline
-            await self._db(self.store.sync_sources, self.config.sources, self.clock())
+            self._subscriber = Subscriber(
+                self.store, client, self._db, timing=self.timing.subscriber, clock=self.clock
+            )
+            # the settings go to the database too: `ingest serve` reads them for pushes
+            await self._db(self.store.sync_sources, self.config.sources, self.clock(), settings)
             # a scheduler or run killed on this host cannot give its leases back
             await pipeline.free_dead_leases({s.key for s in self.config.sources})
             if self.once:
                 await self.tick()
                 await self._drain(None)  # every poll is bounded by its own deadline
                 await _guarded(self.prune, "prune")()  # --once from a timer: no prune job
+                await _guarded(self.subscribe, "websub")()  # nor a websub job
                 return 0 if all(r.ok for r in self.reports) else 1
             scheduler = self._scheduler()
             scheduler.start()
@@ -205,6 +218,7 @@ class Service:
             (self.tick, t.tick, "tick"),
             (self.reload, t.reload, "reload"),
             (self.prune, t.prune, "prune"),
+            (self.subscribe, t.websub, "websub"),
         ]
         for fn, every, name in jobs:
             scheduler.add_job(
@@ -295,7 +309,7 @@ class Service:
             return
         config = self.config = result.config
         self.heartbeat.config_error = None
-        await self._db(self.store.sync_sources, config.sources, self.clock())
+        await self._db(self.store.sync_sources, config.sources, self.clock(), config.settings)
         assert self._pipeline is not None
         self._pipeline.apply_settings(config.settings)
         log.info(
@@ -304,6 +318,11 @@ class Service:
             list(result.removed) or "none", list(result.changed) or "none",
         )  # fmt: skip
         await self._beat(force=True)
+
+    async def subscribe(self) -> None:
+        """Subscribe to the hubs sources advertise, renew, unsubscribe (websub_service.py)."""
+        if self._subscriber is not None and not self._stop.is_set():
+            await self._subscriber.step(self.config.settings)
 
     async def prune(self) -> None:
         """Delete expired stories and poll history, a small batch at a time."""

@@ -17,7 +17,7 @@ or spaced requests to, shared by `ingest run`, the scheduler and every
   slot and moves it on by the delay, in one transaction.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from alembic import op
 from ingest.store.schema import UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,8 @@
 This module's one job is the converters for cron strings (as `policy.cron_trigger`
 reads them: crontab weekdays, 0 or 7 = Sunday), `select:` CSS selectors with
 their optional `@attr` (compiled by soupsieve), strptime `date_format`s and
-`allow_networks` CIDR networks (`netguard.parse_network`); each takes (value
+`allow_networks` CIDR networks (`netguard.parse_network`) and the WebSub
+`websub_callback` base URL (http(s), a host, no query or fragment); each takes (value
 node, field name) to a value or raises `_Bad`, as in `values`.  It does not
 walk mappings, know which field goes where, or collect problems.  apscheduler
 and soupsieve are imported only when a cron string or a selector is first
@@ -18,9 +19,9 @@ from typing import Final
 
 from yaml.nodes import Node
 
-from ingest.config.values import _Bad, _text
+from ingest.config.values import _Bad, _text, _url
 
-__all__ = ["_cron", "_date_format", "_network", "_selector"]
+__all__ = ["_callback", "_cron", "_date_format", "_network", "_selector"]
 
 _ATTR_RE: Final = re.compile(r"[A-Za-z_:][-\w:.]*")
 
@@ -105,3 +106,18 @@ def _network(value: str, node: Node, name: str) -> None:
         parse_network(value)
     except ValueError as e:
         raise _Bad(f"{name}: {e}", node) from None
+
+
+def _callback(node: Node, name: str) -> str:
+    """The public base URL that reaches `ingest serve` (hubs call it + /websub/ID)."""
+    from urllib.parse import urlsplit
+
+    value = _url(node, name)
+    parts = urlsplit(value)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise _Bad(
+            f"{name} {value!r} must be a base URL without '?' or '#': hubs call it with "
+            "/websub/ and an id added to its path",
+            node,
+        )
+    return value

@@ -21,7 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, Node
 
 from ingest.config.fields import _fail
-from ingest.config.notations import _cron, _network
+from ingest.config.notations import _callback, _cron, _network
 from ingest.config.request_fields import _host_delays
 from ingest.config.rule_fields import _rules
 from ingest.config.site import SiteSpec, _SiteChecker
@@ -91,6 +91,8 @@ _SETTINGS_FIELDS: Final = (
     "max_entries",
     "parse_cpu",
     "parse_memory",
+    "websub_callback",
+    "push_every",
 )
 _SETTINGS_HINTS: Final = {"allow_networks": "; 'allow_networks' belongs under defaults:"}
 _DEFAULT_HINTS: Final = {
@@ -218,4 +220,6 @@ class _Checker(_SourceChecker, _SiteChecker):
             max_entries=self.optional(f, "max_entries", _count(1, 1_000_000), s.max_entries, w),
             parse_cpu=self.optional(f, "parse_cpu", _timeout, s.parse_cpu, w),
             parse_memory=self.optional(f, "parse_memory", _memory_size, s.parse_memory, w),
+            websub_callback=self.optional(f, "websub_callback", _callback, None, w),
+            push_every=self.optional(f, "push_every", _interval, s.push_every, w),
         )

@@ -23,8 +23,29 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
-from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import arrivals, configs, db, hiding, hosts, reads, service, writes
+from ingest.model import (
+    Advert,
+    Arrivals,
+    FetchState,
+    Item,
+    Plan,
+    PollRecord,
+    Settings,
+    Source,
+    SourceReport,
+)
+from ingest.store import (
+    arrivals,
+    configs,
+    db,
+    hiding,
+    hosts,
+    reads,
+    service,
+    subscriptions,
+    writes,
+)
+from ingest.websub import Subscription
 
 __all__ = ["Store"]
 
@@ -173,7 +194,13 @@ class Store:
         feed discovered on it) and are dropped where that changed since they
         were stored; sources never polled are absent.
         """
-        stored = self._read(lambda c: reads.fetch_states(c, [s.key for s in configured]))
+        keys = [s.key for s in configured]
+        now = datetime.now(UTC)
+
+        def read(c: Connection) -> tuple[dict[str, tuple[str | None, FetchState]], set[str]]:
+            return reads.fetch_states(c, keys), subscriptions.pushed_keys(c, keys, now)
+
+        stored, pushed = self._read(read)
         out: dict[str, FetchState] = {}
         for s in configured:
             url_and_state = stored.get(s.key)
@@ -182,7 +209,7 @@ class Store:
             url, state = url_and_state
             if url != (state.discovered_url or s.url):
                 state = FetchState(failures=state.failures, discovered_url=state.discovered_url)
-            out[s.key] = state
+            out[s.key] = replace(state, pushed=s.key in pushed)
         return out
 
     def due(
@@ -260,10 +287,77 @@ class Store:
     def status(self) -> list[dict[str, Any]]:
         def read(c: Connection) -> list[dict[str, Any]]:
             rows = reads.source_status(c)
-            arrivals.with_intervals(c, rows, datetime.now(UTC))
+            now = datetime.now(UTC)
+            arrivals.with_intervals(c, rows, now)
+            pushes = subscriptions.status_by_source(c)
+            stored = service.stored_settings(c)
+            push_every = configs.settings_from_json(stored).push_every if stored else None
+            for row in rows:
+                subscriptions.with_push(row, pushes.get(row["key"]), now, push_every)
             return rows
 
         return self._read(read)
+
+    # -- WebSub (store/subscriptions.py) -------------------------------------------
+
+    def adverts(self) -> dict[str, Advert]:
+        """The hub each source in the file (enabled) advertised at its last parsed poll."""
+        return self._read(subscriptions.adverts)
+
+    def subscriptions(self) -> list[Subscription]:
+        return self._read(subscriptions.all_rows)
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        return self._read(lambda c: subscriptions.by_id(c, sub_id))
+
+    def subscription_requested(self, sub: Subscription, now: datetime) -> None:
+        with self._write() as conn:
+            subscriptions.requested(conn, sub, now)
+
+    def subscription_failed(
+        self, sub_id: str, error: str, now: datetime, retry_at: datetime, state: str = "failed"
+    ) -> None:
+        with self._write() as conn:
+            subscriptions.failed(conn, sub_id, error, now, retry_at, state)
+
+    def subscription_verified(
+        self, sub_id: str, mode: str, lease: int | None, now: datetime
+    ) -> None:
+        with self._write() as conn:
+            subscriptions.verified(conn, sub_id, mode, lease, now)
+
+    def subscription_denied(
+        self, sub_id: str, reason: str, now: datetime, retry_at: datetime
+    ) -> None:
+        with self._write() as conn:
+            subscriptions.denied(conn, sub_id, reason, now, retry_at)
+
+    def forget_subscription(self, sub_id: str) -> None:
+        with self._write() as conn:
+            subscriptions.forget(conn, sub_id)
+
+    def save_push(
+        self, report: SourceReport, source: Source, batch: Sequence[Item], sub_id: str, url: str,
+        now: datetime,
+    ) -> SourceReport:  # fmt: skip
+        """Store a pushed body's Items (as a poll's, deduplicated) with its line in the
+        poll log and the subscription's push count, in one transaction; the report
+        with what storing came to."""
+        with self._write() as conn:
+            plan = writes.save_items(conn, source, batch, now) if batch else Plan()
+            counted = report.with_counts(plan, len(batch), now) if report.ok else report
+            subscriptions.log_push(conn, counted, url, now)
+            subscriptions.pushed(conn, sub_id, now)
+        return counted
+
+    def push_refused(self, sub_id: str, now: datetime) -> None:
+        with self._write() as conn:
+            subscriptions.refused(conn, sub_id, now)
+
+    def resume_polling(self, keys: Sequence[str], now: datetime) -> None:
+        """Sources whose pushes stopped are polled now, not after their safety-net wait."""
+        with self._write() as conn:
+            subscriptions.resume_polling(conn, keys, now)
 
     def story_count(self) -> int:
         return self._read(reads.story_count)

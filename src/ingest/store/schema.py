@@ -45,6 +45,7 @@ __all__ = [
     "services",
     "settings",
     "sources",
+    "subscriptions",
 ]
 
 # The Alembic revision this code expects; opening a database at another one
@@ -124,6 +125,9 @@ sources = Table(
     Column("discovered_url", Text),
     # distributed polling (0004): the validated Source as JSON, for `ingest worker`
     Column("config", Text),
+    # WebSub (0008): the hub and topic the feed advertised at its last parsed poll
+    Column("websub_hub", Text),
+    Column("websub_topic", Text),
     Index("ix_sources_next_due", "next_due_at"),
 )
 
@@ -217,6 +221,33 @@ hosts = Table(
     Column("next_request_at", UTCDateTime),
 )
 
+# WebSub (0008): our subscriptions to hubs (websub.py); `id` ends the callback URL
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("source_key", Text, nullable=False),
+    Column("hub", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("callback", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # the HMAC key of the pushes; never shown
+    Column("state", Text, nullable=False),  # requested | active | unsubscribing | failed | denied
+    Column("requested_at", UTCDateTime),
+    Column("verified_at", UTCDateTime),
+    Column("lease_seconds", Integer),
+    Column("expires_at", UTCDateTime),
+    Column("retry_at", UTCDateTime),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("last_push_at", UTCDateTime),
+    Column("pushes", Integer, nullable=False, server_default="0"),
+    Column("refused", Integer, nullable=False, server_default="0"),  # bad signatures
+    Column("last_refused_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_subscriptions_source", "source_key"),
+)
+
 services = Table(
     "services",
     metadata,
@@ -240,7 +271,7 @@ settings = Table(
 
 
 def latest_items_view(dialect: str) -> str:
-    """CREATE VIEW latest_items as the head revision (0007) defines it, for `dialect`."""
+    """CREATE VIEW latest_items as revision 0007 defines it (0008 left it as it is)."""
     if dialect == "postgresql":
         sources = (
             "(SELECT string_agg(x.source_key, ',' ORDER BY x.first_seen_at, x.source_key) "

@@ -301,6 +301,12 @@ def _state_values(record: PollRecord) -> dict[str, Any]:
             last_entries=report.entries,
             moved_to=report.moved_to,
         )
+        if report.read_body:  # what the parsed body advertised replaces what was recorded
+            advert = report.advert
+            values.update(
+                websub_hub=advert.hub if advert else None,
+                websub_topic=advert.topic if advert else None,
+            )
         if fetched is not None:
             values.update(
                 etag=fetched.etag,

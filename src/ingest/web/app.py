@@ -1,14 +1,16 @@
-"""`ingest serve`: a small read-only Starlette app over one Store.
+"""`ingest serve`: a small Starlette app over one Store, read-only but for WebSub pushes.
 
 Routes: `/` (the collection page), `/api/items` (JSON, keyset-paginated),
 `/feeds/{section}.atom` and `/feeds/{section}.json`, `/healthz`,
-`/metrics` (what the database knows, for Prometheus: dbmetrics.py) and
+`/metrics` (what the database knows, for Prometheus: dbmetrics.py),
 `/status` (the source-health page for operators: sourcehealth.py; off with
-`status_page=False`).  Every other answer, errors included, carries an
-ETag (a hash of the body) and a Last-Modified (the newest `updated_at` of
-the stories in it), and a conditional GET whose validators still match gets
-an empty 304.  The endpoints are plain functions: Starlette runs them in its
-thread pool, where the Store's blocking SQLAlchemy calls belong.
+`status_page=False`) and `/websub/{id}`, where WebSub hubs verify
+subscriptions and push (web/websub.py: the one route that writes, what hubs
+push).  Every other answer, errors included, carries an ETag (a hash of the
+body) and a Last-Modified (the newest `updated_at` of the stories in it), and
+a conditional GET whose validators still match gets an empty 304.  The
+endpoints are plain functions: Starlette runs them in its thread pool, where
+the Store's blocking SQLAlchemy calls belong.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
 from ingest.web.sourcehealth import render_status, source_views
+from ingest.web.websub import websub_routes
 
 __all__ = ["MAX_AGE", "conditional", "create_app", "etag_of", "listen", "serve"]
 
@@ -153,6 +156,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *([Route("/status", status, methods=["GET"])] if status_page else []),
+            *websub_routes(store),
         ],
         exception_handlers={
             HTTPException: http_error,
