@@ -366,6 +366,24 @@ def test_memory_budget_stops_a_greedy_parse_and_the_worker_lives_on(
     assert pool.submit(workers.parse_job, FEED, ok, NOW, None, limits).result(10)[0] == "ok"
 
 
+def test_a_pushed_body_is_read_under_the_same_budgets() -> None:
+    """`ingest serve` reads what a WebSub hub pushes in a parse worker of its own,
+    under the parse budgets: a costly body fails as a parse error, and the worker
+    reads the next push."""
+    from ingest.push import PushParsing
+
+    parsing = PushParsing()
+    try:
+        limits = ParseLimits(max_entries=1_000_000, cpu_seconds=0.5)
+        with pytest.raises(errors.ParseError, match=r"parsing stopped after 0\.5s of CPU"):
+            parsing.sift(FEED, _costly_feed(), NOW, NOW - timedelta(days=3650), limits)
+        ok = Fetched(FEED.key, FEED.url, FEED.url, 200, content=_feed(5))
+        items, why = parsing.sift(FEED, ok, NOW, NOW - timedelta(days=3650), limits)
+        assert len(items) == 5 and why is None
+    finally:
+        parsing.close()
+
+
 @pytest.mark.slow
 def test_a_job_stuck_in_c_is_killed_and_only_it_fails() -> None:
     """`sum(range(10**10))` runs in C for minutes and never lets the CPU timer's handler

@@ -9,9 +9,10 @@ cannot be read: the error is logged and shown by `ingest status`, nothing is
 stored, and the source's polling goes on as before).  The source comes from
 the database (`sources.config`, as `ingest worker` reads it) and the settings
 from the database's copy of `settings:`.  It runs in `ingest serve`'s thread
-pool: the body is capped (the source's `max_body`) before it gets here and
-its entries are trimmed to `max_entries` as a poll's are, but it is parsed
-in that process, not in a budgeted parse worker.  It does not check
+pool: the body is capped (the source's `max_body`) before it gets here, and
+it is parsed as a poll's body is, in a parse worker (`PushParsing`, one
+worker started at the first push) under the `parse_cpu` and `parse_memory`
+budgets, its entries trimmed to `max_entries`.  It does not check
 signatures, answer HTTP or touch a source's schedule, validators or lease.
 """
 
@@ -19,28 +20,73 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ingest import errors
 from ingest.bounds import ParseLimits
 from ingest.controls import strip_controls
-from ingest.model import Fetched, Item, Settings, SourceReport
+from ingest.model import Fetched, Item, Settings, Source, SourceReport
 from ingest.store import Store
 from ingest.websub import Subscription
 
-__all__ = ["receive"]
+if TYPE_CHECKING:
+    from ingest.parse_pool import ParsePool
+
+__all__ = ["PushParsing", "receive"]
 
 log = logging.getLogger("ingest.poll")
 
 
+class PushParsing:
+    """The parse worker pushed bodies are read in, under the parse budgets
+    (`workers.parse_job`): started at the first push, so a serve that is never
+    pushed to starts none; `close` stops it."""
+
+    def __init__(self) -> None:
+        self._pool: ParsePool | None = None
+        self._lock = threading.Lock()
+
+    def sift(
+        self, source: Source, fetched: Fetched, now: datetime, not_before: datetime,
+        limits: ParseLimits,
+    ) -> tuple[tuple[Item, ...], str | None]:  # fmt: skip
+        """`workers.sift` in the worker: the Items kept and why none were; a failure
+        (a budget spent included) raises its `IngestError`."""
+        from ingest import workers
+
+        with self._lock:
+            if self._pool is None:
+                # serve runs threads: a fork could deadlock, the forkserver is clean
+                self._pool = workers.start_forkserver_pool(1)
+            pool = self._pool
+        kind, value = pool.submit(
+            workers.parse_job, source, fetched, now, not_before, limits, True
+        ).result()
+        if kind != "ok":
+            raise errors.ParseError(value)
+        sifted: tuple[tuple[Item, ...], str | None] = value
+        return sifted
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 def receive(
-    store: Store, sub: Subscription, body: bytes, content_type: str | None, now: datetime
+    store: Store,
+    sub: Subscription,
+    body: bytes,
+    content_type: str | None,
+    now: datetime,
+    parsing: PushParsing,
 ) -> SourceReport | None:
     """Store what `body` (pushed for `sub`) carries; None when the source is unknown."""
-    from ingest.workers import sift
-
     source = store.source(sub.source_key)
     if source is None:
         log.warning("push for %s, which the database does not know; ignored", sub.source_key)
@@ -55,7 +101,7 @@ def receive(
     report = SourceReport(source_key=source.key, ok=True)
     kept: tuple[Item, ...] = ()
     try:
-        kept, why = sift(source, fetched, now, not_before, ParseLimits.of(settings))
+        kept, why = parsing.sift(source, fetched, now, not_before, ParseLimits.of(settings))
         if why:
             report = replace(report, notes=(why,))
     except errors.IngestError as e:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ from starlette.routing import Route
 from ingest import errors
 from ingest.config.site import SiteSpec
 from ingest.dbmetrics import registry_for
+from ingest.push import PushParsing
 from ingest.store import Store
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
@@ -147,6 +150,15 @@ def create_app(
     def ingest_error(request: Request, exc: Exception) -> Response:  # e.g. a template that fails
         return answer(request, site.error(500, str(exc)))
 
+    parsing = PushParsing()  # the parse worker of pushed bodies, started at the first push
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            parsing.close()
+
     app = Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
@@ -156,8 +168,9 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *([Route("/status", status, methods=["GET"])] if status_page else []),
-            *websub_routes(store),
+            *websub_routes(store, parsing),
         ],
+        lifespan=lifespan,
         exception_handlers={
             HTTPException: http_error,
             errors.StoreError: store_error,

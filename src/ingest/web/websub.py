@@ -53,12 +53,14 @@ def _text(body: str, status: int) -> Response:
 
 def websub_routes(
     store: Store,
+    parsing: push.PushParsing,
     *,
     timing: websub.SubscriberTiming | None = None,
     clock: Callable[[], datetime] = _utcnow,
 ) -> list[Route]:
-    """The callback routes over `store`; `timing` says how long a denied subscription
-    waits before it is asked for again."""
+    """The callback routes over `store`; pushed bodies are parsed by `parsing` (a
+    budgeted worker); `timing` says how long a denied subscription waits before it is
+    asked for again."""
     patience = timing or websub.SubscriberTiming()
     path = websub.CALLBACK_PATH + "{sub_id}"
 
@@ -106,7 +108,7 @@ def websub_routes(
             await run_in_threadpool(store.push_refused, sub.id, now)
             return _text("accepted", 202)
         content_type = request.headers.get("content-type")
-        await run_in_threadpool(push.receive, store, sub, body, content_type, now)
+        await run_in_threadpool(push.receive, store, sub, body, content_type, now, parsing)
         return _text("accepted", 202)
 
     return [
