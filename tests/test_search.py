@@ -26,7 +26,9 @@ from cli_helpers import latest_json
 from ingest.cli import main
 from ingest.model import Source
 from ingest.store import Store
+from ingest.store import search as search_index
 from ingest.web.app import create_app
+from ingest.web.params import decode_cursor
 from store_helpers import T0, count, item, migrate_to, save
 
 A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
@@ -286,3 +288,47 @@ def test_equal_scores_page_newest_first_each_once(store: Store) -> None:
             if cursor is None:
                 break
         assert seen == [i["id"] for i in whole], limit
+
+
+def test_sqlite_ranks_the_matches_a_block_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the matches are ranked RANK_BLOCK at a time, the highest ids (the most
+    recently stored) first; PostgreSQL ranks them all at once. Paging walks the same
+    order, each story once, whatever the page size, and across the blocks."""
+    words = ["staffing", "staffing rota", "staffing staffing report", "rota"]
+    save(store, A, [item(A, 30 + n, title=f"Weekly {words[n % 4]} {n}", summary="<p>Staffing.</p>",
+                         published_at=T0 + timedelta(days=n % 3)) for n in range(11)])  # fmt: skip
+    everything = store.latest(search="staffing", limit=100)  # fewer than a block: exact
+    assert len(everything) == 11 and all(r["block"] is None for r in everything if "block" in r)
+    score = {r["id"]: r["score"] for r in everything}
+    newest = {r["id"]: r["published_at"] for r in everything}
+
+    def ranked(ids: list[int]) -> list[int]:
+        return sorted(ids, key=lambda i: (score[i], -newest[i].timestamp(), -i))
+
+    monkeypatch.setattr(search_index, "RANK_BLOCK", 4)
+    ids = sorted(score, reverse=True)
+    if store.engine.dialect.name == "sqlite":
+        expected = ranked(ids[:4]) + ranked(ids[4:8]) + ranked(ids[8:])
+        assert expected != ranked(ids)  # the blocks do change the order here
+    else:
+        expected = ranked(ids)
+    rows = store.latest(search="staffing", limit=100)
+    assert [r["id"] for r in rows] == expected
+    client = Client(store)
+    for limit in ("1", "3", "4", "5"):
+        seen, cursor, blocks = [], None, set()
+        while True:
+            params = {"q": "staffing", "limit": limit, **({"cursor": cursor} if cursor else {})}
+            data = client.get("/api/items", **params).json()
+            seen += [i["id"] for i in data["items"]]
+            cursor = data["next_cursor"]
+            if cursor is None:
+                break
+            blocks.add(decode_cursor(cursor).block)
+        assert seen == expected, limit
+        if store.engine.dialect.name == "sqlite":  # cursors past the first block name theirs
+            assert blocks - {None} <= {ids[3] - 1, ids[7] - 1} and len(blocks) > 1, limit
+        else:
+            assert blocks == {None}
