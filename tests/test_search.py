@@ -332,3 +332,40 @@ def test_sqlite_ranks_the_matches_a_block_at_a_time(
             assert blocks - {None} <= {ids[3] - 1, ids[7] - 1} and len(blocks) > 1, limit
         else:
             assert blocks == {None}
+
+
+def test_migration_0010_caps_the_search_index_pending_list(db_url: str) -> None:
+    """PostgreSQL's GIN index keeps a pending list of at most 256 kB, which every search
+    reads; nothing changes on SQLite. Down and up again."""
+    if db_url.startswith("sqlite"):
+        Path(db_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    pg = db_url.startswith("postgresql")
+
+    def options() -> list[str]:
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as c:
+                rows = c.execute(
+                    text("SELECT reloptions FROM pg_class WHERE relname = :name"),
+                    {"name": "ix_item_search_document"},
+                ).scalar_one()
+                return list(rows or [])
+        finally:
+            engine.dispose()
+
+    migrate_to(db_url, "0007")
+    if pg:
+        assert options() == []
+    with Store.open(db_url) as store:  # migrates to the head
+        store.sync_sources([A], T0)
+        save(store, A, [item(A, 1, title="Ward rounds")])
+        assert titles(store.latest(search="ward")) == ["Ward rounds"]
+    if pg:
+        assert options() == ["gin_pending_list_limit=256"]
+    migrate_to(db_url, "0007", down=True)
+    if pg:
+        assert options() == []
+    with Store.open(db_url) as store:
+        assert titles(store.latest(search="rounds")) == ["Ward rounds"]
+    if pg:
+        assert options() == ["gin_pending_list_limit=256"]
