@@ -19,7 +19,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-PENDING_LIST_KB = 256
+PENDING_LIST_KB = 256  # as ingest.store.search.PG_PENDING_LIST_KB has it at this revision
 
 
 def upgrade() -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "MAX_TERMS",
     "NO_BLOCK",
     "PG_CONFIG",
+    "PG_PENDING_LIST_KB",
     "PG_TABLE",
     "RANK_BLOCK",
     "SEARCH_TABLES",
@@ -60,6 +61,7 @@ FTS_TABLE = "items_fts"  # SQLite
 PG_TABLE = "item_search"  # PostgreSQL
 SEARCH_TABLES = (FTS_TABLE, PG_TABLE)
 PG_CONFIG = "english"
+PG_PENDING_LIST_KB = 256  # the GIN index's pending list, read whole by every search (0010)
 MAX_TERMS = 16
 RANK_BLOCK = 1000  # SQLite ranks a search's matches this many at a time (`sqlite_page`)
 NO_BLOCK = 2**63 - 1  # `block_top` of the first block: every id
@@ -70,13 +72,15 @@ _WORD = re.compile(r"\w+")
 
 
 def search_ddl(dialect: str) -> list[str]:
-    """The statements that create the search index in an empty database (migration 0006)."""
+    """The statements that create the search index in an empty database (migration 0006;
+    on PostgreSQL with 0010's cap on the GIN pending list, which every search reads)."""
     if dialect == "postgresql":
         return [
             f"CREATE TABLE {PG_TABLE} (item_id BIGINT NOT NULL PRIMARY KEY "
             "REFERENCES items (id) ON DELETE CASCADE, published_at TIMESTAMP WITH TIME ZONE "
             "NOT NULL, document TSVECTOR NOT NULL)",
-            f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document)",
+            f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document) "
+            f"WITH (gin_pending_list_limit = {PG_PENDING_LIST_KB})",
         ]
     return [
         f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, body, "
