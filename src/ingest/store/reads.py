@@ -59,8 +59,8 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
 def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
     """Stories newest first (with `search`, most relevant first), with every source
     that carried each one, in one statement (`latest_statement` says which); a search
-    on SQLite whose page runs past the end of a block of ranked matches goes on into
-    the next block with one more statement per block."""
+    on SQLite whose page runs past the end of its block of ranked matches goes on into
+    the next block with one more (a block is bigger than any page)."""
     dialect = conn.dialect.name
     statement, params = latest_statement(dialect, **filters)
     if "block_top" not in params:
@@ -116,9 +116,10 @@ def latest_statement(
     (score, published_at DESC, id DESC) and the cursor also carries the last
     story's score (`before_score`).  Rows carry `score` when searching.  On
     SQLite a search ranks its matches in blocks of `search.RANK_BLOCK`, the
-    highest ids first: `block_top` is the highest id of the block a cursor is
-    in (None: the first), and each row carries its own block's (`block`, None
-    in the first).  PostgreSQL ranks all matches at once and ignores `block_top`.
+    highest ids first: a block is the RANK_BLOCK matches with the highest ids
+    up to its `block_top` (None: the first block, every id); a cursor names the
+    block it is in, and each row carries its own block's (`block`, None in the
+    first).  PostgreSQL ranks all matches at once and ignores `block_top`.
 
     The statement depends only on which filters are given, so it is built once
     per combination and reused with new parameters: building it costs five

@@ -6,8 +6,8 @@ strictly after it in the newest-first order (`published_at DESC, id DESC`),
 so a story stored between two requests is neither skipped nor repeated.  A
 search (`q=`) orders by relevance first, and its cursor carries the last
 story's score too: `["<published_at>", <id>, <score>]`, and on SQLite, past
-the first block of ranked matches (store/search.py), the highest id of the
-block it is in: `["<published_at>", <id>, <score>, <block>]`.
+the first block of ranked matches (store/search.py), the id its block starts
+at or below: `["<published_at>", <id>, <score>, <block>]`.
 Everything a client can get wrong raises `BadRequest` with a message meant
 for the person writing the client.
 """
@@ -56,7 +56,7 @@ class BadRequest(ValueError):
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """The last story of a page: its date and id, its search score when searching, and
-    the highest id of its block of ranked matches past the first block (SQLite)."""
+    past the first block of ranked matches (SQLite) the id its block starts at or below."""
 
     published_at: datetime
     id: int
