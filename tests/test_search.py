@@ -1,11 +1,12 @@
-"""Search: `Store.latest(search=...)`, `/api/items?q=`, `ingest latest --search`, migration 0006.
+"""Search: `Store.latest(search=...)`, `/api/items?q=`, `ingest latest --search`, migrations.
 
 On SQLite (FTS5) and PostgreSQL (tsvector + GIN), through the store's real write path
 (`Store.save_poll`): what a search finds (title, summary, content; every word; stemmed;
-not the HTML's tags), its order (relevance, then newest first), its pages (the same
-keyset cursor rules as the plain list), that writes keep the index current (a changed
-story, a pruned one), the API's and the command's answers and errors, and an older
-database migrated to 0006 (its stories found, their sources' dates filled in).
+not the HTML's tags), its order (relevance, then newest first; on SQLite a block of
+matches at a time), its pages (the same keyset cursor rules as the plain list), that
+writes keep the index current (a changed story, a pruned one), the API's and the
+command's answers and errors, an older database migrated to 0006 (its stories found,
+their sources' dates filled in), and 0010's cap on PostgreSQL's GIN pending list.
 """
 
 from __future__ import annotations
