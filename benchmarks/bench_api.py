@@ -2,11 +2,13 @@
 """Latency of what downstream sites ask for, on SQLite and PostgreSQL, at 100,000+ stories.
 
     python benchmarks/bench_api.py [--stories 100000] [--requests 1000]
-                                   [--postgres URL | --sqlite-only] [--db URL ...]
+                                   [--postgres URL | --sqlite-only] [--db URL ... [--reuse]]
+                                   [--only TEXT ...]
 
 For each database (a temporary SQLite file, and a fresh database created on the
 PostgreSQL server at --postgres, default $INGEST_TEST_POSTGRES_URL, dropped
-afterwards; or the EMPTY databases given with --db), fills it with
+afterwards; or the EMPTY databases given with --db, which are kept: run again
+with --reuse to measure them as they are), fills it with
 tests/bulkstories.py (straight into the tables, one transaction, as the store's
 writes would leave them: five sources, 60 % of the stories in `latest`, one in
 ten a video, a year of dates, words with natural frequencies; then ANALYZE),
@@ -24,7 +26,8 @@ and measures, each after 50 warm-up calls, the p50 / p95 / max latency of:
   and the documented search queries through one open SQLAlchemy connection.
 
 It ends with one table of every row for every database (docs/downstream.md
-has the numbers).  It measures; it asserts nothing.
+has the numbers); `--only q= --only search` times just the search rows, to
+repeat them on a noisy machine.  It measures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -63,9 +66,10 @@ VIEW_QUERY = (
 )
 SEARCH_SQL = {  # what docs/database.md tells a site to send
     "sqlite": (
-        "SELECT i.id, i.title, i.url, i.published_at FROM items_fts f "
-        "JOIN items i ON i.id = f.rowid WHERE items_fts MATCH :q "
-        "ORDER BY bm25(items_fts, 4.0, 1.0), i.published_at DESC, i.id DESC LIMIT 20"
+        "WITH block AS MATERIALIZED (SELECT rowid AS id, bm25(items_fts, 4.0, 1.0) AS score "
+        "FROM items_fts WHERE items_fts MATCH :q ORDER BY rowid DESC LIMIT 1000) "
+        "SELECT i.id, i.title, i.url, i.published_at FROM block b JOIN items i ON i.id = b.id "
+        "ORDER BY b.score, i.published_at DESC, i.id DESC LIMIT 20"
     ),
     "postgresql": (
         "SELECT i.id, i.title, i.url, i.published_at FROM (SELECT s.item_id, s.published_at, "
@@ -120,7 +124,7 @@ def paths(store: Store) -> dict[str, str]:
     last = store.latest(section="latest", limit=20 * 1000)[-1]  # the end of page 1,000
     deep = encode_cursor(last["published_at"], last["id"])
     hit = store.latest(search=SEARCH, limit=20)[-1]
-    after = encode_cursor(hit["published_at"], hit["id"], hit["score"])
+    after = encode_cursor(hit["published_at"], hit["id"], hit["score"], hit.get("block"))
     since, until = (NOW - timedelta(days=60)).date(), (NOW - timedelta(days=30)).date()
 
     def api(**params: object) -> str:
@@ -162,7 +166,14 @@ def bench_in_process(store: Store, targets: dict[str, str], n: int, out: Results
     asyncio.run(run())
 
 
-def bench_loopback(db_url: str, targets: dict[str, str], n: int, out: Results) -> None:
+def chosen(name: str, only: list[str] | None) -> bool:
+    """Whether row `name` is timed: every row, or those naming one of `only` (--only)."""
+    return not only or any(part in name for part in only)
+
+
+def bench_loopback(
+    db_url: str, targets: dict[str, str], n: int, out: Results, only: list[str] | None
+) -> None:
     from websample import serving
 
     with tempfile.TemporaryDirectory() as tmp, serving(db_url, Path(tmp) / "serve.log") as url:
@@ -187,21 +198,25 @@ def bench_loopback(db_url: str, targets: dict[str, str], n: int, out: Results) -
             assert get("/api/items?section=latest&limit=20", {"If-None-Match": etag}).status == 304
 
         name = "conditional GET answered 304"
-        out.setdefault(name, {})["loopback"] = line(name, time_sync(conditional, n))
+        if chosen(name, only):
+            out.setdefault(name, {})["loopback"] = line(name, time_sync(conditional, n))
         conn.close()
         with httpx.Client(base_url=url.rstrip("/"), timeout=10) as client:
             name = "/api/items?section=latest&limit=20 through httpx.Client"
-            samples = time_sync(lambda: client.get("/api/items?section=latest&limit=20"), n)
-            out.setdefault(name, {})["loopback"] = line(name, samples)
+            if chosen(name, only):
+                samples = time_sync(lambda: client.get("/api/items?section=latest&limit=20"), n)
+                out.setdefault(name, {})["loopback"] = line(name, samples)
 
 
-def bench_sql(store: Store, n: int, out: Results) -> None:
+def bench_sql(store: Store, n: int, out: Results, only: list[str] | None) -> None:
     dialect = store.engine.dialect.name
     with store.engine.connect() as conn:
         for name, sql, params in [
             ("latest_items view, SQLAlchemy connection", VIEW_QUERY, {}),
             (f"documented search SQL, '{SEARCH}'", SEARCH_SQL[dialect], {"q": SEARCH}),
         ]:
+            if not chosen(name, only):
+                continue
             if dialect == "sqlite" and "MATCH" in sql:
                 params = {"q": " ".join(f'"{w}"' for w in SEARCH.split())}
             samples = time_sync(
@@ -243,20 +258,26 @@ def measure(db_url: str, args: argparse.Namespace) -> tuple[str, Results]:
     out: Results = {}
     with Store.open(db_url) as store:
         dialect = store.engine.dialect.name
-        if store.story_count():
-            raise SystemExit(f"{store.url} is not empty")
-        started = time.perf_counter()
-        fill(store, args.stories)
-        seconds = time.perf_counter() - started
-        print(f"\n== {dialect}: {store.story_count():,} stories written in {seconds:.0f} s "
-              f"(then ANALYZE); {args.requests} timed calls each")  # fmt: skip
-        targets = paths(store)
+        held = store.story_count()
+        if held and not (args.reuse and held == args.stories):
+            why = f"holds {held:,} stories, not --stories {args.stories:,}"
+            raise SystemExit(f"{store.url} {why if args.reuse else 'is not empty'}")
+        if held:
+            print(f"\n== {dialect}: the {held:,} stories an earlier run wrote (--reuse); "
+                  f"{args.requests} timed calls each")  # fmt: skip
+        else:
+            started = time.perf_counter()
+            fill(store, args.stories)
+            seconds = time.perf_counter() - started
+            print(f"\n== {dialect}: {store.story_count():,} stories written in {seconds:.0f} s "
+                  f"(then ANALYZE); {args.requests} timed calls each")  # fmt: skip
+        targets = {k: v for k, v in paths(store).items() if chosen(k, args.only)}
         print("in-process ASGI (httpx.ASGITransport -> Starlette -> thread pool -> Store):")
         bench_in_process(store, targets, args.requests, out)
         print("over loopback (`ingest serve`, uvicorn, one keep-alive http.client connection):")
-        bench_loopback(db_url, targets, args.requests, out)
+        bench_loopback(db_url, targets, args.requests, out, args.only)
         print("SQL, as a downstream site sends it:")
-        bench_sql(store, args.requests, out)
+        bench_sql(store, args.requests, out, args.only)
     return dialect, out
 
 
@@ -288,6 +309,12 @@ def main() -> int:
                     "(default: $INGEST_TEST_POSTGRES_URL)")  # fmt: skip
     ap.add_argument("--sqlite-only", action="store_true")
     ap.add_argument("--db", action="append", help="an EMPTY database URL instead (repeatable)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --db: measure a database an earlier run filled with the "
+                    "same --stories as it is (filling a million takes minutes)")  # fmt: skip
+    ap.add_argument("--only", action="append", metavar="TEXT",
+                    help="time only the rows whose name contains TEXT (repeatable; "
+                    "'q=' and 'search' for the search rows)")  # fmt: skip
     args = ap.parse_args()
     results: dict[str, Results] = {}
     with databases(args) as urls:

@@ -1,11 +1,12 @@
-"""Search: `Store.latest(search=...)`, `/api/items?q=`, `ingest latest --search`, migration 0006.
+"""Search: `Store.latest(search=...)`, `/api/items?q=`, `ingest latest --search`, migrations.
 
 On SQLite (FTS5) and PostgreSQL (tsvector + GIN), through the store's real write path
 (`Store.save_poll`): what a search finds (title, summary, content; every word; stemmed;
-not the HTML's tags), its order (relevance, then newest first), its pages (the same
-keyset cursor rules as the plain list), that writes keep the index current (a changed
-story, a pruned one), the API's and the command's answers and errors, and an older
-database migrated to 0006 (its stories found, their sources' dates filled in).
+not the HTML's tags), its order (relevance, then newest first; on SQLite a block of
+matches at a time), its pages (the same keyset cursor rules as the plain list), that
+writes keep the index current (a changed story, a pruned one), the API's and the
+command's answers and errors, an older database migrated to 0006 (its stories found,
+their sources' dates filled in), and 0010's cap on PostgreSQL's GIN pending list.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from cli_helpers import latest_json
 from ingest.cli import main
 from ingest.model import Source
 from ingest.store import Store
+from ingest.store import search as search_index
 from ingest.web.app import create_app
+from ingest.web.params import decode_cursor
 from store_helpers import T0, count, item, migrate_to, save
 
 A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
@@ -286,3 +289,84 @@ def test_equal_scores_page_newest_first_each_once(store: Store) -> None:
             if cursor is None:
                 break
         assert seen == [i["id"] for i in whole], limit
+
+
+def test_sqlite_ranks_the_matches_a_block_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the matches are ranked RANK_BLOCK at a time, the highest ids (the most
+    recently stored) first; PostgreSQL ranks them all at once. Paging walks the same
+    order, each story once, whatever the page size, and across the blocks."""
+    words = ["staffing", "staffing rota", "staffing staffing report", "rota"]
+    save(store, A, [item(A, 30 + n, title=f"Weekly {words[n % 4]} {n}", summary="<p>Staffing.</p>",
+                         published_at=T0 + timedelta(days=n % 3)) for n in range(11)])  # fmt: skip
+    everything = store.latest(search="staffing", limit=100)  # fewer than a block: exact
+    assert len(everything) == 11 and all(r["block"] is None for r in everything if "block" in r)
+    score = {r["id"]: r["score"] for r in everything}
+    newest = {r["id"]: r["published_at"] for r in everything}
+
+    def ranked(ids: list[int]) -> list[int]:
+        return sorted(ids, key=lambda i: (score[i], -newest[i].timestamp(), -i))
+
+    monkeypatch.setattr(search_index, "RANK_BLOCK", 4)
+    ids = sorted(score, reverse=True)
+    if store.engine.dialect.name == "sqlite":
+        expected = ranked(ids[:4]) + ranked(ids[4:8]) + ranked(ids[8:])
+        assert expected != ranked(ids)  # the blocks do change the order here
+    else:
+        expected = ranked(ids)
+    rows = store.latest(search="staffing", limit=100)
+    assert [r["id"] for r in rows] == expected
+    client = Client(store)
+    for limit in ("1", "3", "4", "5"):
+        seen, cursor, blocks = [], None, set()
+        while True:
+            params = {"q": "staffing", "limit": limit, **({"cursor": cursor} if cursor else {})}
+            data = client.get("/api/items", **params).json()
+            seen += [i["id"] for i in data["items"]]
+            cursor = data["next_cursor"]
+            if cursor is None:
+                break
+            blocks.add(decode_cursor(cursor).block)
+        assert seen == expected, limit
+        if store.engine.dialect.name == "sqlite":  # cursors past the first block name theirs
+            assert blocks - {None} <= {ids[3] - 1, ids[7] - 1} and len(blocks) > 1, limit
+        else:
+            assert blocks == {None}
+
+
+def test_migration_0010_caps_the_search_index_pending_list(db_url: str) -> None:
+    """PostgreSQL's GIN index keeps a pending list of at most 256 kB, which every search
+    reads; nothing changes on SQLite. Down and up again."""
+    if db_url.startswith("sqlite"):
+        Path(db_url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    pg = db_url.startswith("postgresql")
+
+    def options() -> list[str]:
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as c:
+                rows = c.execute(
+                    text("SELECT reloptions FROM pg_class WHERE relname = :name"),
+                    {"name": "ix_item_search_document"},
+                ).scalar_one()
+                return list(rows or [])
+        finally:
+            engine.dispose()
+
+    migrate_to(db_url, "0007")
+    if pg:
+        assert options() == []
+    with Store.open(db_url) as store:  # migrates to the head
+        store.sync_sources([A], T0)
+        save(store, A, [item(A, 1, title="Ward rounds")])
+        assert titles(store.latest(search="ward")) == ["Ward rounds"]
+    if pg:
+        assert options() == ["gin_pending_list_limit=256"]
+    migrate_to(db_url, "0007", down=True)
+    if pg:
+        assert options() == []
+    with Store.open(db_url) as store:
+        assert titles(store.latest(search="rounds")) == ["Ward rounds"]
+    if pg:
+        assert options() == ["gin_pending_list_limit=256"]

@@ -89,6 +89,13 @@ def _describe(conn: Connection) -> dict[str, object]:
     for view in insp.get_view_names():
         shape[f"view {view}"] = " ".join(str(insp.get_view_definition(view)).split())
     shape["revision"] = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    if conn.dialect.name == "postgresql":  # storage parameters (the search index's, 0010)
+        shape["reloptions"] = conn.execute(
+            text(
+                "SELECT relname, reloptions FROM pg_class WHERE reloptions IS NOT NULL "
+                "AND relnamespace = 'public'::regnamespace ORDER BY relname"
+            )
+        ).all()
     return shape
 
 
@@ -118,7 +125,11 @@ def test_a_new_database_is_created_as_the_migrations_would_create_it(db_url: str
     assert created == migrated
     assert "view latest_items" in created
     searching = [t for t in created if search.is_search_table(t)]
-    assert len(created) == len(metadata.tables) + 3 + len(searching)
+    assert len(created) == len(metadata.tables) + 3 + len(searching) + ("reloptions" in created)
+    if "postgresql" in db_url:
+        assert created["reloptions"] == [
+            ("ix_item_search_document", [f"gin_pending_list_limit={search.PG_PENDING_LIST_KB}"])
+        ]
     assert searching == (["item_search"] if "postgresql" in db_url else
                          ["items_fts", "items_fts_config", "items_fts_content", "items_fts_data",
                           "items_fts_docsize", "items_fts_idx"])  # fmt: skip

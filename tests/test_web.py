@@ -12,6 +12,7 @@ and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -269,9 +270,17 @@ def test_cursors_round_trip() -> None:
     moment = datetime(2026, 6, 1, 8, 30, 15, 123456, tzinfo=UTC)
     assert decode_cursor(encode_cursor(moment, 42)) == Cursor(moment, 42)
     assert decode_cursor(encode_cursor(moment, 42, -1.25e-06)) == Cursor(moment, 42, -1.25e-06)
+    assert decode_cursor(encode_cursor(moment, 42, -3.5, 9000)) == Cursor(moment, 42, -3.5, 9000)
+    assert decode_cursor(encode_cursor(moment, 42, None, 9000)) == Cursor(moment, 42)  # no score
     for bad in ("", "AAAA", "bnVsbA", "WzEsMl0", "WyIyMDI2LTA2LTAxVDA4OjAwOjAwIix0cnVlXQ"):
         with pytest.raises(ValueError):
             decode_cursor(bad)
+    stamp = moment.isoformat()
+    for position in ([stamp, 42, -3.5, True], [stamp, 42, -3.5, "9000"], [stamp, 42, -3.5, 1.5],
+                     [stamp, 42, -3.5, 9000, 1]):  # fmt: skip
+        raw = base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+        with pytest.raises(ValueError):
+            decode_cursor(raw)
 
 
 # -- feeds ---------------------------------------------------------------------------------

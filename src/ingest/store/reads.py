@@ -58,15 +58,35 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
 
 def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
     """Stories newest first (with `search`, most relevant first), with every source
-    that carried each one, in one statement (`latest_statement` says which)."""
-    statement, params = latest_statement(conn.dialect.name, **filters)
-    rows = []
-    for r in conn.execute(statement, params):
-        row = dict(r._mapping)
-        carriers = row["sources"]
-        row["sources"] = carriers.split(",") if carriers else [row["source"]]
-        rows.append(row)
-    return rows
+    that carried each one, in one statement (`latest_statement` says which); a search
+    on SQLite whose page runs past the end of its block of ranked matches goes on into
+    the next block with one more (a block is bigger than any page)."""
+    dialect = conn.dialect.name
+    statement, params = latest_statement(dialect, **filters)
+    if "block_top" not in params:
+        return [_with_sources(dict(r._mapping)) for r in conn.execute(statement, params)]
+    wanted: int = params["page"]
+    rows: list[dict[str, Any]] = []
+    while True:
+        low, size = None, 0
+        for r in conn.execute(statement, params):
+            row = dict(r._mapping)
+            low, size = row.pop("block_low"), row.pop("block_rows")
+            if row["id"] is not None:  # an empty page is one row naming only the block
+                top = params["block_top"]
+                row["block"] = None if top == search_index.NO_BLOCK else top
+                rows.append(_with_sources(row))
+        if len(rows) >= wanted or low is None or size < params["block_size"]:
+            return rows  # the page is full, or that was the last block
+        filters = {**filters, "limit": wanted - len(rows), "block_top": low - 1}
+        filters.update(before=None, before_score=None)  # the next block, from its best
+        statement, params = latest_statement(dialect, **filters)
+
+
+def _with_sources(row: dict[str, Any]) -> dict[str, Any]:
+    carriers = row["sources"]
+    row["sources"] = carriers.split(",") if carriers else [row["source"]]
+    return row
 
 
 def latest_statement(
@@ -81,6 +101,7 @@ def latest_statement(
     before: tuple[datetime, int] | None = None,
     search: str | None = None,
     before_score: float | None = None,
+    block_top: int | None = None,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The SELECT behind `latest` and its parameters.
 
@@ -93,7 +114,12 @@ def latest_statement(
     only stories strictly after that `(published_at, id)` in the newest-first
     order.  With `search` (a reader's words, store/search.py) the order is
     (score, published_at DESC, id DESC) and the cursor also carries the last
-    story's score (`before_score`).  Rows carry `score` when searching.
+    story's score (`before_score`).  Rows carry `score` when searching.  On
+    SQLite a search ranks its matches in blocks of `search.RANK_BLOCK`, the
+    highest ids first: a block is the RANK_BLOCK matches with the highest ids
+    up to its `block_top` (None: the first block, every id); a cursor names the
+    block it is in, and each row carries its own block's (`block`, None in the
+    first).  PostgreSQL ranks all matches at once and ignores `block_top`.
 
     The statement depends only on which filters are given, so it is built once
     per combination and reused with new parameters: building it costs five
@@ -112,7 +138,10 @@ def latest_statement(
             if before_score is None:
                 raise ValueError("a search cursor carries the last story's score")
             params["before_score"] = before_score
-    shape = frozenset(params) - {"page"}
+        if dialect == "sqlite":
+            params["block_top"] = search_index.NO_BLOCK if block_top is None else block_top
+            params["block_size"] = search_index.RANK_BLOCK
+    shape = frozenset(params) - {"page", "block_size"}
     return _statement(dialect, shape), params
 
 
@@ -152,15 +181,15 @@ def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
 
 
 def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
-    """The page of matches first (ids, scores and dates only: the ranking sorts every
-    match), then the page's stories with their columns and sources.  On PostgreSQL the
-    date is read beside the document, and `items` only when a filter needs it; on
-    SQLite, without filters, only for the page and its ties (`search.sqlite_page`)."""
-    if dialect == "sqlite" and not given & {"section", "kind", "source", "since", "until"}:
-        return _page_stories(dialect, search_index.sqlite_page(after="before_date" in given))
-    found = search_index.match(dialect)
+    """The page of matches first (ids, scores and dates only), then the page's stories
+    with their columns and sources.  On SQLite the page is ranked within its block
+    (`search.sqlite_page`, filters included); on PostgreSQL among every match, the date
+    read beside the document, and `items` only when a filter needs it."""
+    if dialect == "sqlite":
+        return _page_stories(dialect, search_index.sqlite_page(given))
+    found = search_index.match()
     score = found.c.score
-    if "published_at" in found.c and not given & {"section", "kind", "source"}:
+    if not given & {"section", "kind", "source"}:
         date, ident = found.c.published_at, found.c.id
         page: Select[Any] = select(ident, score, date.label("published_at"))
     else:
@@ -184,11 +213,21 @@ def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
 
 
 def _page_stories(dialect: str, top: Any) -> Select[Any]:
-    """The stories of a page of matches `top` (id, score, published_at), in its order."""
+    """The stories of a page of matches `top` (id, score, published_at), in its order;
+    on SQLite also the block's `block_low` and `block_rows`, and one row without a
+    story when the page is empty (`search.sqlite_page`)."""
+    columns = [*_story_columns(dialect), top.c.score]
+    joined = top.join(items, items.c.id == top.c.id).join(
+        sources, sources.c.key == items.c.source_key
+    )
+    if dialect == "sqlite":
+        columns += [top.c.block_low, top.c.block_rows]
+        joined = top.outerjoin(items, items.c.id == top.c.id).outerjoin(
+            sources, sources.c.key == items.c.source_key
+        )
     return (
-        select(*_story_columns(dialect), top.c.score)
-        .select_from(top.join(items, items.c.id == top.c.id))
-        .join(sources, sources.c.key == items.c.source_key)
+        select(*columns)
+        .select_from(joined)
         .order_by(top.c.score, top.c.published_at.desc(), top.c.id.desc())
     )
 

@@ -12,10 +12,12 @@ PostgreSQL).
 
 A query is the words in what the reader typed (letters and digits; no
 operators): a story matches when it has every word, stemmed ("nurses"
-finds "nurse").  `match` gives the matching story ids with a score where
-lower is better (FTS5's bm25, the negated `ts_rank` on PostgreSQL), the
-title weighing more than the text.  This module builds statements; it does
-not page, filter or format (reads.py does).
+finds "nurse").  The score is lower for more relevant stories (FTS5's bm25,
+the negated `ts_rank` on PostgreSQL), the title weighing more than the text.
+PostgreSQL ranks every match (`match`); SQLite ranks them RANK_BLOCK at a
+time, the most recently stored (highest ids) first (`sqlite_page`), since
+bm25 over every match of a common word costs more than the rest of a search.
+This module builds the statements; reads.py pages through them and formats.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from ingest.store.schema import UTCDateTime
 __all__ = [
     "FTS_TABLE",
     "MAX_TERMS",
+    "NO_BLOCK",
     "PG_CONFIG",
+    "PG_PENDING_LIST_KB",
     "PG_TABLE",
+    "RANK_BLOCK",
     "SEARCH_TABLES",
     "Indexed",
     "check_sqlite_fts5",
@@ -56,7 +61,10 @@ FTS_TABLE = "items_fts"  # SQLite
 PG_TABLE = "item_search"  # PostgreSQL
 SEARCH_TABLES = (FTS_TABLE, PG_TABLE)
 PG_CONFIG = "english"
+PG_PENDING_LIST_KB = 256  # the GIN index's pending list, read whole by every search (0010)
 MAX_TERMS = 16
+RANK_BLOCK = 1000  # SQLite ranks a search's matches this many at a time (`sqlite_page`)
+NO_BLOCK = 2**63 - 1  # `block_top` of the first block: every id
 TITLE_WEIGHT = 4.0  # bm25 column weight of the title against the text's 1.0
 
 _TAG = re.compile(r"<[^>]*>")
@@ -64,13 +72,15 @@ _WORD = re.compile(r"\w+")
 
 
 def search_ddl(dialect: str) -> list[str]:
-    """The statements that create the search index in an empty database (migration 0006)."""
+    """The statements that create the search index in an empty database (migration 0006;
+    on PostgreSQL with 0010's cap on the GIN pending list, which every search reads)."""
     if dialect == "postgresql":
         return [
             f"CREATE TABLE {PG_TABLE} (item_id BIGINT NOT NULL PRIMARY KEY "
             "REFERENCES items (id) ON DELETE CASCADE, published_at TIMESTAMP WITH TIME ZONE "
             "NOT NULL, document TSVECTOR NOT NULL)",
-            f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document)",
+            f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document) "
+            f"WITH (gin_pending_list_limit = {PG_PENDING_LIST_KB})",
         ]
     return [
         f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, body, "
@@ -177,67 +187,85 @@ def match_terms(dialect: str, words: Sequence[str]) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def match(dialect: str) -> Subquery:
-    """`(id, score)` of the stories with every word of the `search_terms` parameter
-    (`match_terms`), lower score = more relevant; on PostgreSQL also `published_at`
-    (kept beside the document, so that ranking reads no `items` rows)."""
-    columns: list[Any] = [column("id", Integer), column("score", Float)]
-    if dialect == "postgresql":
-        columns.append(column("published_at", UTCDateTime()))
-        stmt = text(
-            f"SELECT s.item_id AS id, -ts_rank(s.document, q.query)::float8 AS score, "
-            "s.published_at "
-            f"FROM {PG_TABLE} s, plainto_tsquery('{PG_CONFIG}', :search_terms) AS q(query) "
-            "WHERE s.document @@ q.query"
-        )
-    else:
-        stmt = text(
-            f"SELECT rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score "
-            f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
-        )
-    return stmt.columns(*columns).subquery("found")
-
-
-def sqlite_page(*, after: bool) -> Subquery:
-    """`(id, score, published_at)` of one page of an unfiltered search on SQLite, best
-    first, from the `search_terms`, `page` and (with `after`) `before_*` parameters.
-
-    The matches are ranked on the index alone; only those scoring at least as well as
-    the page's last (the page and its ties) read their date from `items` for the
-    tie-break, instead of every match: half the time of a two-word search on a big
-    database.  With `after`, the ones after the cursor: a better score, or the same
-    score and older.
-    """
-    found = (
-        f"SELECT rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score "
-        f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :search_terms"
-    )
-    if after:
-        ranked = (
-            f"m AS MATERIALIZED ({found}), r AS MATERIALIZED ("
-            "SELECT id, score FROM m WHERE score > :before_score UNION ALL "
-            "SELECT m.id, m.score FROM m JOIN items i ON i.id = m.id "
-            "WHERE m.score = :before_score AND (i.published_at, i.id) < (:before_date, :before_id))"
-        )
-    else:
-        ranked = f"r AS MATERIALIZED ({found})"
+def match() -> Subquery:
+    """`(id, score, published_at)` of the stories with every word of the `search_terms`
+    parameter (`match_terms`) on PostgreSQL, lower score = more relevant (the negated
+    `ts_rank`); `published_at` is kept beside the document, so ranking reads no `items`
+    rows.  PostgreSQL ranks every match: its cost is finding them (the GIN index, then
+    each match's row), and `ts_rank` adds little."""
     stmt = text(
-        f"WITH {ranked}, worst AS (SELECT score FROM r ORDER BY score LIMIT 1 OFFSET :page - 1) "
-        "SELECT r.id AS id, r.score AS score, i.published_at AS published_at "
-        "FROM r JOIN items i ON i.id = r.id "
-        "WHERE r.score <= coalesce((SELECT score FROM worst), 1e308) "
-        "ORDER BY r.score, i.published_at DESC, i.id DESC LIMIT :page"
+        "SELECT s.item_id AS id, -ts_rank(s.document, q.query)::float8 AS score, "
+        "s.published_at "
+        f"FROM {PG_TABLE} s, plainto_tsquery('{PG_CONFIG}', :search_terms) AS q(query) "
+        "WHERE s.document @@ q.query"
     )
-    params: list[Any] = [bindparam("page", type_=Integer)]
-    if after:
-        params += [
-            bindparam("before_score", type_=Float),
-            bindparam("before_date", type_=UTCDateTime()),
-            bindparam("before_id", type_=Integer),
-        ]
     columns: list[Any] = [
         column("id", Integer),
         column("score", Float),
         column("published_at", UTCDateTime()),
+    ]
+    return stmt.columns(*columns).subquery("found")
+
+
+def sqlite_page(given: frozenset[str]) -> Subquery:
+    """`(id, score, published_at, block_low, block_rows)`: one page of a search on SQLite,
+    ranked within its block, from the parameters named in `given` (`search_terms`,
+    `block_top`, `block_size`, `page`; `section`, `kind`, `since`, `until`, `source`
+    when filtering; `before_score`, `before_date`, `before_id` after a cursor).
+
+    The block is the `block_size` matches with the highest ids up to `block_top` that
+    pass the filters: FTS5 reads its index from the highest id down and stops there, so
+    only the block is ranked (`bm25` costs about 1.7 microseconds a story; ranking every
+    match of a word in one story in a hundred took most of a search's time at a million
+    stories).  The page is the block's matches best first (score, then newest), after
+    the cursor when given.  Every row carries the block's lowest id and size, and an
+    empty page is still one row (id NULL), so that the caller can go on to the next
+    block (`reads.latest`).
+    """
+    where = [f"{FTS_TABLE} MATCH :search_terms", f"{FTS_TABLE}.rowid <= :block_top"]
+    params: list[Any] = [
+        bindparam("block_top", type_=Integer),
+        bindparam("block_size", type_=Integer),
+        bindparam("page", type_=Integer),
+    ]
+    for name, condition in (
+        ("section", "i.section = :section"),
+        ("kind", "i.kind = :kind"),
+        ("since", "i.published_at >= :since"),
+        ("until", "i.published_at < :until"),
+        ("source", "EXISTS (SELECT 1 FROM item_sources AS link "
+                   "WHERE link.item_id = i.id AND link.source_key = :source)"),
+    ):  # fmt: skip
+        if name in given:
+            where.append(condition)
+    for name in ("since", "until", "before_date"):
+        if name in given:
+            params.append(bindparam(name, type_=UTCDateTime()))
+    after = ""
+    if "before_date" in given:
+        after = (
+            "WHERE score > :before_score OR (score = :before_score "
+            "AND (published_at, id) < (:before_date, :before_id))"
+        )
+        params += [bindparam("before_score", type_=Float), bindparam("before_id", type_=Integer)]
+    stmt = text(
+        "WITH block AS MATERIALIZED ("
+        f"SELECT {FTS_TABLE}.rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score, "
+        f"i.published_at AS published_at FROM {FTS_TABLE} JOIN items AS i "
+        f"ON i.id = {FTS_TABLE}.rowid WHERE {' AND '.join(where)} "
+        f"ORDER BY {FTS_TABLE}.rowid DESC LIMIT :block_size), "
+        f"page AS (SELECT id, score, published_at FROM block {after} "
+        "ORDER BY score, published_at DESC, id DESC LIMIT :page) "
+        "SELECT page.id AS id, page.score AS score, page.published_at AS published_at, "
+        "info.block_low AS block_low, info.block_rows AS block_rows "
+        "FROM (SELECT min(id) AS block_low, count(*) AS block_rows FROM block) AS info "
+        "LEFT JOIN page ON 1"
+    )
+    columns: list[Any] = [
+        column("id", Integer),
+        column("score", Float),
+        column("published_at", UTCDateTime()),
+        column("block_low", Integer),
+        column("block_rows", Integer),
     ]
     return stmt.bindparams(*params).columns(*columns).subquery("top")

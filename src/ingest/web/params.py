@@ -5,7 +5,9 @@ A cursor is URL-safe base64 (no padding) of the JSON `["<published_at ISO
 strictly after it in the newest-first order (`published_at DESC, id DESC`),
 so a story stored between two requests is neither skipped nor repeated.  A
 search (`q=`) orders by relevance first, and its cursor carries the last
-story's score too: `["<published_at>", <id>, <score>]`.
+story's score too: `["<published_at>", <id>, <score>]`, and on SQLite, past
+the first block of ranked matches (store/search.py), the id its block starts
+at or below: `["<published_at>", <id>, <score>, <block>]`.
 Everything a client can get wrong raises `BadRequest` with a message meant
 for the person writing the client.
 """
@@ -53,11 +55,13 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """The last story of a page: its date and id, and its search score when searching."""
+    """The last story of a page: its date and id, its search score when searching, and
+    past the first block of ranked matches (SQLite) the id its block starts at or below."""
 
     published_at: datetime
     id: int
     score: float | None = None
+    block: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +160,14 @@ def parse_since(text: str, name: str = "since") -> datetime:
     return moment.astimezone(UTC)
 
 
-def encode_cursor(published_at: datetime, item_id: int, score: float | None = None) -> str:
+def encode_cursor(
+    published_at: datetime, item_id: int, score: float | None = None, block: int | None = None
+) -> str:
     position: list[object] = [published_at.astimezone(UTC).isoformat(), item_id]
     if score is not None:
         position.append(score)
+        if block is not None:
+            position.append(block)
     raw = json.dumps(position, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -171,15 +179,22 @@ def decode_cursor(cursor: str) -> Cursor:
         position = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as e:
         raise ValueError("malformed cursor") from e
-    if not isinstance(position, list) or len(position) not in (2, 3):
+    if not isinstance(position, list) or len(position) not in (2, 3, 4):
         raise ValueError("malformed cursor")
     stamp, item_id, *rest = position
-    if not isinstance(stamp, str) or not isinstance(item_id, int) or isinstance(item_id, bool):
+    if not isinstance(stamp, str) or not _whole(item_id):
         raise ValueError("malformed cursor")
     score = rest[0] if rest else None
     if rest and (not isinstance(score, int | float) or isinstance(score, bool)):
         raise ValueError("malformed cursor")
+    block = rest[1] if len(rest) == 2 else None
+    if block is not None and not _whole(block):
+        raise ValueError("malformed cursor")
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is None:
         raise ValueError("malformed cursor")
-    return Cursor(moment.astimezone(UTC), item_id, None if score is None else float(score))
+    return Cursor(moment.astimezone(UTC), item_id, None if score is None else float(score), block)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -104,12 +104,15 @@ class Site:
             limit=query.limit + 1,
             before=None if before is None else (before.published_at, before.id),
             before_score=None if before is None else before.score,
+            block_top=None if before is None else before.block,
         )
         more, rows = len(rows) > query.limit, rows[: query.limit]
         cursor = None
         if more and paginate:
             last = rows[-1]
-            cursor = encode_cursor(last["published_at"], last["id"], last.get("score"))
+            cursor = encode_cursor(
+                last["published_at"], last["id"], last.get("score"), last.get("block")
+            )
         stories = [{k: r[k] for k in LATEST_FIELDS} for r in rows]  # orjson writes the dates
         body = json_bytes({"items": stories, "next_cursor": cursor})
         return Body(body, JSON_TYPE, self._modified(rows))
