@@ -8,7 +8,7 @@ name DESIGN.md gives it.  Run it with the project's interpreter
 
 import sys
 
-from ingest.cli import main
+from ingest.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["schedule", *sys.argv[1:]]))

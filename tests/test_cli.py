@@ -14,7 +14,7 @@ import pytest
 
 from cli_helpers import write_sources
 from feedserver import FeedServer
-from ingest.cli import LATEST_FIELDS, main
+from ingest.cli.main import LATEST_FIELDS, main
 
 DATA = Path(__file__).parent / "data" / "feeds"
 

@@ -1,4 +1,4 @@
-"""Tests of ingest.fetch: make_client, Fetcher and parse_retry_after.
+"""Tests of ingest.stages.fetch: make_client, Fetcher and parse_retry_after.
 
 One job: show that a poll behaves politely and boundedly over real HTTP. Protocol behaviour
 (conditional GET, gzip, redirects, error statuses, deadlines, body caps, resets, concurrency
@@ -32,8 +32,8 @@ import pytest
 
 from feedserver import DEFAULT_CONTENT_TYPE, MIB, FeedServer, RequestRecord
 from ingest import errors
-from ingest.fetch import ACCEPT, Fetcher, make_client, parse_retry_after
 from ingest.model import Fetched, FetchState, Settings, Source
+from ingest.stages.fetch import ACCEPT, Fetcher, make_client, parse_retry_after
 
 T = TypeVar("T")
 

@@ -33,13 +33,14 @@ from typing import Any
 import pytest
 
 from feedserver import FeedServer
-from ingest import errors, workers
-from ingest.bounds import ParseLimits, newest, trim_entries
-from ingest.fetch import Fetcher, make_client
+from ingest import errors
 from ingest.model import Fetched, RawEntry, Settings, Source
-from ingest.normalize import MAX_SUMMARY, MAX_TITLE, normalize
-from ingest.parse.feed import parse_feed
-from ingest.parse.page import parse_page
+from ingest.runtime.parsing import jobs as workers
+from ingest.stages.bounds import ParseLimits, newest, trim_entries
+from ingest.stages.fetch import Fetcher, make_client
+from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, normalize
+from ingest.stages.parse.feed import parse_feed
+from ingest.stages.parse.page import parse_page
 
 MIB = 1024 * 1024
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -201,7 +202,7 @@ def test_page_reader_expands_no_entities(prolog: str, secret: Path) -> None:
 
 
 def test_feed_discovery_expands_no_entities(secret: Path) -> None:
-    discover = pytest.importorskip("ingest.parse.discover")
+    discover = pytest.importorskip("ingest.stages.parse.discover")
     head = (
         '<link rel="alternate" type="application/rss+xml" href="/feed&lol9;">'
         '<link rel="alternate" type="application/rss+xml" href="/x&xxe;">'

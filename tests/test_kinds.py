@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from cli_helpers import latest_json, quick_sources
 from feedserver import FeedServer
-from ingest.cli import LATEST_FIELDS, main
+from ingest.cli.main import LATEST_FIELDS, main
 from ingest.store import Store
 
 DATA = Path(__file__).parent / "data"

@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from feedserver import FeedServer
-from ingest import pipeline, workers
 from ingest.model import NextPoll, PollRecord, Settings, Source, SourceReport
+from ingest.runtime import pipeline
+from ingest.runtime.parsing import jobs as workers
 from ingest.store import Store
 from ingest.store.schema import sources as sources_table
 from store_helpers import T0, count, item, ok, save
@@ -378,7 +379,7 @@ def test_a_poll_cancelled_while_its_write_waits_does_not_stop_the_recorder(
     import asyncio
     import time
 
-    from ingest.recorder import Recorder
+    from ingest.runtime.recorder import Recorder
 
     def record(source: Source) -> PollRecord:
         return PollRecord(source, ok(source), None, T0, NextPoll(T0 + timedelta(minutes=30)))

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from ingest import dedupe
 from ingest.model import Fetched, FetchState, Item, NextPoll, PollRecord, Source, SourceReport
+from ingest.stages import dedupe
 from ingest.store import Store, search
 from ingest.store.schema import SCHEMA_REVISION, metadata
 from store_helpers import T0, count, item, ok, save

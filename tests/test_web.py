@@ -29,7 +29,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from feedserver import FeedServer
-from ingest.cli import LATEST_FIELDS, main
+from ingest.cli.main import LATEST_FIELDS, main
 from ingest.store import Store
 from ingest.web.app import create_app
 from ingest.web.page import TemplateProblem
@@ -563,7 +563,7 @@ def test_ingest_serve_on_a_port_in_use_says_so_in_one_line(
     with serving(sqlite_collection.db_url, tmp_path / "serve.log") as url:
         port = url.rsplit(":", 1)[1].strip("/")
         done = subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "serve", "--db", sqlite_collection.db_url,
+            [sys.executable, "-m", "ingest.cli.main", "serve", "--db", sqlite_collection.db_url,
              "--host", "127.0.0.1", "--port", port],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the demo's sources.yaml and database go (db/demo), emptied first",
     )  # fmt: skip
     args = p.parse_args(argv)
-    from ingest import cli, errors
+    import ingest.cli.main as cli
+    from ingest import errors
     from ingest.demo.server import DATA, SampleServer, render
     from ingest.web.app import listen
 

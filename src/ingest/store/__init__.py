@@ -24,7 +24,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
 from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import arrivals, configs, db, hiding, hosts, reads, service, writes
+from ingest.store import arrivals, configs, db, hiding, hosts, reads, writes
+from ingest.store import upkeep as service
 
 __all__ = ["Store"]
 
@@ -230,8 +231,8 @@ class Store:
     def forget_workers(self, now: datetime, silent: float, *, dead: bool = False) -> list[str]:
         """Delete the heartbeat rows of workers silent for `silent` seconds (and, with
         `dead`, of any whose process is gone from this host); returns their names."""
-        from ingest.health import WORKER_PREFIX
-        from ingest.leases import owner_is_dead
+        from ingest.runtime.leases import owner_is_dead
+        from ingest.service.health import WORKER_PREFIX
 
         cutoff = now - timedelta(seconds=silent)
         gone = [

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from ingest.model import PollRecord
-from ingest.politeness import cooldown_of
+from ingest.stages.politeness import cooldown_of
 from ingest.store.db import dialect_insert
 from ingest.store.schema import host_cooldowns
 

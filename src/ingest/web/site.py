@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ingest import errors
-from ingest.cli_format import LATEST_FIELDS
+from ingest.cli.format import LATEST_FIELDS
 from ingest.config.site import SiteSpec
 from ingest.store import Store
 from ingest.web import feeds, page
