@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import ingest.cli.format as cli_format
 from ingest import __version__, errors
+from ingest.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ingest.stages.controls import printable
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # the fields of a story in `ingest latest --format json` and /api/items; defined with the
 # layout in cli_format (the web app shares it), importable from here as before

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ingest.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ingest.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from ingest.model import SourceReport

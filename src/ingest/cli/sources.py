@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingest.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ingest.stages.controls import printable
 
 __all__ = ["add", "add_parsers", "disable", "opml"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _NOISE = frozenset({"feed", "feeds", "rss", "atom", "xml", "index", "en", "www"})
 
 

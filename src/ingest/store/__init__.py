@@ -24,8 +24,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
 from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
-from ingest.store import arrivals, configs, db, hiding, hosts, reads, writes
-from ingest.store import upkeep as service
+from ingest.store import arrivals, configs, db, hiding, hosts, migrations, reads, upkeep, writes
 
 __all__ = ["Store"]
 
@@ -43,7 +42,7 @@ class Store:
     def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
         engine = db.make_engine(db.resolve_url(url))
         if migrate:
-            db.migrate(engine)
+            migrations.migrate(engine)
         return cls(engine)
 
     @classmethod
@@ -52,7 +51,7 @@ class Store:
         migrated (StoreError, in one line, otherwise): for the commands that only read."""
         engine = db.make_engine(db.resolve_url(url), create=False)
         try:
-            db.require_schema(engine)
+            migrations.require_schema(engine)
         except errors.StoreError:
             engine.dispose()
             raise
@@ -106,7 +105,7 @@ class Store:
         """
         with self._write() as conn:
             if settings is not None:
-                service.write_settings(conn, configs.settings_json(settings), now)
+                upkeep.write_settings(conn, configs.settings_json(settings), now)
             return writes.sync_sources(conn, configured, now)
 
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
@@ -141,23 +140,23 @@ class Store:
     ) -> set[str]:
         """Take each source nobody else is polling; returns the keys taken."""
         with self._write() as conn:
-            return service.acquire_leases(conn, keys, owner, now, ttl)
+            return upkeep.acquire_leases(conn, keys, owner, now, ttl)
 
     def release_leases(self, keys: Sequence[str], owner: str) -> None:
         with self._write() as conn:
-            service.release_leases(conn, keys, owner)
+            upkeep.release_leases(conn, keys, owner)
 
     def heartbeat(self, name: str, owner: str, now: datetime, **kw: Any) -> None:
         with self._write() as conn:
-            service.heartbeat(conn, name, owner, now, **kw)
+            upkeep.heartbeat(conn, name, owner, now, **kw)
 
     def prune_batch(self, now: datetime, *, retention: float, history: float, batch: int) -> int:
         """Delete one small batch of expired stories or poll-log rows; 0 when none are left."""
         with self._write() as conn:
-            done = service.prune_items(conn, now - timedelta(seconds=retention), batch)
+            done = upkeep.prune_items(conn, now - timedelta(seconds=retention), batch)
             if done:
                 return done
-            return service.prune_fetches(conn, now - timedelta(seconds=history), batch)
+            return upkeep.prune_fetches(conn, now - timedelta(seconds=history), batch)
 
     # -- reads ----------------------------------------------------------------
 
@@ -184,28 +183,28 @@ class Store:
         self, keys: Sequence[str], now: datetime, limit: int, owner: str | None = None
     ) -> list[str]:
         """Of `keys`, those due at `now` and not leased (but by `owner`), most overdue first."""
-        return self._read(lambda c: service.due_keys(c, keys, now, limit, owner))
+        return self._read(lambda c: upkeep.due_keys(c, keys, now, limit, owner))
 
     def source(self, key: str) -> Source | None:
         """The source as last synced (its `config` JSON), for workers without sources.yaml."""
-        text = self._read(lambda c: service.source_config(c, key))
+        text = self._read(lambda c: upkeep.source_config(c, key))
         return None if text is None else configs.source_from_json(text)
 
     def settings(self) -> Settings | None:
         """The `settings:` block last synced with `sync_sources(..., settings)`, if any."""
-        text = self._read(service.stored_settings)
+        text = self._read(upkeep.stored_settings)
         return None if text is None else configs.settings_from_json(text)
 
     def queue_counts(self) -> dict[str, int] | None:
         """procrastinate's jobs by status (todo, doing, failed, ...) when its table exists."""
-        return self._read(service.queue_counts)
+        return self._read(upkeep.queue_counts)
 
     def lease_owners(self, keys: Sequence[str]) -> dict[str, str]:
         """Who holds the lease of each leased source among `keys`."""
-        return self._read(lambda c: service.lease_owners(c, list(keys)))
+        return self._read(lambda c: upkeep.lease_owners(c, list(keys)))
 
     def service(self, name: str) -> dict[str, Any] | None:
-        return self._read(lambda c: service.service_row(c, name))
+        return self._read(lambda c: upkeep.service_row(c, name))
 
     def host_cooldown(self, host: str, now: datetime) -> tuple[datetime, str] | None:
         """(until, reason) when `host` is cooling down at `now` (store/hosts.py)."""
@@ -226,7 +225,7 @@ class Store:
 
     def services(self) -> list[dict[str, Any]]:
         """Every heartbeat row (scheduler, dispatcher, each worker), by name."""
-        return self._read(service.service_rows)
+        return self._read(upkeep.service_rows)
 
     def forget_workers(self, now: datetime, silent: float, *, dead: bool = False) -> list[str]:
         """Delete the heartbeat rows of workers silent for `silent` seconds (and, with
@@ -242,7 +241,7 @@ class Store:
         ]  # fmt: skip
         if gone:
             with self._write() as conn:
-                service.forget_services(conn, gone)
+                upkeep.forget_services(conn, gone)
         return gone
 
     def latest(self, **kw: Any) -> list[dict[str, Any]]:
