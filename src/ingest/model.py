@@ -3,14 +3,15 @@
 Each dataclass is named after the stage that makes it: config makes `Source`,
 fetch makes `Fetched`, parse makes `RawEntry`, normalize makes `Item`, dedupe
 makes `Plan`, the pipeline makes `SourceReport`.  Nothing here does I/O or
-holds behaviour beyond small derived properties; stages copy with
+holds behaviour beyond small derived properties (and `utcnow`, the default
+`Clock` every stage and service is given); stages copy with
 `dataclasses.replace`, never mutate.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "LISTED_EPOCH",
     "Arrivals",
+    "Clock",
     "CuratedItem",
     "DateSource",
     "DateZone",
@@ -41,6 +43,7 @@ __all__ = [
     "Source",
     "SourceReport",
     "story_lags",
+    "utcnow",
 ]
 
 DEFAULT_TIMEOUT = 20.0
@@ -56,6 +59,14 @@ DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
 DateZone = Literal["none", "utc", "offset"]
 Identity = Literal["guid", "link", "title", "content"]
+Clock = Callable[[], datetime]  # what "now" is: injected, so tests can move time
+
+
+def utcnow() -> datetime:
+    """The default `Clock`: now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
 ItemKind = Literal["article", "video", "audio"]
 
 

@@ -25,12 +25,13 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ingest import errors
 from ingest.model import (
     Arrivals,
+    Clock,
     Fetched,
     FetchState,
     Item,
@@ -38,6 +39,7 @@ from ingest.model import (
     Settings,
     Source,
     SourceReport,
+    utcnow,
 )
 from ingest.runtime.leases import lease_ttl, make_owner, owner_is_dead
 from ingest.runtime.parsing import jobs as workers
@@ -57,14 +59,9 @@ __all__ = ["Pipeline", "fetch_source", "lease_ttl", "make_owner", "run"]
 
 log = logging.getLogger("ingest.poll")
 
-Clock = Callable[[], datetime]
 Progress = Callable[[SourceReport], None]
 FindLinks = Callable[[bytes, str], Awaitable[tuple[str, ...]]]
 _FEED_GONE = frozenset({404, 410})  # a discovered feed answering this: read the page again
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Pipeline:
@@ -76,7 +73,7 @@ class Pipeline:
         client: httpx.AsyncClient,
         settings: Settings | None = None,
         *,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         parse_pool: Executor | None = None,
         progress: Progress | None = None,
         owner: str | None = None,
@@ -477,7 +474,7 @@ def run(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
     progress: Progress | None = None,
     parse_pool: Executor | None = None,
 ) -> list[SourceReport]:

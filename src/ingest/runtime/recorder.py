@@ -32,7 +32,7 @@ from ingest.model import (
     SourceReport,
 )
 
-__all__ = ["PollStore", "Recorder"]
+__all__ = ["DatabaseThread", "PollStore", "Recorder"]
 
 log = logging.getLogger("ingest.poll")
 T = TypeVar("T")
@@ -66,18 +66,38 @@ class PollStore(Protocol):
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan: ...
 
 
+class DatabaseThread:
+    """The one thread a process's database calls run on, one at a time, off the event loop.
+
+    A pipeline's `Recorder` owns one; a long-running process without a pipeline
+    (the dispatcher) has its own, so every process reaches its database the
+    same way.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        """Finish what was handed over, then end the thread."""
+        self._pool.shutdown(wait=True)
+
+
 class Recorder:
     """Serialises every database call of a pipeline onto one thread."""
 
     def __init__(self, store: PollStore) -> None:
         self.store = store
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db")
+        self.thread = DatabaseThread()
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await self.thread.call(fn, *args)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._drain())
@@ -88,7 +108,7 @@ class Recorder:
             await self._queue.put(None)
             await self._task
             self._task = None
-        self._thread.shutdown(wait=True)
+        self.thread.close()
 
     async def save(self, record: PollRecord, batch: Sequence[Item] | None) -> SourceReport:
         """Queue one finished poll; returns its report with the stored counts."""

@@ -17,9 +17,9 @@ cron, systemd or Kubernetes probes.  No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Health",
     "ProcessState",
     "assess",
+    "gone_workers",
     "pick_service",
     "process_states",
 ]
@@ -68,6 +69,22 @@ def process_states(
             state = "alive"
         out.append(ProcessState(name, role, state, silence, row["last_tick_at"]))
     return out
+
+
+def gone_workers(
+    rows: Sequence[Mapping[str, Any]],
+    now: datetime,
+    silent: float,
+    is_dead: Callable[[str], bool] | None = None,
+) -> list[str]:
+    """The names of the workers' heartbeat rows silent for `silent` seconds at `now`, and,
+    with `is_dead` (`leases.owner_is_dead`), of any whose process it says is gone."""
+    cutoff = now - timedelta(seconds=silent)
+    return [
+        str(r["name"]) for r in rows
+        if str(r["name"]).startswith(WORKER_PREFIX)
+        and (r["last_tick_at"] < cutoff or (is_dead is not None and is_dead(str(r["name"]))))
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ lease; a reload job (every 5 s) picks up edits to sources.yaml, keeping the
 last good configuration when an edit is invalid; a prune job deletes expired
 stories and poll history in small batches; every tick leaves a heartbeat for
 `ingest health` (and, with `metrics`, sets the tick's gauges: metrics.py).
+Reload, prune, heartbeat, signals, the clock and the database thread are the
+`Daemon` skeleton's (daemon.py), shared with the dispatcher.
 On a stop signal it takes no new polls, lets in-flight polls finish within a
 grace period, and returns 0.  When a source is due is
 policy.py's decision and the schedule itself lives in the database, so a
@@ -18,18 +20,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import signal
-import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest.config import Config
-from ingest.config.watch import ConfigWatcher
-from ingest.model import FetchState, Settings, Source, SourceReport
+from ingest.model import Clock, FetchState, Source, SourceReport, utcnow
 from ingest.runtime.leases import lease_ttl, make_owner
+from ingest.service.daemon import Daemon, guarded
 
 if TYPE_CHECKING:
     import httpx
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from ingest.runtime.pipeline import Pipeline
     from ingest.store import Store
 
-__all__ = ["SERVICE_NAME", "Heartbeat", "Service", "Timing", "prune_in_batches"]
+__all__ = ["SERVICE_NAME", "Service", "Timing"]
 
 log = logging.getLogger("ingest.schedule")
 SERVICE_NAME = "scheduler"
@@ -56,61 +55,11 @@ class Timing:
     grace: float = 20.0  # in-flight polls get this long to finish on shutdown
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Heartbeat:
-    """The `services` row a long-running process keeps fresh, which `ingest health` judges.
-
-    One per process, under its service's name (the scheduler's `SERVICE_NAME`, the
-    dispatcher's `dispatch.DISPATCHER_NAME`, a worker's `worker@host:pid:...`).
-    `beat` writes at most every `every` seconds, unless forced or stopping,
-    through `run` (the caller's way into the database); `config_error` is the
-    last refused edit of sources.yaml, reported with every beat until an edit
-    is accepted.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        name: str,
-        path: str | None,
-        every: float,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.store = store
-        self.name = name
-        self.every = every
-        self.clock = clock
-        self.config_path = os.path.abspath(path) if path else None  # a worker reads no file
-        self.config_error: str | None = None
-        self.started = clock()
-        self._last: datetime | None = None
-
-    async def beat(
-        self,
-        run: Callable[[Callable[[], None]], Awaitable[Any]],
-        owner: str,
-        *,
-        force: bool = False,
-        stopped: bool = False,
-    ) -> None:
-        now = self.clock()
-        due = self._last is None or (now - self._last).total_seconds() >= self.every
-        if not (force or stopped or due):
-            return
-        self._last = now
-        await run(
-            lambda: self.store.heartbeat(
-                self.name, owner, now, started_at=self.started, config_path=self.config_path,
-                config_error=self.config_error, stopped=stopped,
-            )
-        )  # fmt: skip
-
-
-class Service:
+class Service(Daemon):
     """One scheduler process over one sources file and one database."""
+
+    name = SERVICE_NAME
+    log = log
 
     def __init__(
         self,
@@ -119,79 +68,62 @@ class Service:
         *,
         timing: Timing | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
         once: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
-        self.path = sources_path
-        self.metrics = metrics
-        self.store = store
         self.timing = timing or Timing()
+        super().__init__(
+            sources_path, store, owner=make_owner("scheduler"),
+            heartbeat_every=self.timing.heartbeat, clock=clock, metrics=metrics,
+        )  # fmt: skip
+        self.prune_batch = self.timing.prune_batch
         self.transport = transport
-        self.clock = clock
         self.once = once
-        self.watch = ConfigWatcher(sources_path)  # invalid at start: ConfigError
-        self.config: Config = self.watch.config
-        self.heartbeat = Heartbeat(store, SERVICE_NAME, sources_path, self.timing.heartbeat, clock)
         self.inflight: dict[str, asyncio.Task[SourceReport]] = {}
         self.reports: list[SourceReport] = []
-        self._stop = asyncio.Event()
         self._pipeline: Pipeline | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def request_stop(self) -> None:
-        """Stop taking polls and wind down; safe to call from any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed() and _running_loop() is not loop:
-            loop.call_soon_threadsafe(self.request_stop)  # asyncio.Event is not thread-safe
-            return
-        if not self._stop.is_set():
-            log.info("stopping: no new polls; waiting for %d in flight", len(self.inflight))
-        self._stop.set()
+    def stopping(self) -> None:
+        log.info("stopping: no new polls; waiting for %d in flight", len(self.inflight))
 
     async def run(self) -> int:
         """Serve until stopped (or, with once=True, poll what is due and return)."""
         from ingest.runtime.pipeline import Pipeline
         from ingest.stages.fetch import make_client
 
-        loop = self._loop = asyncio.get_running_loop()
-        # signal handlers can only be installed from the main thread; a service run in
-        # another thread (embedded, tests) is stopped with request_stop() instead
-        main = threading.current_thread() is threading.main_thread()
-        signals = (signal.SIGTERM, signal.SIGINT) if main else ()
-        for sig in signals:
-            loop.add_signal_handler(sig, self.request_stop)
         settings = self.config.settings
-        async with (
-            make_client(settings, transport=self.transport) as client,
-            Pipeline(self.store, client, settings, clock=self.clock,
-                     owner=make_owner("scheduler"), metrics=self.metrics) as pipeline,
-        ):  # fmt: skip
-            self._pipeline = pipeline
-            await self._db(self.store.sync_sources, self.config.sources, self.clock())
-            # a scheduler or run killed on this host cannot give its leases back
-            await pipeline.free_dead_leases({s.key for s in self.config.sources})
-            if self.once:
-                await self.tick()
-                await self._drain(None)  # every poll is bounded by its own deadline
-                await _guarded(self.prune, "prune")()  # --once from a timer: no prune job
-                return 0 if all(r.ok for r in self.reports) else 1
-            scheduler = self._scheduler()
-            scheduler.start()
-            log.info(
-                "scheduler started: %d sources (%d enabled) from %s, database %s",
-                len(self.config.sources), len(self.config.enabled()), self.path, self.store.url,
-            )  # fmt: skip
-            try:
-                await self._stop.wait()
-            finally:
-                scheduler.shutdown(wait=False)
-                await self._drain(self.timing.grace)
-                await self._beat(stopped=True)
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        with self.signals():
+            async with (
+                make_client(settings, transport=self.transport) as client,
+                Pipeline(self.store, client, settings, clock=self.clock, owner=self.owner,
+                         metrics=self.metrics) as pipeline,
+            ):  # fmt: skip
+                self._pipeline = pipeline
+                self.database = pipeline.recorder.thread  # one database thread: the pipeline's
+                await self.sync(self.config)
+                # a scheduler or run killed on this host cannot give its leases back
+                await pipeline.free_dead_leases({s.key for s in self.config.sources})
+                if self.once:
+                    await self.tick()
+                    await self._drain(None)  # every poll is bounded by its own deadline
+                    await guarded(self.prune, "prune", log)()  # --once: no prune job
+                    return 0 if all(r.ok for r in self.reports) else 1
+                scheduler = self._scheduler()
+                scheduler.start()
+                log.info(
+                    "scheduler started: %d sources (%d enabled) from %s, database %s",
+                    len(self.config.sources), len(self.config.enabled()), self.path,
+                    self.store.url,
+                )  # fmt: skip
+                try:
+                    await self._stop.wait()
+                finally:
+                    scheduler.shutdown(wait=False)
+                    await self._drain(self.timing.grace)
+                    await self.beat(stopped=True)
         log.info("scheduler stopped")
         return 0
 
@@ -208,7 +140,7 @@ class Service:
         ]
         for fn, every, name in jobs:
             scheduler.add_job(
-                _guarded(fn, name), "interval", seconds=every, id=name, next_run_time=first,
+                guarded(fn, name, log), "interval", seconds=every, id=name, next_run_time=first,
                 max_instances=1, coalesce=True, misfire_grace_time=None,
             )  # fmt: skip
         return scheduler
@@ -226,12 +158,7 @@ class Service:
             # their done-callbacks have taken them out of `inflight` by now
             cancelled = sorted(keys[task] for task in pending)
             log.warning("cancelled %d polls at shutdown: %s", len(cancelled), ", ".join(cancelled))
-            assert self._pipeline is not None
-            await self._db(self.store.release_leases, cancelled, self._pipeline.owner)
-
-    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        assert self._pipeline is not None
-        return await self._pipeline.recorder.call(fn, *args)
+            await self.db(self.store.release_leases, cancelled, self.owner)
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -239,9 +166,8 @@ class Service:
         """Start a poll of every due source that no process is polling."""
         if self._stop.is_set():
             return
-        assert self._pipeline is not None
         now = self.clock()
-        await self._beat()
+        await self.beat()
         # the service takes a bounded batch per tick; --once has one tick: all that is due
         batch = len(self.config.sources) if self.once else self.config.settings.concurrency * 2
         room = batch - len(self.inflight)
@@ -251,7 +177,7 @@ class Service:
         wanted = {s.key: s for s in self.config.enabled() if s.key not in self.inflight}
         # with metrics, every due source is counted: those left waiting are a metric
         limit = len(wanted) if metrics is not None else room
-        due = await self._db(self.store.due, list(wanted), now, limit)
+        due = await self.db(self.store.due, list(wanted), now, limit)
         waiting = due[max(room, 0) :]
         due = due[: max(room, 0)]
         if not due:
@@ -259,11 +185,11 @@ class Service:
                 metrics.ticked(self.timing.tick, due=len(waiting))
             return
         ttl = max(lease_ttl(wanted[k]) for k in due)
-        taken = await self._db(self.store.acquire_leases, due, self._pipeline.owner, now, ttl)
+        taken = await self.db(self.store.acquire_leases, due, self.owner, now, ttl)
         chosen = [wanted[k] for k in due if k in taken]
         if metrics is not None:  # leased elsewhere: due, but not ours to poll now
             metrics.ticked(self.timing.tick, due=len(waiting) + len(due) - len(chosen))
-        states = await self._db(self.store.fetch_states, chosen)
+        states = await self.db(self.store.fetch_states, chosen)
         for source in chosen:
             task = asyncio.create_task(self._poll(source, states.get(source.key, FetchState())))
             self.inflight[source.key] = task
@@ -279,90 +205,6 @@ class Service:
             self.reports.append(report)
         return report
 
-    async def reload(self) -> None:
-        """Pick up an edited sources.yaml; an invalid edit keeps the last good one."""
-        # off the event loop: reading a large (or hostile) file must not stall the polls
-        result = await asyncio.to_thread(self.watch.check)
-        if result is None:
-            return
-        if result.error is not None:
-            self.heartbeat.config_error = str(result.error)
-            log.error(
-                "%s is invalid; still running the last good configuration (%d sources):\n%s",
-                self.path, len(self.config.sources), result.error,
-            )  # fmt: skip
-            await self._beat(force=True)
-            return
-        config = self.config = result.config
-        self.heartbeat.config_error = None
-        await self._db(self.store.sync_sources, config.sources, self.clock())
+    def applied(self, config: Config) -> None:
         assert self._pipeline is not None
         self._pipeline.apply_settings(config.settings)
-        log.info(
-            "reloaded %s: %d sources; added %s; removed %s; changed %s",
-            self.path, len(config.sources), list(result.added) or "none",
-            list(result.removed) or "none", list(result.changed) or "none",
-        )  # fmt: skip
-        await self._beat(force=True)
-
-    async def prune(self) -> None:
-        """Delete expired stories and poll history, a small batch at a time."""
-        total = await prune_in_batches(
-            self.store, self.config.settings, self.clock, self._db,
-            batch=self.timing.prune_batch, stop=self._stop,
-        )  # fmt: skip
-        if total:
-            log.info("pruned %d expired stories and poll-log rows", total)
-
-    async def _beat(self, *, force: bool = False, stopped: bool = False) -> None:
-        assert self._pipeline is not None
-        await self.heartbeat.beat(self._db, self._pipeline.owner, force=force, stopped=stopped)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-async def prune_in_batches(
-    store: Store,
-    settings: Settings,
-    clock: Callable[[], datetime],
-    run: Callable[[Callable[[], int]], Awaitable[int]],
-    *,
-    batch: int,
-    stop: asyncio.Event,
-) -> int:
-    """Delete what `settings.retention`/`history` expire, `batch` rows per transaction.
-
-    `run` executes one store call where the caller keeps its database work
-    (the scheduler's database thread, the dispatcher's worker threads); a short
-    pause between batches lets polls write.  Returns the rows deleted.
-    """
-    total = 0
-    while not stop.is_set():
-        done = await run(
-            lambda: store.prune_batch(
-                clock(), retention=settings.retention, history=settings.history, batch=batch
-            )
-        )
-        if not done:
-            break
-        total += done
-        await asyncio.sleep(0.05)
-    return total
-
-
-def _guarded(fn: Callable[[], Any], name: str) -> Callable[[], Any]:
-    """A job that logs its failure and lets the service go on (a DB hiccup is not fatal)."""
-
-    async def job() -> None:
-        try:
-            await fn()
-        except Exception:
-            log.exception("the %s job failed; it will run again", name)
-
-    job.__name__ = f"ingest_{name}"
-    return job

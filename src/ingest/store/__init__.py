@@ -227,22 +227,11 @@ class Store:
         """Every heartbeat row (scheduler, dispatcher, each worker), by name."""
         return self._read(upkeep.service_rows)
 
-    def forget_workers(self, now: datetime, silent: float, *, dead: bool = False) -> list[str]:
-        """Delete the heartbeat rows of workers silent for `silent` seconds (and, with
-        `dead`, of any whose process is gone from this host); returns their names."""
-        from ingest.runtime.leases import owner_is_dead
-        from ingest.service.health import WORKER_PREFIX
-
-        cutoff = now - timedelta(seconds=silent)
-        gone = [
-            r["name"] for r in self.services()
-            if r["name"].startswith(WORKER_PREFIX)
-            and (r["last_tick_at"] < cutoff or (dead and owner_is_dead(r["name"])))
-        ]  # fmt: skip
-        if gone:
+    def forget_services(self, names: Sequence[str]) -> None:
+        """Delete the heartbeat rows `names` (workers gone for good, as the service judges)."""
+        if names:
             with self._write() as conn:
-                upkeep.forget_services(conn, gone)
-        return gone
+                upkeep.forget_services(conn, names)
 
     def latest(self, **kw: Any) -> list[dict[str, Any]]:
         return self._read(lambda c: reads.latest(c, **kw))

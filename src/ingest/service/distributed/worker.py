@@ -10,7 +10,8 @@ of the poll frees the lease.  A source that is no longer due when its job
 runs (a duplicate job, a source removed or leased by an embedded poller) is
 skipped.  Stories are stored at most once whatever happens (dedupe + `ON
 CONFLICT`), so a retried job is harmless.  It does not decide what is due
-or queue anything (dispatch.py).
+or queue anything (dispatcher.py).  Its heartbeat and the forgetting of dead
+workers' rows are the daemon skeleton's (service/daemon.py).
 """
 
 from __future__ import annotations
@@ -19,20 +20,18 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ingest.model import FetchState, Settings
-from ingest.runtime.leases import lease_ttl, make_owner
+from ingest.model import FetchState, Settings, utcnow
+from ingest.runtime.leases import lease_ttl, make_owner, owner_is_dead
+from ingest.service.daemon import Heartbeat, forget_gone_workers
 from ingest.service.distributed import queue
-from ingest.service.health import WORKER_FORGET
 
 if TYPE_CHECKING:
     import procrastinate
 
     from ingest.runtime.metrics import Metrics
     from ingest.runtime.pipeline import Pipeline
-    from ingest.service.scheduler import Heartbeat
     from ingest.store import Store
 
 __all__ = ["JobRunner", "run_worker"]
@@ -50,7 +49,7 @@ class JobRunner:
         self._settings_at: float | None = None  # read before the first job, then every 5 s
 
     async def _db(self, fn: Any, *args: Any) -> Any:
-        return await self.pipeline.recorder.call(fn, *args)
+        return await self.pipeline.recorder.thread.call(fn, *args)
 
     async def _refresh_settings(self) -> None:
         read_at = self._settings_at
@@ -69,7 +68,7 @@ class JobRunner:
         if source is None:
             log.warning("%s: not in the database (or synced by an older ingest); skipped", key)
             return "unknown"
-        now = datetime.now(UTC)
+        now = utcnow()
         if not await self._db(self.store.due, [key], now, 1, owner):
             return "not due"
         taken = await self._db(self.store.acquire_leases, [key], owner, now, lease_ttl(source))
@@ -112,14 +111,13 @@ async def run_worker(
     judges; the rows of workers of this host that died are deleted at start.
     """
     from ingest.runtime.pipeline import Pipeline
-    from ingest.service.scheduler import Heartbeat
     from ingest.stages.fetch import make_client
 
     await asyncio.to_thread(queue.ensure_schema, url)
     settings = await asyncio.to_thread(store.settings) or Settings()
     app = queue.make_app(url, pool_size=min(concurrency, 8) + 2)
     owner = make_owner("worker")
-    beat = Heartbeat(store, owner, None, 0.0, lambda: datetime.now(UTC))
+    beat = Heartbeat(store, owner, None, 0.0, utcnow)
     async with (
         make_client(settings) as client,
         Pipeline(store, client, settings, owner=owner, parse_pool=parse_pool,
@@ -127,9 +125,8 @@ async def run_worker(
     ):  # fmt: skip
         _register(app, JobRunner(store, pipeline))
         pipeline.warm_up()
-        gone = await pipeline.recorder.call(
-            lambda: store.forget_workers(datetime.now(UTC), WORKER_FORGET, dead=True)
-        )
+        db = pipeline.recorder.thread.call
+        gone = await forget_gone_workers(store, db, utcnow(), owner_is_dead)
         if gone:
             log.info("forgot the heartbeats of %d workers no longer running", len(gone))
         beats = asyncio.create_task(_keep_beating(beat, pipeline, heartbeat))
@@ -148,7 +145,7 @@ async def run_worker(
         finally:
             beats.cancel()
             try:
-                await beat.beat(pipeline.recorder.call, owner, stopped=True)
+                await beat.beat(db, owner, stopped=True)
             except Exception:
                 log.exception("could not record that the worker stopped")
     log.info("worker stopped")
@@ -159,7 +156,7 @@ async def _keep_beating(beat: Heartbeat, pipeline: Pipeline, every: float) -> No
     """The worker's heartbeat row, every `every` seconds, until cancelled."""
     while True:
         try:
-            await beat.beat(pipeline.recorder.call, pipeline.owner, force=True)
+            await beat.beat(pipeline.recorder.thread.call, pipeline.owner, force=True)
         except Exception:  # a database hiccup: the next beat will tell
             log.exception("could not leave the worker's heartbeat")
         await asyncio.sleep(every)
