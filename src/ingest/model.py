@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MIN_EVERY",
     "DEFAULT_TIMEOUT",
     "LISTED_EPOCH",
+    "STORY_FIELDS",
     "Arrivals",
     "Clock",
     "CuratedItem",
@@ -42,6 +43,7 @@ __all__ = [
     "Settings",
     "Source",
     "SourceReport",
+    "Story",
     "story_lags",
     "utcnow",
 ]
@@ -376,3 +378,41 @@ class PollRecord:
     fetched: Fetched | None  # None when nothing usable came back
     started_at: datetime
     next: NextPoll
+
+
+class Story(TypedDict):
+    """A stored story as the store reads it back: one definition for every reader.
+
+    `store.reads` selects these columns (in this order, `STORY_FIELDS`), and
+    `ingest latest`, /api/items, the page, the feeds and the export show them.
+    It lives here, not in `ingest.store`, so that the command line can name a
+    story's fields without importing the database stack.  `sources` lists
+    every source that carried the story, the first to carry it first;
+    `score` is there only when searching.
+    """
+
+    id: int
+    url: str
+    title: str
+    summary: str
+    published_at: datetime
+    first_seen_at: datetime
+    updated_at: datetime
+    section: str
+    source: str
+    source_name: str | None
+    sources: list[str]
+    image_url: str | None
+    author: str | None
+    date_source: DateSource
+    canonical_url: str
+    kind: ItemKind
+    duration: int | None
+    media_url: str | None
+    is_short: bool
+    content: str | None
+    score: NotRequired[float]
+
+
+# a story's public fields, in the order `ingest latest --format json` and /api/items give them
+STORY_FIELDS: tuple[str, ...] = tuple(k for k in Story.__annotations__ if k != "score")

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ingest.model import LISTED_EPOCH
+from ingest.model import LISTED_EPOCH, STORY_FIELDS, Story
 from ingest.stages.controls import printable
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ingest.runtime.trial import Trial
 
 __all__ = [
-    "LATEST_FIELDS",
     "STATUS_FIELDS",
     "iso",
     "latest_json",
@@ -43,12 +42,6 @@ __all__ = [
     "story_json",
     "trial_json",
 ]
-
-LATEST_FIELDS = (
-    "id", "url", "title", "summary", "published_at", "first_seen_at", "updated_at", "section",
-    "source", "source_name", "sources", "image_url", "author", "date_source", "canonical_url",
-    "kind", "duration", "media_url", "is_short", "content",
-)  # fmt: skip
 
 STATUS_FIELDS = (
     "key", "name", "url", "kind", "section", "enabled", "in_config", "last_attempt_at",
@@ -126,16 +119,16 @@ def _plural(n: int, word: str) -> str:
 # -- latest -------------------------------------------------------------------
 
 
-def story_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A story's `LATEST_FIELDS`, timestamps ISO 8601: `ingest latest` and /api/items."""
-    return {k: iso(row.get(k)) for k in LATEST_FIELDS}
+def story_json(row: Story) -> dict[str, Any]:
+    """A story's `STORY_FIELDS`, timestamps ISO 8601: `ingest latest` and /api/items."""
+    return {k: iso(row.get(k)) for k in STORY_FIELDS}
 
 
-def latest_json(rows: Sequence[Mapping[str, Any]]) -> str:
+def latest_json(rows: Sequence[Story]) -> str:
     return json.dumps([story_json(r) for r in rows], indent=2, ensure_ascii=False)
 
 
-def print_latest(rows: Sequence[dict[str, Any]]) -> None:
+def print_latest(rows: Sequence[Story]) -> None:
     table = _table(("published", "title", "source", "section", "link"))
     for r in rows:
         listed = r.get("date_source") == "listed"  # an editor's undated pick

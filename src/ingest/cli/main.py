@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-# the fields of a story in `ingest latest --format json` and /api/items; defined with the
-# layout in cli_format (the web app shares it), importable from here as before
-LATEST_FIELDS = cli_format.LATEST_FIELDS
-
-
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ingest import errors
-from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
+from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source, Story
 from ingest.store import arrivals, configs, db, hiding, hosts, migrations, reads, upkeep, writes
 
 __all__ = ["Store"]
@@ -233,7 +233,7 @@ class Store:
             with self._write() as conn:
                 upkeep.forget_services(conn, names)
 
-    def latest(self, **kw: Any) -> list[dict[str, Any]]:
+    def latest(self, **kw: Any) -> list[Story]:
         return self._read(lambda c: reads.latest(c, **kw))
 
     def arrivals(self, keys: Sequence[str], start: datetime) -> dict[str, Arrivals]:
