@@ -14,7 +14,8 @@ the writes of a cold run (SQL compilation, SQLite) no longer take the
 parent's GIL from the event loop.  The parent never imports SQLAlchemy.
 
 Failures stay `StoreError`s: an error raised in the child (opening the
-database included) comes back as a `StoreError` with the same message, and a
+database included) crosses the pipe as the `StoreError` itself (ingest's
+errors pickle; any other exception becomes one with its message), and a
 child that died makes the next call fail with one.  The child ignores SIGINT
 (the parent decides when a run stops and closes it) and exits when the parent
 closes the pipe or dies.  Long-running processes (`ingest schedule`, the
@@ -81,7 +82,7 @@ class StoreProcess:
                 ) from e
         if status == "ok":
             return value
-        raise errors.StoreError(value)
+        raise value  # the child's StoreError
 
     # -- the PollStore methods -------------------------------------------------
 
@@ -160,7 +161,7 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
     from ingest.store import Store  # at once: the import is the slow part
 
     store: Store | None = None
-    failure: str | None = None
+    failure: errors.StoreError | None = None
     try:
         while True:
             try:
@@ -172,10 +173,14 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
             if store is None and failure is None:
                 try:  # on the first call: a run that stops before it (a bad
                     store = Store.open(url)  # sources.yaml) creates no database
+                except errors.StoreError as e:
+                    failure = e
                 except errors.IngestError as e:
-                    failure = str(e)
+                    failure = errors.StoreError(str(e))
                 except Exception as e:  # a fault of the library: still an answer, not a crash
-                    failure = f"cannot open the database: {type(e).__name__}: {e}"
+                    failure = errors.StoreError(
+                        f"cannot open the database: {type(e).__name__}: {e}"
+                    )
             name, args = message
             answer = _answer(store, failure, name, args)
             try:
@@ -187,14 +192,19 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
             store.close()
 
 
-def _answer(store: Any, failure: str | None, name: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+def _answer(
+    store: Any, failure: errors.StoreError | None, name: str, args: tuple[Any, ...]
+) -> tuple[str, Any]:
+    """("ok", the call's value) or ("error", the StoreError the parent raises)."""
     if store is None:
         return "error", failure
     if name not in _CALLS:
-        return "error", f"the database process has no call {name!r}"
+        return "error", errors.StoreError(f"the database process has no call {name!r}")
     try:
         return "ok", getattr(store, name)(*args)
     except errors.StoreError as e:
-        return "error", str(e)
+        return "error", e
     except Exception as e:  # a fault in the child must reach the run as a StoreError
-        return "error", f"unexpected {type(e).__name__} in the database process: {e}"
+        return "error", errors.StoreError(
+            f"unexpected {type(e).__name__} in the database process: {e}"
+        )

@@ -143,7 +143,7 @@ class Fetcher:
                     async with asyncio.timeout(source.timeout):
                         fetched = await self._follow(source, state, request)
                 except TimeoutError as e:
-                    raise errors.TimeoutError(
+                    raise errors.FetchTimeoutError(
                         f"no complete answer within {source.timeout:g}s", url=source.url
                     ) from e
                 except errors.HTTPStatusError as e:  # noted before the next poll takes the slot
@@ -242,7 +242,7 @@ class Fetcher:
                 if refusal is not None:
                     raise errors.RefusedError(str(refusal), url=url) from e
                 if isinstance(e, httpx.TimeoutException) and _timed_out(e):
-                    raise errors.TimeoutError(
+                    raise errors.FetchTimeoutError(
                         f"timed out talking to {_host(url)}: {e or type(e).__name__}", url=url
                     ) from e
                 message = _network_message(url, e)

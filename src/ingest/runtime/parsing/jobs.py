@@ -112,9 +112,12 @@ def parse_job(
     """`parse_and_normalize` for a pool: ("ok", items) or (error kind, message);
     with `why`, ("ok", (items, why nothing was kept)) as `sift` gives them.
 
-    Results cross a process boundary, so failures come back as plain tuples,
-    not exceptions (ours take keyword arguments and do not unpickle).  In a
-    `ParsePool` worker the job runs under `limits`' CPU and memory budgets.
+    A document that cannot be read is an expected outcome of a poll, so it comes
+    back as a value (its error kind and message, which is all the report
+    keeps), not as an exception, although ingest's errors would cross the
+    process boundary (they pickle); over-budget and library crashes become the
+    same value, so a pool never sees a job fail.  In a `ParsePool` worker the
+    job runs under `limits`' CPU and memory budgets.
     """
     limits = limits or ParseLimits()
     try:
