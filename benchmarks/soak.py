@@ -66,7 +66,7 @@ async def soak(a: argparse.Namespace, sources_file: Path, corpus: Path, port: in
     from ingest.config import load_config
     from ingest.runtime.parsing import jobs as workers
     from ingest.runtime.pipeline import Pipeline
-    from ingest.stages.fetch import make_client
+    from ingest.stages.transport import make_client
     from ingest.store import Store
 
     config = load_config(sources_file)

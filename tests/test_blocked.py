@@ -31,8 +31,9 @@ from ingest import errors
 from ingest.config import parse_config
 from ingest.model import Settings, Source
 from ingest.stages.challenge import challenge_of
-from ingest.stages.fetch import Fetcher, make_client
+from ingest.stages.fetch import Fetcher
 from ingest.stages.netguard import NetGuard, parse_network
+from ingest.stages.transport import make_client
 from proxyserver import ProxyServer
 
 T = TypeVar("T")

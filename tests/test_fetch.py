@@ -33,7 +33,8 @@ import pytest
 from feedserver import DEFAULT_CONTENT_TYPE, MIB, FeedServer, RequestRecord
 from ingest import errors
 from ingest.model import Fetched, FetchState, Settings, Source
-from ingest.stages.fetch import ACCEPT, Fetcher, make_client, parse_retry_after
+from ingest.stages.fetch import Fetcher, parse_retry_after
+from ingest.stages.transport import ACCEPT, make_client
 
 T = TypeVar("T")
 

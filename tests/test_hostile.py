@@ -36,11 +36,13 @@ from feedserver import FeedServer
 from ingest import errors
 from ingest.model import Fetched, RawEntry, Settings, Source
 from ingest.runtime.parsing import jobs as workers
+from ingest.runtime.parsing.pool import ParsePool
 from ingest.stages.bounds import ParseLimits, newest, trim_entries
-from ingest.stages.fetch import Fetcher, make_client
+from ingest.stages.fetch import Fetcher
 from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, normalize
 from ingest.stages.parse.feed import parse_feed
 from ingest.stages.parse.page import parse_page
+from ingest.stages.transport import make_client
 
 MIB = 1024 * 1024
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -324,7 +326,7 @@ def test_title_and_summary_lengths_are_capped() -> None:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[workers.ParsePool]:
+def pool() -> Iterator[ParsePool]:
     p = workers.start_forkserver_pool(2)
     yield p
     p.shutdown(wait=True, cancel_futures=True)
@@ -338,7 +340,7 @@ def _costly_feed(entries: int = 300_000) -> Fetched:
 
 
 def test_cpu_budget_stops_a_costly_parse_and_the_worker_lives_on(
-    pool: workers.ParsePool,
+    pool: ParsePool,
 ) -> None:
     limits = ParseLimits(max_entries=1_000_000, cpu_seconds=0.5)  # no trimming: parse it all
     started = time.perf_counter()
@@ -354,7 +356,7 @@ def test_cpu_budget_stops_a_costly_parse_and_the_worker_lives_on(
 
 
 def test_memory_budget_stops_a_greedy_parse_and_the_worker_lives_on(
-    pool: workers.ParsePool,
+    pool: ParsePool,
 ) -> None:
     limits = ParseLimits(max_entries=1_000_000, cpu_seconds=30, memory_bytes=16 * MIB)
     kind, message = pool.submit(workers.parse_job, FEED, _costly_feed(), NOW, None, limits).result(

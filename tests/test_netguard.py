@@ -28,7 +28,7 @@ from feedserver import FeedServer
 from ingest import errors
 from ingest.config import parse_config
 from ingest.model import Settings, Source
-from ingest.stages.fetch import Fetcher, make_client
+from ingest.stages.fetch import Fetcher
 from ingest.stages.netguard import (
     ENV_VAR,
     NetGuard,
@@ -37,6 +37,7 @@ from ingest.stages.netguard import (
     parse_networks,
     refusal_reason,
 )
+from ingest.stages.transport import make_client
 
 T = TypeVar("T")
 RSS = (

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from ingest.model import RawEntry, Source
-from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, canonical_url, clean_url, normalize
+from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, normalize
+from ingest.stages.urls import canonical_url, clean_url
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 BASE = "https://site.example/feed/"

@@ -33,7 +33,8 @@ from ingest.errors import ParseError
 from ingest.model import Fetched, RawEntry, Source
 from ingest.stages.normalize import normalize
 from ingest.stages.parse import parse
-from ingest.stages.parse.page import MAX_ITEMS, parse_date, parse_page
+from ingest.stages.parse.dates import parse_date
+from ingest.stages.parse.page import MAX_ITEMS, parse_page
 
 PAGES = Path(__file__).parent / "data" / "pages"
 CASES = sorted(PAGES.glob("*.html"))

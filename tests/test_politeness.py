@@ -21,8 +21,9 @@ import pytest
 from feedserver import FeedServer
 from ingest.config import parse_config
 from ingest.model import PollRecord, Settings, Source, SourceReport
-from ingest.stages.fetch import Fetcher, make_client
+from ingest.stages.fetch import Fetcher
 from ingest.stages.politeness import cooldown_of, cooled_next, delay_for, host_of
+from ingest.stages.transport import make_client
 
 RSS = (
     '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'

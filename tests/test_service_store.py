@@ -22,6 +22,7 @@ from sqlalchemy import select
 from feedserver import FeedServer
 from ingest.model import NextPoll, PollRecord, Settings, Source, SourceReport
 from ingest.runtime import pipeline
+from ingest.runtime.leases import lease_ttl
 from ingest.runtime.parsing import jobs as workers
 from ingest.store import Store
 from ingest.store.schema import sources as sources_table
@@ -303,7 +304,7 @@ def test_the_pipeline_skips_a_source_another_process_holds(
     feed_server.put("/free.xml", RSS.format(name="free"))
     held = src("held", url=feed_server.url("/held.xml"))
     free = src("free", url=feed_server.url("/free.xml"))
-    ttl = pipeline.lease_ttl(held)
+    ttl = lease_ttl(held)
 
     def run(at: datetime, srcs: Sequence[Source], store: Store) -> list[SourceReport]:
         with ThreadPoolExecutor(2) as pool:  # parse in threads: no process start-up

@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool for
     from ingest.runtime.metrics import Metrics
     from ingest.stages.fetch import Fetcher
 
-__all__ = ["Pipeline", "fetch_source", "lease_ttl", "make_owner", "run"]
+__all__ = ["Pipeline", "fetch_source", "run"]
 
 log = logging.getLogger("ingest.poll")
 
@@ -457,7 +457,7 @@ async def _run_async(
     progress: Progress | None,
     parse_pool: Executor | None,
 ) -> list[SourceReport]:
-    from ingest.stages.fetch import make_client
+    from ingest.stages.transport import make_client
 
     async with (
         make_client(settings, transport=transport) as client,

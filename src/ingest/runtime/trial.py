@@ -114,7 +114,8 @@ async def try_source(
 ) -> Trial:
     """Fetch, parse and filter `source` once, as a poll would; store nothing."""
     from ingest.runtime.pipeline import fetch_source
-    from ingest.stages.fetch import Fetcher, make_client
+    from ingest.stages.fetch import Fetcher
+    from ingest.stages.transport import make_client
 
     now = now or datetime.now(UTC)
     started = time.monotonic()

@@ -92,7 +92,7 @@ class Service(Daemon):
     async def run(self) -> int:
         """Serve until stopped (or, with once=True, poll what is due and return)."""
         from ingest.runtime.pipeline import Pipeline
-        from ingest.stages.fetch import make_client
+        from ingest.stages.transport import make_client
 
         settings = self.config.settings
         with self.signals():

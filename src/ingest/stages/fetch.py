@@ -59,10 +59,9 @@ from ingest.stages.envrefs import redact  # noqa: E402
 from ingest.stages.fetch_request import SourceRequest  # noqa: E402
 from ingest.stages.netguard import Refused  # noqa: E402
 from ingest.stages.politeness import cooldown_seconds, delay_for, host_of  # noqa: E402
-from ingest.stages.transport import ACCEPT, GuardedTransport, make_client  # noqa: E402
 from ingest.stages.urls import absolute_http_url  # noqa: E402
 
-__all__ = ["ACCEPT", "Fetcher", "GuardedTransport", "make_client", "parse_retry_after"]
+__all__ = ["Fetcher", "parse_retry_after"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})

@@ -67,7 +67,7 @@ from ingest.stages.urls import absolute_http_url, canonical_url, clean_url, url_
 
 # canonical_url and clean_url live in ingest.stages.urls; they are re-exported here
 # because tests/test_normalize.py imports them from this module.
-__all__ = ["MAX_SUMMARY", "MAX_TITLE", "canonical_url", "clean_url", "normalize"]
+__all__ = ["MAX_SUMMARY", "MAX_TITLE", "normalize"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ingest import errors
-from ingest.config.site import SiteSpec
+from ingest.config.site import PageSection, SiteSpec
 from ingest.model import STORY_FIELDS, Story
 from ingest.store import Store
 from ingest.web import feeds, page
@@ -81,7 +81,7 @@ class Site:
     # -- documents -----------------------------------------------------------------
 
     def page(self) -> Body:
-        chosen: list[tuple[page.PageSection, list[Story]]] = []
+        chosen: list[tuple[PageSection, list[Story]]] = []
         for key in self.sections():
             spec = self.spec.section(key)
             chosen.append((spec, self.store.latest(section=key, limit=spec.limit)))

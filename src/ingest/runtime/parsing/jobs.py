@@ -43,10 +43,7 @@ from ingest.runtime.parsing.pool import (
 )
 from ingest.stages.bounds import ParseLimits, newest, trim_entries
 
-# ParsePool lives in ingest.runtime.parsing.pool; it stays in this list as the type the
-# start_* functions return (tests/test_hostile.py names it `workers.ParsePool`).
 __all__ = [
-    "ParsePool",
     "parse_and_normalize",
     "parse_job",
     "sift",

@@ -111,7 +111,7 @@ async def run_worker(
     judges; the rows of workers of this host that died are deleted at start.
     """
     from ingest.runtime.pipeline import Pipeline
-    from ingest.stages.fetch import make_client
+    from ingest.stages.transport import make_client
 
     await asyncio.to_thread(queue.ensure_schema, url)
     settings = await asyncio.to_thread(store.settings) or Settings()

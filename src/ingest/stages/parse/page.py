@@ -62,7 +62,7 @@ from ingest.stages.urls import href_url
 
 # parse_date lives in ingest.stages.parse.dates; it is re-exported here because
 # tests/test_page.py imports it from this module.
-__all__ = ["MAX_ITEMS", "parse_date", "parse_page"]
+__all__ = ["MAX_ITEMS", "parse_page"]
 
 MAX_ITEMS = 1_000  # items read from one page; the rest are ignored
 
