@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The unattended service: `python scheduler.py [--sources FILE] [--db URL] [--once]`.
 
-Thin on purpose: it is `ingest schedule` (src/ingest/schedule.py) under the
+Thin on purpose: it is `ingest schedule` (src/ingest/service/scheduler.py) under the
 name DESIGN.md gives it.  Run it with the project's interpreter
 (`.venv/bin/python scheduler.py`); see docs/deploying.md.
 """
