@@ -7,18 +7,18 @@ Every import counts: at the top, inside a function, or under TYPE_CHECKING,
 since each is a dependency a reader has to follow.
 
 The order, lowest first (a module may import its own package and anything
-in a lower layer):
+in a lower layer; names below are under `ingest`):
 
-    ingest, ingest.model, ingest.errors      values and the error tree
-    ingest.stages                            the pure stages and the fetcher
-    ingest.config | ingest.store             the editors' file | the database
-    ingest.runtime                           the pipeline and its helpers
-    ingest.service.health                    judging the heartbeats (pure)
-    ingest.service.daemon                    what every long-running process shares
-    ingest.service.scheduler | .distributed  the embedded and the distributed service
-    ingest.web                               what downstream sites read
-    ingest.cli                               the command line
-    ingest.demo                              the offline demonstration of it all
+    (the package itself), model, errors      values and the error tree
+    stages                                   the pure stages and the fetcher
+    config | store                           the editors' file | the database
+    runtime                                  the pipeline and its helpers
+    service.health                           judging the heartbeats (pure)
+    service.daemon                           what every long-running process shares
+    service.scheduler | service.distributed  the embedded and the distributed service
+    web                                      what downstream sites read
+    cli                                      the command line
+    demo                                     the offline demonstration of it all
 """
 
 from __future__ import annotations
@@ -31,19 +31,21 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
-# lowest first; the units of one layer may not import one another
-LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ingest", "ingest.model", "ingest.errors"),
-    ("ingest.stages",),
-    ("ingest.config", "ingest.store"),
-    ("ingest.runtime",),
-    ("ingest.service.health",),
-    ("ingest.service.daemon",),
-    ("ingest.service.scheduler", "ingest.service.distributed"),
-    ("ingest.web",),
-    ("ingest.cli",),
-    ("ingest.demo",),
+# lowest first, below `ingest` ("" is the package itself); the units of one layer may not
+# import one another
+_LAYERS: tuple[tuple[str, ...], ...] = (
+    ("", "model", "errors"),
+    ("stages",),
+    ("config", "store"),
+    ("runtime",),
+    ("service.health",),
+    ("service.daemon",),
+    ("service.scheduler", "service.distributed"),
+    ("web",),
+    ("cli",),
+    ("demo",),
 )
+LAYERS = tuple(tuple(f"ingest.{u}".rstrip(".") for u in units) for units in _LAYERS)
 
 
 def _module_name(path: Path) -> str:
