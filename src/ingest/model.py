@@ -151,7 +151,7 @@ class Settings:
     host_delays: tuple[tuple[str, float], ...] = ()  # (host or domain, seconds) overrides
     max_redirects: int = 5
     user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
-    # the unattended service (schedule.py, policy.py)
+    # the unattended service (service/scheduler.py, stages/policy.py)
     backoff_max: float = 6 * 3600.0  # longest wait between polls of a failing source, seconds
     jitter: float = 0.1  # each wait is stretched or shrunk by up to this fraction
     respect_max_age: bool = True  # a server's Cache-Control: max-age is a lower bound on waits

@@ -1,6 +1,6 @@
 """The distributed-mode subcommands of `ingest`: `dispatch` and `worker` (docs/scaling.md).
 
-One job: their arguments in, exit codes out, kept apart so cli.py stays
+One job: their arguments in, exit codes out, kept apart so main.py stays
 small.  `dispatch` runs dispatch.Dispatcher, `worker` runs
 poll_worker.run_worker; both need a PostgreSQL `--db`.  No polling or
 queueing logic lives here.

@@ -3,7 +3,7 @@
 One job: turn what the pipeline, the store and `ingest try` return (reports,
 row dicts, a `Trial`) into text: the lines of `run`, and the `latest`,
 `status` and `try` outputs.  It reads no
-arguments, opens nothing and decides nothing (cli.py does); rich is imported
+arguments, opens nothing and decides nothing (main.py does); rich is imported
 only when a table is printed.  Every text meant for people passes
 `controls.printable` (control characters become visible escapes) and table
 cells are rich `Text`, never markup, so a story or a server's message cannot

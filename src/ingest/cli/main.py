@@ -1,10 +1,10 @@
 """The `ingest` command: arguments in, printing out, exit codes.
 
 Subcommands: check, run, try, latest, status, schedule, health, serve, export
-(and dispatch, worker: cli_distributed.py; add, disable, opml: cli_sources.py).
+(and dispatch, worker: distributed.py; add, disable, opml: sources.py).
 Each takes `--sources FILE` and `--db URL`.  This module parses arguments,
 calls config, pipeline, trial and store, and prints what they return (the
-tables and JSON of latest, status and try are laid out in cli_format.py); it
+tables and JSON of latest, status and try are laid out in format.py); it
 holds no pipeline logic.  Heavy
 libraries are imported inside the subcommand that needs them, so a short
 command starts fast.

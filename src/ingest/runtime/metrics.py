@@ -9,7 +9,7 @@ exposition format by its own HTTP server (`serve_metrics`).  With
 `PROMETHEUS_MULTIPROC_DIR` set, every process keeps its values in that
 directory and each endpoint serves the sum over all of them
 (prometheus-client's multiprocess mode, for several workers on one host).
-What the *database* knows is dbmetrics.py's (`ingest serve`'s `/metrics`).
+What the *database* knows is web/metrics.py's (`ingest serve`'s `/metrics`).
 It decides nothing and touches neither the network (beyond its own port)
 nor the database.
 """

@@ -1,13 +1,13 @@
 """Runs sources through the stages: fetch -> parse -> normalize -> dedupe -> store.
 
 A `Pipeline` polls sources concurrently on one event loop: fetch.py does the
-HTTP, a process pool (workers.py) parses and normalizes, one database
+HTTP, a process pool (parsing/) parses and normalizes, one database
 thread (recorder.py) writes, and policy.py says when each source is due
 next.  Every poll ends as exactly one `SourceReport`; a failure of one source
 (network, HTTP status, broken document, database) is caught here, recorded,
 and never stops the others.  A source is polled only under its lease, so two
 processes never fetch it at once.  `run` is the one-shot entry point of
-`ingest run`; the scheduler (schedule.py) keeps a Pipeline open and calls
+`ingest run`; the scheduler (service/scheduler.py) keeps a Pipeline open and calls
 `poll`.  No stage's own logic lives here: this module only chains them.
 
 Two kinds of source take another path through `fetch_source`: a `kind:

@@ -9,7 +9,7 @@ failed fetch or parse carries the message a real poll would record.
 
 `source_for_url` builds a throw-away source from a URL, a kind and
 `field=css` selectors, validated as sources.yaml would be.  This module
-returns values; printing is the command line's (cli_format.py).
+returns values; printing is the command line's (cli/format.py).
 """
 
 from __future__ import annotations

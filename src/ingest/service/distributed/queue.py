@@ -7,7 +7,7 @@ schema once, under an advisory lock, when its tables are missing (so any
 number of dispatchers may start at once); `defer_poll` queues one
 `ingest.poll_source(key)` job with `lock` and `queueing_lock` on the key;
 `retry_stalled` hands the jobs of workers that stopped heartbeating back to
-the queue.  It does not poll (poll_worker.py) or decide what is due
+the queue.  It does not poll (worker.py) or decide what is due
 (dispatch.py, store/).
 """
 
