@@ -240,7 +240,7 @@ def databases(args: argparse.Namespace) -> Iterator[list[str]]:
         import psycopg
         from sqlalchemy.engine import make_url
 
-        from ingest.queue import libpq_url
+        from ingest.service.distributed.queue import libpq_url
 
         name = f"ingest_bench_{secrets.token_hex(4)}"
         admin = libpq_url(server)

@@ -4,7 +4,7 @@
     python benchmarks/bench_parse.py [--corpus ../shared/corpus/realworld] [--repeat 3]
 
 Reads every feed of the corpus in this one process, three ways: the fast reader
-alone (`ingest.parse.fast.read_fast`, routed documents excluded), `parse_feed` as a
+alone (`ingest.stages.parse.fast.read_fast`, routed documents excluded), `parse_feed` as a
 run does it (fast reader, feedparser for what it routes), and `parse_feed(fast=False)`
 (feedparser only); then `normalize` over the result.  Prints the best of `--repeat`
 passes: total seconds, per-feed median and mean, how many documents the fast reader
@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.model import Source
-from ingest.normalize import normalize
-from ingest.parse.doctype import strip_internal_subset
-from ingest.parse.fast import read_fast
-from ingest.parse.feed import parse_feed
+from ingest.stages.normalize import normalize
+from ingest.stages.parse.doctype import strip_internal_subset
+from ingest.stages.parse.fast import read_fast
+from ingest.stages.parse.feed import parse_feed
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

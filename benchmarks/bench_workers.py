@@ -30,7 +30,7 @@ import psycopg
 from lab import free_port, generate, serving
 from sqlalchemy.engine import make_url
 
-from ingest.queue import libpq_url
+from ingest.service.distributed.queue import libpq_url
 
 ROOT = Path(__file__).resolve().parents[1]
 INGEST = Path(sys.executable).parent / "ingest"

@@ -136,7 +136,7 @@ def start_serve(db: str, port: int, work: Path, env: dict[str, str]) -> subproce
     engine.dispose()
     log = (work / "serve.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-c", "import sys; from ingest.cli import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from ingest.cli.main import main; sys.exit(main())",
          "serve", "--db", db, "--port", str(port), "--no-status"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
     )  # fmt: skip

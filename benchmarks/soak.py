@@ -63,10 +63,10 @@ def rss_mb() -> tuple[float, float]:
 
 
 async def soak(a: argparse.Namespace, sources_file: Path, corpus: Path, port: int) -> int:
-    from ingest import workers
     from ingest.config import load_config
-    from ingest.fetch import make_client
-    from ingest.pipeline import Pipeline
+    from ingest.runtime.parsing import jobs as workers
+    from ingest.runtime.pipeline import Pipeline
+    from ingest.stages.transport import make_client
     from ingest.store import Store
 
     config = load_config(sources_file)

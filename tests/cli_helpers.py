@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ingest.cli import main
+from ingest.cli.main import main
 
 
 def write_sources(tmp_path: Path, text: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.queue import libpq_url
+from ingest.service.distributed.queue import libpq_url
 
 # tests/ on sys.path whatever the import mode, so `from feedserver import FeedServer` works.
 if str(Path(__file__).parent) not in sys.path:

@@ -58,11 +58,11 @@ def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
     """Run the migrations on the database at `url` up (or `down`) to `revision`."""
     from sqlalchemy import create_engine
 
-    from ingest.store import db
+    from ingest.store import migrations
 
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            db._run_alembic(conn, revision, down=down)
+            migrations._run_alembic(conn, revision, down=down)
     finally:
         engine.dispose()

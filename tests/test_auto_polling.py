@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from feedserver import FeedServer
-from ingest.cli import main
-from ingest.metrics import Metrics
+from ingest.cli.main import main
 from ingest.model import Arrivals
-from ingest.policy import adaptive_interval
-from ingest.schedule import Service, Timing
+from ingest.runtime.metrics import Metrics
+from ingest.service.scheduler import Service, Timing
+from ingest.stages.policy import adaptive_interval
 from ingest.store import Store
 
 DAY = 86400.0

@@ -28,11 +28,12 @@ import pytest
 
 from feedserver import FeedServer
 from ingest import errors
-from ingest.challenge import challenge_of
 from ingest.config import parse_config
-from ingest.fetch import Fetcher, make_client
 from ingest.model import Settings, Source
-from ingest.netguard import NetGuard, parse_network
+from ingest.stages.challenge import challenge_of
+from ingest.stages.fetch import Fetcher
+from ingest.stages.netguard import NetGuard, parse_network
+from ingest.stages.transport import make_client
 from proxyserver import ProxyServer
 
 T = TypeVar("T")
@@ -113,8 +114,8 @@ def test_a_challenge_answer_is_blocked_not_http_or_not_a_feed(feed_server: FeedS
 def test_a_blocked_source_is_stored_and_shown_and_the_others_run(
     db_url: str, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ingest.cli import main
-    from ingest.pipeline import run as run_pipeline
+    from ingest.cli.main import main
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     feed_server.put("/ok.xml", RSS)
@@ -250,8 +251,8 @@ def test_secrets_show_nowhere(
 ) -> None:
     """A proxy that refuses its password, one that is not there, and a header: the secret
     is in no message, status, log line, database row or `ingest check` output."""
-    from ingest.cli import main
-    from ingest.pipeline import run as run_pipeline
+    from ingest.cli.main import main
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     monkeypatch.setenv("PROXY_PASSWORD", SECRET)

@@ -14,7 +14,8 @@ import pytest
 
 from cli_helpers import write_sources
 from feedserver import FeedServer
-from ingest.cli import LATEST_FIELDS, main
+from ingest.cli.main import main
+from ingest.model import STORY_FIELDS
 
 DATA = Path(__file__).parent / "data" / "feeds"
 
@@ -91,7 +92,7 @@ def test_run_stores_good_sources_and_reports_each_failure(
 
     assert main(["latest", "--db", db, "--limit", "100", "--format", "json"]) == 0
     stories = json.loads(capsys.readouterr().out)
-    assert stories and {tuple(s) for s in stories} == {LATEST_FIELDS}
+    assert stories and {tuple(s) for s in stories} == {STORY_FIELDS}
     assert {s["section"] for s in stories} == {"blogs", "videos"}
     assert all("utm_" not in s["url"] for s in stories)
     dates = [s["published_at"] for s in stories]

@@ -22,7 +22,7 @@ import pytest
 
 from cli_helpers import write_sources
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.store import Store
 
 INGEST = Path(sys.executable).parent / "ingest"

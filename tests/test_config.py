@@ -24,7 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest import config
-from ingest.config import Config, load_config, parse_config, parse_duration, parse_size
+from ingest.config import Config, load_config, parse_config, parse_duration, parse_size, yaml_nodes
+from ingest.config.values import _DURATION_UNITS
 from ingest.errors import ConfigError, ConfigProblem
 from ingest.model import Settings, Source
 
@@ -47,14 +48,14 @@ def _problems(text: str, path: str = "sources.yaml") -> list[ConfigProblem]:
     return info.value.problems
 
 
-LOADERS = ["libyaml", "python"] if hasattr(config, "_CLoader") else ["python"]
+LOADERS = ["libyaml", "python"] if hasattr(yaml_nodes, "_CLoader") else ["python"]
 
 
 @pytest.fixture(params=LOADERS)
 def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run a test with libyaml's parser and again with PyYAML's pure-Python one."""
     if request.param == "python":
-        monkeypatch.setattr(config, "_Loader", config._PyLoader)
+        monkeypatch.setattr(config, "_Loader", yaml_nodes._PyLoader)
     yield request.param
 
 
@@ -157,7 +158,7 @@ def test_parse_duration_refuses_odd_values(value: Any) -> None:
     st.lists(
         st.tuples(
             st.integers(min_value=0, max_value=10_000),
-            st.sampled_from(sorted(config._DURATION_UNITS)),
+            st.sampled_from(sorted(_DURATION_UNITS)),
             st.sampled_from(["", " "]),
         ),
         min_size=1,
@@ -166,7 +167,7 @@ def test_parse_duration_refuses_odd_values(value: Any) -> None:
 )
 def test_parse_duration_adds_up_its_parts(parts: list[tuple[int, str, str]]) -> None:
     text = "".join(f"{n}{gap}{unit} " for n, unit, gap in parts)
-    want = sum(n * config._DURATION_UNITS[unit] for n, unit, _ in parts)
+    want = sum(n * _DURATION_UNITS[unit] for n, unit, _ in parts)
     assert parse_duration(text) == want
 
 

@@ -28,16 +28,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from feedserver import FeedServer
-from ingest import workers
-from ingest.bounds import ParseLimits
 from ingest.config import Config, parse_config
 from ingest.config.values import MAX_DURATION, MAX_MEMORY, MAX_TIMEOUT
 from ingest.errors import ConfigError
-from ingest.leases import lease_ttl
 from ingest.model import Fetched, Settings, SourceReport
-from ingest.policy import plan_next
+from ingest.runtime.leases import lease_ttl
+from ingest.runtime.parsing import jobs as workers
+from ingest.runtime.trial import try_source
+from ingest.stages.bounds import ParseLimits
+from ingest.stages.policy import plan_next
 from ingest.store import Store
-from ingest.trial import try_source
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -1,4 +1,4 @@
-"""Tests of ingest.controls: control characters out of stored Items, escaped when printed.
+"""Tests of ingest.stages.controls: control characters out of stored Items, escaped when printed.
 
 Pure unit tests; the end-to-end cases (a JSON Feed with NUL, ESC, BEL and C1 characters,
 stored on SQLite and PostgreSQL and printed by `ingest latest` and `ingest try`) are in
@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest import errors
-from ingest.controls import printable, strip_controls, without_controls
-from ingest.logs import TextFormatter
+from ingest.cli.logs import TextFormatter
 from ingest.model import Item, Source
-from ingest.pipeline import _failure
+from ingest.runtime.pipeline import _failure
+from ingest.stages.controls import printable, strip_controls, without_controls
 
 CLEAN = Item(
     source_key="s",

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedserver import FeedServer
-from ingest.cooldowns import Cooldowns, CooldownView
 from ingest.errors import StoreError
 from ingest.model import NextPoll, PollRecord, Settings, Source, SourceReport
-from ingest.politeness import host_of
+from ingest.runtime.cooldowns import Cooldowns, CooldownView
+from ingest.stages.politeness import host_of
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=10)
@@ -142,8 +142,8 @@ def test_unchanged_polls_of_many_sources_read_the_cool_downs_once(db_url: str) -
     """A real pipeline and database: 30 sources polled together read the cool-downs in
     one query, and a 429 that another process records is obeyed after the snapshot's
     refresh (a second, as `cooldowns.REFRESH`)."""
-    from ingest.fetch import make_client
-    from ingest.pipeline import Pipeline
+    from ingest.runtime.pipeline import Pipeline
+    from ingest.stages.transport import make_client
     from ingest.store import Store
 
     class CountingStore(Store):

@@ -19,11 +19,11 @@ import pytest
 
 from cli_helpers import latest_json, status_json, write_sources
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.config import load_config
 from ingest.model import CuratedItem
-from ingest.normalize import normalize
-from ingest.parse.curated import curated_entries, items_hash
+from ingest.stages.normalize import normalize
+from ingest.stages.parse.curated import curated_entries, items_hash
 from ingest.store import Store
 from ingest.web.params import items_query
 from ingest.web.site import Site

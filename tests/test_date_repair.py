@@ -23,9 +23,9 @@ import pytest
 from feedserver import FeedServer
 from ingest.config import parse_config
 from ingest.model import Fetched, Settings, Source
-from ingest.normalize import normalize
-from ingest.parse import parse
-from ingest.parse.dates import repair, zone_label
+from ingest.stages.normalize import normalize
+from ingest.stages.parse import parse
+from ingest.stages.parse.dates import repair, zone_label
 
 CASES = Path(__file__).parent / "data" / "date_repair"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -97,7 +97,7 @@ LOCAL_RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>NHS Engla
 def test_a_feed_in_local_time_is_stored_at_the_true_instant(
     db_url: str, feed_server: FeedServer
 ) -> None:
-    from ingest.pipeline import run as run_pipeline
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     feed_server.put("/feed.xml", LOCAL_RSS)

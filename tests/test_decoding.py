@@ -1,4 +1,4 @@
-"""Tests of ingest.decoding.BodyDecoder: Content-Encoding undone in bounded steps.
+"""Tests of ingest.stages.decoding.BodyDecoder: Content-Encoding undone in bounded steps.
 
 Pure unit tests over bytes (the fetcher's use over real HTTP is in tests/test_fetch.py and
 tests/test_hostile_run.py): every coding and pair of codings round-trips whatever the
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from ingest import errors
-from ingest.decoding import STEP, BodyDecoder
+from ingest.stages.decoding import STEP, BodyDecoder
 
 BODY = os.urandom(20_000) + b"<rss>" + b"a" * 500_000 + b"</rss>"
 

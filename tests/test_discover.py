@@ -19,8 +19,8 @@ import pytest
 
 from cli_helpers import quick_sources, status_json
 from feedserver import FeedServer
-from ingest.cli import main
-from ingest.parse.discover import find_feed_links, looks_like_html
+from ingest.cli.main import main
+from ingest.stages.parse.discover import find_feed_links, looks_like_html
 
 DATA = Path(__file__).parent / "data" / "feeds"
 

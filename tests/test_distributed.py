@@ -239,8 +239,8 @@ def test_sync_keeps_each_source_and_the_settings_for_workers_and_0004_downgrades
 
 
 def test_service_names_match_what_ingest_health_reads() -> None:
-    from ingest.dispatch import DISPATCHER_NAME
-    from ingest.schedule import SERVICE_NAME
+    from ingest.service.distributed.dispatcher import DISPATCHER_NAME
+    from ingest.service.scheduler import SERVICE_NAME
 
     assert (SERVICE_NAME, DISPATCHER_NAME) == ("scheduler", "dispatcher")  # as cli._health
 

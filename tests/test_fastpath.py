@@ -1,6 +1,6 @@
 """The fast feed reader against feedparser: the same stories, or the document is routed.
 
-One job: prove `ingest.parse.fast` identical to the feedparser path where it reads a
+One job: prove `ingest.stages.parse.fast` identical to the feedparser path where it reads a
 document, and show where it does not.  Every `Item` field and `content_hash` from
 both paths (parse, then `normalize`) must be equal for
 
@@ -34,10 +34,10 @@ from hypothesis import strategies as st
 
 from ingest.errors import ParseError
 from ingest.model import Item, Source
-from ingest.normalize import normalize
-from ingest.parse.doctype import strip_internal_subset
-from ingest.parse.fast import read_fast
-from ingest.parse.feed import parse_feed
+from ingest.stages.normalize import normalize
+from ingest.stages.parse.doctype import strip_internal_subset
+from ingest.stages.parse.fast import read_fast
+from ingest.stages.parse.feed import parse_feed
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"

@@ -21,7 +21,7 @@ import pytest
 
 from cli_helpers import latest_json, quick_sources
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 
 DATA = Path(__file__).parent / "data" / "feeds"
 INGEST = str(Path(sys.executable).with_name("ingest"))

@@ -18,7 +18,7 @@ import pytest
 
 from cli_helpers import quick_sources
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.store import Store
 from ingest.web.params import items_query
 from ingest.web.site import Site

@@ -1,4 +1,4 @@
-"""Tests of ingest.fetch: make_client, Fetcher and parse_retry_after.
+"""Tests of ingest.stages.fetch: make_client, Fetcher and parse_retry_after.
 
 One job: show that a poll behaves politely and boundedly over real HTTP. Protocol behaviour
 (conditional GET, gzip, redirects, error statuses, deadlines, body caps, resets, concurrency
@@ -32,8 +32,9 @@ import pytest
 
 from feedserver import DEFAULT_CONTENT_TYPE, MIB, FeedServer, RequestRecord
 from ingest import errors
-from ingest.fetch import ACCEPT, Fetcher, make_client, parse_retry_after
 from ingest.model import Fetched, FetchState, Settings, Source
+from ingest.stages.fetch import Fetcher, parse_retry_after
+from ingest.stages.transport import ACCEPT, make_client
 
 T = TypeVar("T")
 
@@ -528,7 +529,9 @@ def test_cache_control_max_age(feed_server: FeedServer) -> None:
 def test_hanging_server_hits_the_deadline(feed_server: FeedServer, transport: str) -> None:
     feed_server.put("/hang", RSS, hang=True)
     t0 = time.monotonic()
-    e = fetch_fails(errors.TimeoutError, feed_server.url("/hang"), timeout=0.5, transport=transport)
+    e = fetch_fails(
+        errors.FetchTimeoutError, feed_server.url("/hang"), timeout=0.5, transport=transport
+    )
     took = time.monotonic() - t0
     assert 0.45 <= took < 2.0
     assert "0.5s" in str(e) and e.url == feed_server.url("/hang")
@@ -538,7 +541,7 @@ def test_trickle_is_cut_off_by_the_whole_request_deadline(feed_server: FeedServe
     # a chunk every 0.1 s, 3 s in all: no single read waits long, the whole poll does
     feed_server.put("/drip", "x" * 3000, trickle=(3.0, 30), gzip=False)
     t0 = time.monotonic()
-    fetch_fails(errors.TimeoutError, feed_server.url("/drip"), timeout=0.5)
+    fetch_fails(errors.FetchTimeoutError, feed_server.url("/drip"), timeout=0.5)
     took = time.monotonic() - t0
     assert 0.45 <= took < 2.0
     assert feed_server.wait_idle(timeout=3)
@@ -623,7 +626,9 @@ def test_the_deadline_fires_inside_a_decoding_bomb(feed_server: FeedServer) -> N
     feed_server.put(
         "/members", gziplib.compress(inner), headers={"Content-Encoding": "gzip, gzip"}, gzip=False
     )
-    fetch_fails(errors.TimeoutError, feed_server.url("/members"), max_body=64 * MIB, timeout=0.3)
+    fetch_fails(
+        errors.FetchTimeoutError, feed_server.url("/members"), max_body=64 * MIB, timeout=0.3
+    )
 
 
 def test_body_cap_boundary(feed_server: FeedServer) -> None:

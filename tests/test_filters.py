@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.filters import keep, matches, verdicts
 from ingest.model import Item, Source
+from ingest.stages.filters import keep, matches, verdicts
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ import pytest
 from feedserver import FeedServer
 from ingest.config import parse_config
 from ingest.model import FailureRule, NextPoll, PollRecord, Settings, Source, SourceReport
-from ingest.politeness import failure_cooldown, host_of, host_outcome
+from ingest.stages.politeness import failure_cooldown, host_of, host_outcome
 
 RSS = (
     '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
@@ -101,8 +101,8 @@ def _sources(down: FeedServer, calm: FeedServer) -> tuple[Source, ...]:
 def test_failures_in_a_row_cool_the_host_down_for_every_source(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ingest.cli import main
-    from ingest.pipeline import run
+    from ingest.cli.main import main
+    from ingest.runtime.pipeline import run
     from ingest.store import Store
 
     t0 = datetime.now(UTC).replace(microsecond=0)
@@ -170,7 +170,7 @@ def test_failures_in_a_row_cool_the_host_down_for_every_source(
 
 
 def test_host_failures_zero_never_cools_a_host(sqlite_url: str) -> None:
-    from ingest.pipeline import run
+    from ingest.runtime.pipeline import run
     from ingest.store import Store
 
     with FeedServer() as down, FeedServer() as calm:

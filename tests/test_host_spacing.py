@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from feedserver import FeedServer
 from ingest.config import parse_config
 from ingest.model import Settings, Source, SourceReport
-from ingest.politeness import slot_after
+from ingest.stages.politeness import slot_after
 
 DELAY = 0.8  # seconds between two requests to the host
 # The delay spaces when requests leave; the server stamps when each one's head has been
@@ -59,9 +59,9 @@ def test_the_store_gives_out_one_slot_per_delay_across_processes(db_url: str) ->
 
 
 def test_two_pipelines_on_one_database_space_their_requests_to_a_host(db_url: str) -> None:
-    from ingest.pipeline import run
+    from ingest.runtime.pipeline import run
+    from ingest.runtime.store_process import StoreProcess
     from ingest.store import Store
-    from ingest.store_process import StoreProcess
 
     settings = Settings(per_host_delay=DELAY)
     with FeedServer() as server, FeedServer() as other:

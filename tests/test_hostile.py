@@ -33,13 +33,16 @@ from typing import Any
 import pytest
 
 from feedserver import FeedServer
-from ingest import errors, workers
-from ingest.bounds import ParseLimits, newest, trim_entries
-from ingest.fetch import Fetcher, make_client
+from ingest import errors
 from ingest.model import Fetched, RawEntry, Settings, Source
-from ingest.normalize import MAX_SUMMARY, MAX_TITLE, normalize
-from ingest.parse.feed import parse_feed
-from ingest.parse.page import parse_page
+from ingest.runtime.parsing import jobs as workers
+from ingest.runtime.parsing.pool import ParsePool
+from ingest.stages.bounds import ParseLimits, newest, trim_entries
+from ingest.stages.fetch import Fetcher
+from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, normalize
+from ingest.stages.parse.feed import parse_feed
+from ingest.stages.parse.page import parse_page
+from ingest.stages.transport import make_client
 
 MIB = 1024 * 1024
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -201,7 +204,7 @@ def test_page_reader_expands_no_entities(prolog: str, secret: Path) -> None:
 
 
 def test_feed_discovery_expands_no_entities(secret: Path) -> None:
-    discover = pytest.importorskip("ingest.parse.discover")
+    discover = pytest.importorskip("ingest.stages.parse.discover")
     head = (
         '<link rel="alternate" type="application/rss+xml" href="/feed&lol9;">'
         '<link rel="alternate" type="application/rss+xml" href="/x&xxe;">'
@@ -323,7 +326,7 @@ def test_title_and_summary_lengths_are_capped() -> None:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[workers.ParsePool]:
+def pool() -> Iterator[ParsePool]:
     p = workers.start_forkserver_pool(2)
     yield p
     p.shutdown(wait=True, cancel_futures=True)
@@ -337,7 +340,7 @@ def _costly_feed(entries: int = 300_000) -> Fetched:
 
 
 def test_cpu_budget_stops_a_costly_parse_and_the_worker_lives_on(
-    pool: workers.ParsePool,
+    pool: ParsePool,
 ) -> None:
     limits = ParseLimits(max_entries=1_000_000, cpu_seconds=0.5)  # no trimming: parse it all
     started = time.perf_counter()
@@ -353,7 +356,7 @@ def test_cpu_budget_stops_a_costly_parse_and_the_worker_lives_on(
 
 
 def test_memory_budget_stops_a_greedy_parse_and_the_worker_lives_on(
-    pool: workers.ParsePool,
+    pool: ParsePool,
 ) -> None:
     limits = ParseLimits(max_entries=1_000_000, cpu_seconds=30, memory_bytes=16 * MIB)
     kind, message = pool.submit(workers.parse_job, FEED, _costly_feed(), NOW, None, limits).result(
@@ -370,7 +373,7 @@ def test_a_pushed_body_is_read_under_the_same_budgets() -> None:
     """`ingest serve` reads what a WebSub hub pushes in a parse worker of its own,
     under the parse budgets: a costly body fails as a parse error, and the worker
     reads the next push."""
-    from ingest.push import PushParsing
+    from ingest.runtime.push import PushParsing
 
     parsing = PushParsing()
     try:

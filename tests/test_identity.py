@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 
 from feedserver import FeedServer
 from ingest.config import parse_config
-from ingest.entry_rules import entry_key_of
 from ingest.model import RawEntry, Settings
+from ingest.stages.entry_rules import entry_key_of
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 STORIES = [
@@ -54,7 +54,7 @@ def feed(poll: int, **kw: bool) -> str:
 
 
 def poll(db_url: str, server: FeedServer, extra: str, when: datetime) -> tuple[int, int, int]:
-    from ingest.pipeline import run as run_pipeline
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     text_ = f"sources:\n  - {{key: trust, name: Trust, url: '{server.url('/feed.xml')}'{extra}}}\n"

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ingest.model import MediaKind, RawEntry, Source
-from ingest.normalize import normalize
-from ingest.parse.values import parse_duration
+from ingest.stages.normalize import normalize
+from ingest.stages.parse.values import parse_duration
 from ingest.store import Store
 from store_helpers import migrate_to
 

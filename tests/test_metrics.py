@@ -29,11 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from feedlab_helpers import INGEST, ROOT, free_port
 from feedserver import FeedServer
-from ingest.dbmetrics import lag_buckets, waiting
-from ingest.health import WORKER_FORGET, assess, process_states
-from ingest.metrics import outcome
 from ingest.model import Item, Plan, SourceReport, story_lags
+from ingest.runtime.metrics import outcome
+from ingest.service.health import WORKER_FORGET, assess, process_states
 from ingest.store import Store
+from ingest.web.metrics import lag_buckets, waiting
 
 DEADLINE = 60.0
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Tests of the network guard (ingest.netguard and its use in ingest.fetch): SSRF refusals.
+"""Tests of the network guard (ingest.stages.netguard, used by ingest.stages.fetch): SSRF refusals.
 
 What is proven: private, loopback, link-local, multicast, reserved and unspecified addresses
 are refused (also inside IPv4-mapped, 6to4 and NAT64 IPv6 forms) unless an allowed network
@@ -27,9 +27,9 @@ import pytest
 from feedserver import FeedServer
 from ingest import errors
 from ingest.config import parse_config
-from ingest.fetch import Fetcher, make_client
 from ingest.model import Settings, Source
-from ingest.netguard import (
+from ingest.stages.fetch import Fetcher
+from ingest.stages.netguard import (
     ENV_VAR,
     NetGuard,
     Refused,
@@ -37,6 +37,7 @@ from ingest.netguard import (
     parse_networks,
     refusal_reason,
 )
+from ingest.stages.transport import make_client
 
 T = TypeVar("T")
 RSS = (
@@ -406,7 +407,7 @@ def test_mock_transport_is_unguarded_unless_a_guard_is_given() -> None:
 
 def test_a_blocked_source_is_a_per_source_report(sqlite_url: str, feed_server: FeedServer) -> None:
     """Through the pipeline: the refused source fails with kind "refused", the others run."""
-    from ingest.pipeline import run as run_pipeline
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     feed_server.put("/ok.xml", RSS)
@@ -426,7 +427,7 @@ def test_a_blocked_source_is_a_per_source_report(sqlite_url: str, feed_server: F
 def test_ingest_check_reports_a_bad_environment_variable(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ingest.cli import main
+    from ingest.cli.main import main
 
     path = tmp_path / "sources.yaml"
     path.write_text(SOURCES.format(networks="[127.0.0.0/8]"))

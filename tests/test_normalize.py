@@ -1,4 +1,4 @@
-"""Unit tests of `ingest.normalize`: URL forms, the date chain, identity, text and HTML.
+"""Unit tests of `ingest.stages.normalize`: URL forms, the date chain, identity, text and HTML.
 
 One job: pin down each rule of normalization on small hand-made `RawEntry`
 values.  Whole documents (parse + normalize) are the file-driven cases of
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from ingest.model import RawEntry, Source
-from ingest.normalize import MAX_SUMMARY, MAX_TITLE, canonical_url, clean_url, normalize
+from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, normalize
+from ingest.stages.urls import canonical_url, clean_url
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 BASE = "https://site.example/feed/"

@@ -1,4 +1,4 @@
-"""Tests of `ingest.parse.page`: the page fixtures end to end, dates, and what is refused.
+"""Tests of `ingest.stages.parse.page`: the page fixtures end to end, dates, and what is refused.
 
 One job: check that listing pages become the right `Item`s (through `parse_page`
 and `normalize`), that a page whose markup no longer fits its selectors is a
@@ -31,9 +31,10 @@ import pytest
 from expected import assert_items, load_expected, source_from_spec
 from ingest.errors import ParseError
 from ingest.model import Fetched, RawEntry, Source
-from ingest.normalize import normalize
-from ingest.parse import parse
-from ingest.parse.page import MAX_ITEMS, parse_date, parse_page
+from ingest.stages.normalize import normalize
+from ingest.stages.parse import parse
+from ingest.stages.parse.dates import parse_date
+from ingest.stages.parse.page import MAX_ITEMS, parse_page
 
 PAGES = Path(__file__).parent / "data" / "pages"
 CASES = sorted(PAGES.glob("*.html"))
@@ -539,7 +540,7 @@ def test_dates_are_aware_utc() -> None:
 
 def test_importing_parse_does_not_import_bs4() -> None:
     code = (
-        "import sys, ingest.parse; "
+        "import sys, ingest.stages.parse; "
         "assert not {'bs4', 'soupsieve', 'lxml'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

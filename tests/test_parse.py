@@ -1,4 +1,4 @@
-"""Tests of `ingest.parse`: the feed fixtures end to end, and the parser's safety.
+"""Tests of `ingest.stages.parse`: the feed fixtures end to end, and the parser's safety.
 
 One job: check that documents become the right `Item`s (through `parse_feed` and
 `normalize`), that no document can expand entities, read files or fetch anything,
@@ -32,10 +32,10 @@ import pytest
 from expected import assert_items, load_expected, source_from_spec
 from ingest.errors import ParseError
 from ingest.model import Fetched, RawEntry, Source
-from ingest.normalize import normalize
-from ingest.parse import parse
-from ingest.parse.discover import looks_like_html
-from ingest.parse.feed import parse_feed
+from ingest.stages.normalize import normalize
+from ingest.stages.parse import parse
+from ingest.stages.parse.discover import looks_like_html
+from ingest.stages.parse.feed import parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 CASES = sorted(p for p in FEEDS.iterdir() if p.is_file() and not p.name.endswith(".expected.json"))
@@ -232,7 +232,7 @@ def test_parse_skips_what_was_not_modified() -> None:
 
 
 def test_importing_parse_does_not_import_feedparser() -> None:
-    code = "import sys, ingest.parse; assert 'feedparser' not in sys.modules"
+    code = "import sys, ingest.stages.parse; assert 'feedparser' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -241,10 +241,10 @@ def test_feedparser_reads_through_the_buffered_expat_driver() -> None:
 
     import feedparser.api
 
-    from ingest.parse.saxdriver import BufferedExpatParser
+    from ingest.stages.parse.saxdriver import BufferedExpatParser
 
     parse_feed(b"<rss version='2.0'><channel/></rss>", "https://a.example/feed")
-    assert feedparser.api.PREFERRED_XML_PARSERS == ["ingest.parse.saxdriver"]
+    assert feedparser.api.PREFERRED_XML_PARSERS == ["ingest.stages.parse.saxdriver"]
     reader = xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS)
     assert isinstance(reader, BufferedExpatParser)
 

@@ -49,7 +49,7 @@ def big(
     from psycopg import sql
 
     from conftest import _sqlalchemy_pg_url
-    from ingest.queue import libpq_url
+    from ingest.service.distributed.queue import libpq_url
 
     server = request.getfixturevalue("postgres_url")
     name = f"ingest_test_{secrets.token_hex(6)}"

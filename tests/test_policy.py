@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingest.model import NextPoll, Settings, Source, SourceReport
-from ingest.policy import MAX_RETRY_AFTER, base_interval, plan_next
+from ingest.stages.policy import MAX_RETRY_AFTER, base_interval, plan_next
 
 NOW = datetime(2026, 6, 1, 8, 0, 30, tzinfo=UTC)  # a Monday, half a minute past the hour
 SRC = Source(key="s", name="S", url="http://127.0.0.1:1/s.xml", every=1800.0)

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.model import Arrivals, Settings, Source, SourceReport
-from ingest.policy import (
+from ingest.stages.policy import (
     HALF_LIVES,
     WINDOW,
     adaptive_interval,

@@ -20,9 +20,10 @@ import pytest
 
 from feedserver import FeedServer
 from ingest.config import parse_config
-from ingest.fetch import Fetcher, make_client
 from ingest.model import PollRecord, Settings, Source, SourceReport
-from ingest.politeness import cooldown_of, cooled_next, delay_for, host_of
+from ingest.stages.fetch import Fetcher
+from ingest.stages.politeness import cooldown_of, cooled_next, delay_for, host_of
+from ingest.stages.transport import make_client
 
 RSS = (
     '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
@@ -77,8 +78,8 @@ def _sources(busy: FeedServer, calm: FeedServer) -> tuple[Source, ...]:
 def test_a_host_answering_429_is_left_alone_by_every_source(
     db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ingest.cli import main
-    from ingest.pipeline import run as run_pipeline
+    from ingest.cli.main import main
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     with FeedServer() as busy, FeedServer() as calm:
@@ -109,7 +110,7 @@ def test_a_host_answering_429_is_left_alone_by_every_source(
 def test_polls_queued_behind_the_429_in_one_run_are_not_sent(sqlite_url: str) -> None:
     """`per_host: 1`: the polls of the host wait for their turn in one `ingest run`; the
     first to go gets the 429, and those queued behind it are not sent at all."""
-    from ingest.pipeline import run as run_pipeline
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     with FeedServer() as busy, FeedServer() as calm:
@@ -132,7 +133,7 @@ def test_polls_queued_behind_the_429_in_one_run_are_not_sent(sqlite_url: str) ->
 def test_two_workers_on_one_database_share_the_cool_down(pg_url: str) -> None:
     """Two pipelines, each with its own database connection, owner and HTTP client, as two
     `ingest worker` processes have: what one learned about the host, the other obeys."""
-    from ingest.pipeline import Pipeline
+    from ingest.runtime.pipeline import Pipeline
     from ingest.store import Store
 
     async def poll(store: Store, source: Source, owner: str) -> SourceReport:

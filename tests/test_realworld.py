@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from ingest.model import Item, Source
-from ingest.normalize import normalize
-from ingest.parse.discover import looks_like_html
-from ingest.parse.feed import parse_feed
+from ingest.stages.normalize import normalize
+from ingest.stages.parse.discover import looks_like_html
+from ingest.stages.parse.feed import parse_feed
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("INGEST_REALWORLD", ROOT.parent / "shared" / "corpus" / "realworld"))

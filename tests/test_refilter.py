@@ -66,7 +66,7 @@ def found(db_url: str, words: str) -> list[str]:
 def test_refilter_hides_and_shows_again(
     db_url: str, feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ingest.cli import main
+    from ingest.cli.main import main
 
     feed_server.put(
         "/news.xml", feed(entries("Sponsored: conference", "Board news", "Shared story"))

@@ -19,8 +19,8 @@ import pytest
 
 from feedserver import FeedServer
 from ingest.config import parse_config
-from ingest.filters import verdicts, why_none_kept
 from ingest.model import Item, Rule, Settings
+from ingest.stages.filters import verdicts, why_none_kept
 from ingest.store.configs import source_from_json, source_json
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -99,8 +99,8 @@ FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>N</title>
 def test_rules_decide_what_is_stored_and_try_names_each_rule(
     db_url: str, feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ingest.cli import main
-    from ingest.pipeline import run as run_pipeline
+    from ingest.cli.main import main
+    from ingest.runtime.pipeline import run as run_pipeline
     from ingest.store import Store
 
     feed_server.put("/feed.xml", FEED)

@@ -36,10 +36,10 @@ import pytest
 from sqlalchemy import func, select
 
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.config import load_config
 from ingest.model import Item, NextPoll, PollRecord, SourceReport
-from ingest.schedule import SERVICE_NAME, Service, Timing
+from ingest.service.scheduler import SERVICE_NAME, Service, Timing
 from ingest.store import Store
 from ingest.store.schema import fetches, item_sources, items
 
@@ -516,7 +516,7 @@ def test_health_fails_when_no_scheduler_ever_ran(
 
 
 def test_health_judges_the_freshest_heartbeat_of_scheduler_and_dispatcher() -> None:
-    from ingest.health import assess, pick_service
+    from ingest.service.health import assess, pick_service
 
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
     old = {"owner": "scheduler@h:1:a", "last_tick_at": now - timedelta(hours=2)}

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from cli_helpers import latest_json
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.model import Source
 from ingest.store import Store
 from ingest.store import search as search_index

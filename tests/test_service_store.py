@@ -20,8 +20,10 @@ import pytest
 from sqlalchemy import select
 
 from feedserver import FeedServer
-from ingest import pipeline, workers
 from ingest.model import NextPoll, PollRecord, Settings, Source, SourceReport
+from ingest.runtime import pipeline
+from ingest.runtime.leases import lease_ttl
+from ingest.runtime.parsing import jobs as workers
 from ingest.store import Store
 from ingest.store.schema import sources as sources_table
 from store_helpers import T0, count, item, ok, save
@@ -302,7 +304,7 @@ def test_the_pipeline_skips_a_source_another_process_holds(
     feed_server.put("/free.xml", RSS.format(name="free"))
     held = src("held", url=feed_server.url("/held.xml"))
     free = src("free", url=feed_server.url("/free.xml"))
-    ttl = pipeline.lease_ttl(held)
+    ttl = lease_ttl(held)
 
     def run(at: datetime, srcs: Sequence[Source], store: Store) -> list[SourceReport]:
         with ThreadPoolExecutor(2) as pool:  # parse in threads: no process start-up
@@ -378,7 +380,7 @@ def test_a_poll_cancelled_while_its_write_waits_does_not_stop_the_recorder(
     import asyncio
     import time
 
-    from ingest.recorder import Recorder
+    from ingest.runtime.recorder import Recorder
 
     def record(source: Source) -> PollRecord:
         return PollRecord(source, ok(source), None, T0, NextPoll(T0 + timedelta(minutes=30)))

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.config import load_config
-from ingest.opml import OpmlError, read_opml
+from ingest.config.opml import OpmlError, read_opml
 
 HERE = Path(__file__).parent
 REPO_SOURCES = HERE.parent / "sources.yaml"

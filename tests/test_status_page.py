@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 
 from cli_helpers import quick_sources
 from feedserver import FeedServer
-from ingest.cli import main
+from ingest.cli.main import main
 from ingest.store import Store
 from ingest.web.sourcehealth import age, source_views
 from websample import serving

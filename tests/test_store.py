@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from ingest import dedupe
 from ingest.model import Fetched, FetchState, Item, NextPoll, PollRecord, Source, SourceReport
+from ingest.stages import dedupe
 from ingest.store import Store, search
 from ingest.store.schema import SCHEMA_REVISION, metadata
 from store_helpers import T0, count, item, ok, save
@@ -101,12 +101,12 @@ def _describe(conn: Connection) -> dict[str, object]:
 
 def test_a_new_database_is_created_as_the_migrations_would_create_it(db_url: str) -> None:
     """A new database skips Alembic (create_all + view + stamp): same shape as migrating."""
-    from ingest.store import db
+    from ingest.store import db, migrations
 
     engine = db.make_engine(db_url)
     try:
         with engine.begin() as c:
-            db._run_alembic(c)
+            migrations._run_alembic(c)
         with engine.connect() as c:
             migrated = _describe(c)
         with engine.begin() as c:
@@ -117,7 +117,7 @@ def test_a_new_database_is_created_as_the_migrations_would_create_it(db_url: str
             )
             metadata.drop_all(c)
             assert inspect(c).get_table_names() == []
-        db.migrate(engine)  # an empty database again: the direct way
+        migrations.migrate(engine)  # an empty database again: the direct way
         with engine.connect() as c:
             created = _describe(c)
     finally:
@@ -140,7 +140,7 @@ def test_a_database_with_our_tables_but_no_revision_is_left_to_alembic(db_url: s
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     from ingest.errors import StoreError
-    from ingest.store import db
+    from ingest.store import db, migrations
 
     engine = db.make_engine(db_url)
     try:
@@ -148,7 +148,7 @@ def test_a_database_with_our_tables_but_no_revision_is_left_to_alembic(db_url: s
             c.exec_driver_sql("CREATE TABLE sources (key TEXT PRIMARY KEY, kept TEXT)")
             c.exec_driver_sql("INSERT INTO sources VALUES ('x', 'still here')")
         with pytest.raises(StoreError, match="migrate"):
-            db.migrate(engine)  # 0001 cannot create `sources`: it exists
+            migrations.migrate(engine)  # 0001 cannot create `sources`: it exists
         with engine.connect() as c:
             assert c.execute(text("SELECT kept FROM sources")).scalar_one() == "still here"
     except (OperationalError, ProgrammingError) as e:  # pragma: no cover - a real failure

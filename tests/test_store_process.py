@@ -20,8 +20,8 @@ import pytest
 from feedserver import FeedServer
 from ingest.errors import StoreError
 from ingest.model import Fetched, NextPoll, PollRecord, Source, SourceReport
+from ingest.runtime.store_process import StoreProcess
 from ingest.store import Store
-from ingest.store_process import StoreProcess
 from store_helpers import T0, count, item, ok
 
 A = Source(key="a", name="Source A", url="http://127.0.0.1:1/a.xml", section="latest")
@@ -110,7 +110,7 @@ def test_ingest_run_never_imports_sqlalchemy_itself(
     db = tmp_path / "run.sqlite3"
     code = (
         "import sys\n"
-        "from ingest.cli import main\n"
+        "from ingest.cli.main import main\n"
         f"rc = main(['run', '--sources', {str(sources)!r}, '--db', 'sqlite:///{db}'])\n"
         "assert rc == 0, rc\n"
         "assert 'sqlalchemy' not in sys.modules, 'the run process imported SQLAlchemy'\n"
@@ -123,7 +123,7 @@ def test_ingest_run_never_imports_sqlalchemy_itself(
 
 
 def test_a_run_refused_for_its_sources_file_creates_no_database(tmp_path: Path) -> None:
-    from ingest.cli import main
+    from ingest.cli.main import main
 
     sources = tmp_path / "sources.yaml"
     sources.write_text("sources:\n  - key: f\n    name: F\n    url: not a url\n")

@@ -17,8 +17,8 @@ import pytest
 
 from cli_helpers import status_json
 from feedserver import FeedServer
-from ingest.cli import main
-from ingest.trial import source_for_url
+from ingest.cli.main import main
+from ingest.runtime.trial import source_for_url
 
 DATA = Path(__file__).parent / "data"
 

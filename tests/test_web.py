@@ -30,7 +30,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from feedserver import FeedServer
-from ingest.cli import LATEST_FIELDS, main
+from ingest.cli.main import main
+from ingest.model import STORY_FIELDS
 from ingest.store import Store
 from ingest.web.app import create_app
 from ingest.web.page import TemplateProblem
@@ -174,7 +175,7 @@ def test_api_pages_through_every_story_once(collection: Collection, store: Store
     client = Client(create_app(store))
     first = client.get("/api/items").json()
     assert len(first["items"]) == 20 and first["next_cursor"]
-    assert all(tuple(item) == LATEST_FIELDS for item in first["items"])
+    assert all(tuple(item) == STORY_FIELDS for item in first["items"])
 
     items = all_items(client, limit=4)
     every = collection.all()
@@ -572,7 +573,7 @@ def test_ingest_serve_on_a_port_in_use_says_so_in_one_line(
     with serving(sqlite_collection.db_url, tmp_path / "serve.log") as url:
         port = url.rsplit(":", 1)[1].strip("/")
         done = subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "serve", "--db", sqlite_collection.db_url,
+            [sys.executable, "-m", "ingest.cli.main", "serve", "--db", sqlite_collection.db_url,
              "--host", "127.0.0.1", "--port", port],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

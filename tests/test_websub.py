@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from ingest.model import Advert, Fetched, Settings, Source, SourceReport
-from ingest.parse.hubs import HEAD_BYTES, advert_of, header_links
-from ingest.policy import plan_next
-from ingest.websub import (
+from ingest.stages.parse.hubs import HEAD_BYTES, advert_of, header_links
+from ingest.stages.policy import plan_next
+from ingest.stages.websub import (
     SubscriberTiming,
     Subscription,
     callback_url,

@@ -29,16 +29,16 @@ from sqlalchemy import select
 
 from feedlab_helpers import free_port
 from feedserver import FeedServer
-from ingest.cli_format import print_status
-from ingest.fetch import make_client
+from ingest.cli.format import print_status
 from ingest.model import Settings
-from ingest.netguard import NetGuard
-from ingest.schedule import Service, Timing
+from ingest.service.scheduler import Service, Timing
+from ingest.service.subscriber import Subscriber
+from ingest.stages.netguard import NetGuard
+from ingest.stages.transport import make_client
+from ingest.stages.websub import SubscriberTiming
 from ingest.store import Store
 from ingest.store.schema import fetches, item_sources
 from ingest.web.app import create_app
-from ingest.websub import SubscriberTiming
-from ingest.websub_service import Subscriber
 from websubhub import Hub, WebApp
 
 T = TypeVar("T")

@@ -34,10 +34,10 @@ from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import normalize as norm
 from ingest.model import Item, RawEntry, Source
-from ingest.parse.feed import parse_feed
-from ingest.parse.page import parse_page
+from ingest.stages import normalize as norm
+from ingest.stages.parse.feed import parse_feed
+from ingest.stages.parse.page import parse_page
 
 VECTORS_FILE = Path(__file__).parent / "data" / "xss" / "vectors.txt"
 BASE = "https://news.example/feeds/latest.xml"

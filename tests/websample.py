@@ -170,7 +170,7 @@ def fill(
     server: FeedServer, tmp_path: Path, db_url: str, now: datetime | None = None
 ) -> Collection:
     """Serve the four feeds and their thumbnails, then `ingest run` them into `db_url`."""
-    from ingest.cli import main
+    from ingest.cli.main import main
 
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     stories: dict[str, list[Story]] = {}
@@ -244,7 +244,7 @@ def serving(db_url: str, log: Path, *extra: str) -> Iterator[str]:
     """`ingest serve --db db_url` on 127.0.0.1:<free port> until the block ends; yields
     its base URL once /healthz answers."""
     port = free_port()
-    cmd = [sys.executable, "-m", "ingest.cli", "serve", "--db", db_url,
+    cmd = [sys.executable, "-m", "ingest.cli.main", "serve", "--db", db_url,
            "--host", "127.0.0.1", "--port", str(port), *extra]  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     with log.open("wb") as out:

@@ -3,11 +3,31 @@
 Library errors (httpx, feedparser, SQLAlchemy, YAML) are translated into these
 at the module that calls the library, with `raise ... from e`, so callers only
 ever catch `IngestError` subclasses.  This module defines types only.
+
+    IngestError                 kind "error"
+    ├── ConfigError             "config": sources.yaml is invalid (every problem, file:line)
+    ├── FetchError              "fetch": a poll got no usable answer
+    │   ├── NetworkError        "network": DNS, refused, reset, TLS
+    │   ├── RefusedError        "refused": the network guard said no
+    │   ├── FetchTimeoutError   "timeout": the whole request took too long
+    │   ├── TooLargeError       "too_large": the body passed the size cap
+    │   ├── CooldownError       "cooldown": not requested, the host asked us to wait
+    │   └── HTTPStatusError     "http": a status we cannot use
+    │       └── BlockedError    "blocked": a bot-protection challenge, not the feed
+    ├── ParseError              "parse": the document cannot be read at all
+    └── StoreError              "store": the database refused or failed
+
+`kind` is the word reports, `ingest status` and the metrics show.  Every
+error pickles with its attributes (`IngestError.__reduce__`), so one raised in
+a worker or the database process can be raised again in the parent.  No
+name here shadows a builtin: the fetch deadline is `FetchTimeoutError`
+(Python's own `TimeoutError` is what asyncio raises).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "BlockedError",
@@ -15,21 +35,34 @@ __all__ = [
     "ConfigProblem",
     "CooldownError",
     "FetchError",
+    "FetchTimeoutError",
     "HTTPStatusError",
     "IngestError",
     "NetworkError",
     "ParseError",
     "RefusedError",
     "StoreError",
-    "TimeoutError",
     "TooLargeError",
 ]
+
+
+def _rebuilt(cls: type[IngestError], args: tuple[Any, ...], state: dict[str, Any]) -> IngestError:
+    """An error as pickled: its class, message arguments and attributes, no __init__ call."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class IngestError(Exception):
     """Base of every error ingest raises on purpose."""
 
     kind = "error"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*args), which fails for the errors whose
+        # __init__ takes keywords (status=, host=, ...): rebuild without __init__
+        return _rebuilt, (type(self), self.args, dict(self.__dict__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +109,7 @@ class RefusedError(FetchError):
     kind = "refused"
 
 
-class TimeoutError(FetchError):
+class FetchTimeoutError(FetchError):
     """The whole request took longer than the source's timeout."""
 
     kind = "timeout"

@@ -3,17 +3,18 @@
 Each dataclass is named after the stage that makes it: config makes `Source`,
 fetch makes `Fetched`, parse makes `RawEntry`, normalize makes `Item`, dedupe
 makes `Plan`, the pipeline makes `SourceReport`.  Nothing here does I/O or
-holds behaviour beyond small derived properties; stages copy with
+holds behaviour beyond small derived properties (and `utcnow`, the default
+`Clock` every stage and service is given); stages copy with
 `dataclasses.replace`, never mutate.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -22,8 +23,10 @@ __all__ = [
     "DEFAULT_PUSH_EVERY",
     "DEFAULT_TIMEOUT",
     "LISTED_EPOCH",
+    "STORY_FIELDS",
     "Advert",
     "Arrivals",
+    "Clock",
     "CuratedItem",
     "DateSource",
     "DateZone",
@@ -43,7 +46,9 @@ __all__ = [
     "Settings",
     "Source",
     "SourceReport",
+    "Story",
     "story_lags",
+    "utcnow",
 ]
 
 DEFAULT_TIMEOUT = 20.0
@@ -60,6 +65,14 @@ DateSource = Literal["published", "updated", "first_seen", "listed"]
 MediaKind = Literal["video", "audio"]
 DateZone = Literal["none", "utc", "offset"]
 Identity = Literal["guid", "link", "title", "content"]
+Clock = Callable[[], datetime]  # what "now" is: injected, so tests can move time
+
+
+def utcnow() -> datetime:
+    """The default `Clock`: now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
 ItemKind = Literal["article", "video", "audio"]
 
 
@@ -144,7 +157,7 @@ class Settings:
     host_failure_cooldown: float = 60.0  # the first such cool-down, seconds (doubles, <= 1 h)
     max_redirects: int = 5
     user_agent: str = "ingest/0.1 (+https://github.com/ingest-news/ingest)"
-    # the unattended service (schedule.py, policy.py)
+    # the unattended service (service/scheduler.py, stages/policy.py)
     backoff_max: float = 6 * 3600.0  # longest wait between polls of a failing source, seconds
     jitter: float = 0.1  # each wait is stretched or shrunk by up to this fraction
     respect_max_age: bool = True  # a server's Cache-Control: max-age is a lower bound on waits
@@ -400,3 +413,46 @@ class PollRecord:
     started_at: datetime
     next: NextPoll
     failure_rule: FailureRule = FailureRule()
+
+
+class Story(TypedDict):
+    """A stored story as the store reads it back: one definition for every reader.
+
+    `store.reads` selects these columns (in this order, `STORY_FIELDS`), and
+    `ingest latest`, /api/items, the page, the feeds and the export show them.
+    It lives here, not in `ingest.store`, so that the command line can name a
+    story's fields without importing the database stack.  `sources` lists
+    every source that carried the story, the first to carry it first;
+    `score` is there only when searching, and `block` only in a search on SQLite
+    (the highest id of the block of matches its rank was taken in: the search cursor
+    carries it).
+    """
+
+    id: int
+    url: str
+    title: str
+    summary: str
+    published_at: datetime
+    first_seen_at: datetime
+    updated_at: datetime
+    section: str
+    source: str
+    source_name: str | None
+    sources: list[str]
+    image_url: str | None
+    author: str | None
+    date_source: DateSource
+    canonical_url: str
+    kind: ItemKind
+    duration: int | None
+    media_url: str | None
+    is_short: bool
+    content: str | None
+    score: NotRequired[float]
+    block: NotRequired[int | None]
+
+
+# a story's public fields, in the order `ingest latest --format json` and /api/items give them
+STORY_FIELDS: tuple[str, ...] = tuple(
+    k for k in Story.__annotations__ if k not in ("score", "block")
+)

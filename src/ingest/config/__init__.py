@@ -35,7 +35,6 @@ private to this package.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,14 +43,9 @@ from types import MappingProxyType
 from ingest.config.fields import _fail
 from ingest.config.site import SiteSpec
 from ingest.config.validate import _Checker
-from ingest.config.values import _DURATION_UNITS as _DURATION_UNITS
 from ingest.config.values import MAX_DURATION, parse_duration, parse_size
 from ingest.config.yaml_nodes import _Loader
-from ingest.config.yaml_nodes import _PyLoader as _PyLoader
 from ingest.model import Settings, Source
-
-with contextlib.suppress(ImportError):  # PyYAML built without libyaml has no _CLoader
-    from ingest.config.yaml_nodes import _CLoader as _CLoader
 
 __all__ = [
     "MAX_DURATION",
@@ -62,9 +56,8 @@ __all__ = [
     "parse_size",
 ]
 
-# `parse_config` reads `_Loader` from here at each call, so the tests can swap
-# in `_PyLoader` (PyYAML's pure-Python parser) for libyaml's `_CLoader`;
-# tests/test_config.py also reads `_CLoader`, `_PyLoader` and `_DURATION_UNITS` here.
+# `parse_config` reads `_Loader` from here at each call, so the tests can swap in
+# `yaml_nodes._PyLoader` (PyYAML's pure-Python parser) for libyaml's `_CLoader`
 
 
 @dataclass(frozen=True, slots=True)

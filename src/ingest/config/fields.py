@@ -19,8 +19,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ingest.config.values import _Bad, _did_you_mean, _text
 from ingest.config.yaml_nodes import _MERGE_TAG, _NULL_TAG, _STR_TAG, _is_null, _kind_of, _line
-from ingest.controls import printable
 from ingest.errors import ConfigError, ConfigProblem
+from ingest.stages.controls import printable
 
 __all__ = ["MERGE_BUDGET", "_FieldChecker", "_fail"]
 

@@ -40,7 +40,7 @@ def _cron(node: Node, name: str) -> str:
 
 @lru_cache(maxsize=256)
 def _cron_error(value: str) -> str | None:
-    from ingest.policy import cron_trigger  # crontab weekdays (0 or 7 = Sunday), as polled
+    from ingest.stages.policy import cron_trigger  # crontab weekdays (0 or 7 = Sunday), as polled
 
     try:
         cron_trigger(value)
@@ -100,7 +100,7 @@ def _date_format(node: Node, name: str) -> str:
 
 def _network(value: str, node: Node, name: str) -> None:
     """A CIDR network for the network guard (`127.0.0.0/8`, `::1/128`)."""
-    from ingest.netguard import parse_network
+    from ingest.stages.netguard import parse_network
 
     try:
         parse_network(value)

@@ -25,8 +25,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from ingest.config.values import _Bad, _text, _timeout
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of
-from ingest.envrefs import references
 from ingest.model import Identity
+from ingest.stages.envrefs import references
 
 __all__ = [
     "IDENTITIES",

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from yaml.nodes import Node, ScalarNode
 
 from ingest.config.yaml_nodes import _NULL_TAG, _kind_of
-from ingest.controls import CONTROL_CHARS, CONTROL_CHARS_IN_TEXT
+from ingest.stages.controls import CONTROL_CHARS, CONTROL_CHARS_IN_TEXT
 
 __all__ = [
     "MAX_BODY",
@@ -66,7 +66,7 @@ MAX_BODY: Final = 1024**3  # a body is held in memory: 1 GiB
 MAX_MEMORY: Final = 1024**4  # a parse worker's extra address space: 1 TiB
 # Control characters: C0, DEL and C1.  Never wanted in a name, URL, word or header (a
 # NUL is refused by PostgreSQL, CR/LF split an HTTP header, ESC drives terminals).
-_CONTROL_RE: Final = CONTROL_CHARS  # ingest.controls says what a control character is
+_CONTROL_RE: Final = CONTROL_CHARS  # ingest.stages.controls says what a control character is
 _CONTROL_IN_TEXT_RE: Final = CONTROL_CHARS_IN_TEXT  # tab, newline ok
 _PRINTABLE_ASCII_RE: Final = re.compile(r"[\x20-\x7e]+")
 

@@ -34,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the demo's sources.yaml and database go (db/demo), emptied first",
     )  # fmt: skip
     args = p.parse_args(argv)
-    from ingest import cli, errors
+    from ingest import errors
+    from ingest.cli.exits import EXIT_OK
+    from ingest.cli.main import main as ingest_main
     from ingest.demo.server import DATA, SampleServer, render
     from ingest.web.app import listen
 
@@ -54,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = render((DATA / "sources.yaml").read_text("utf-8"), samples.url, datetime.now(UTC))
         sources.write_text(text, "utf-8")
         print(f"demo: sample feeds on {samples.url}/, sources in {sources}, database {db}")
-        code = cli.main(["run", "--sources", str(sources), "--db", db])
-        if code != cli.EXIT_OK:
+        code = ingest_main(["run", "--sources", str(sources), "--db", db])
+        if code != EXIT_OK:
             print("demo: the run failed (see above); the page shows what was stored")
         print(f"\ndemo: the collection page is at http://{args.host}:{port}/ (Ctrl-C stops it)\n")
         sys.stdout.flush()

@@ -33,19 +33,21 @@ from ingest.model import (
     Settings,
     Source,
     SourceReport,
+    Story,
 )
+from ingest.stages.websub import Subscription
 from ingest.store import (
     arrivals,
     configs,
     db,
     hiding,
     hosts,
+    migrations,
     reads,
-    service,
     subscriptions,
+    upkeep,
     writes,
 )
-from ingest.websub import Subscription
 
 __all__ = ["Store"]
 
@@ -63,7 +65,7 @@ class Store:
     def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
         engine = db.make_engine(db.resolve_url(url))
         if migrate:
-            db.migrate(engine)
+            migrations.migrate(engine)
         return cls(engine)
 
     @classmethod
@@ -72,7 +74,7 @@ class Store:
         migrated (StoreError, in one line, otherwise): for the commands that only read."""
         engine = db.make_engine(db.resolve_url(url), create=False)
         try:
-            db.require_schema(engine)
+            migrations.require_schema(engine)
         except errors.StoreError:
             engine.dispose()
             raise
@@ -126,7 +128,7 @@ class Store:
         """
         with self._write() as conn:
             if settings is not None:
-                service.write_settings(conn, configs.settings_json(settings), now)
+                upkeep.write_settings(conn, configs.settings_json(settings), now)
             return writes.sync_sources(conn, configured, now)
 
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
@@ -161,11 +163,11 @@ class Store:
     ) -> set[str]:
         """Take each source nobody else is polling; returns the keys taken."""
         with self._write() as conn:
-            return service.acquire_leases(conn, keys, owner, now, ttl)
+            return upkeep.acquire_leases(conn, keys, owner, now, ttl)
 
     def release_leases(self, keys: Sequence[str], owner: str) -> None:
         with self._write() as conn:
-            service.release_leases(conn, keys, owner)
+            upkeep.release_leases(conn, keys, owner)
 
     def take_slot(self, host: str, now: datetime, delay: float) -> datetime:
         """When the next request to `host` may go (at `now` or later), the slot after it
@@ -175,15 +177,15 @@ class Store:
 
     def heartbeat(self, name: str, owner: str, now: datetime, **kw: Any) -> None:
         with self._write() as conn:
-            service.heartbeat(conn, name, owner, now, **kw)
+            upkeep.heartbeat(conn, name, owner, now, **kw)
 
     def prune_batch(self, now: datetime, *, retention: float, history: float, batch: int) -> int:
         """Delete one small batch of expired stories or poll-log rows; 0 when none are left."""
         with self._write() as conn:
-            done = service.prune_items(conn, now - timedelta(seconds=retention), batch)
+            done = upkeep.prune_items(conn, now - timedelta(seconds=retention), batch)
             if done:
                 return done
-            return service.prune_fetches(conn, now - timedelta(seconds=history), batch)
+            return upkeep.prune_fetches(conn, now - timedelta(seconds=history), batch)
 
     # -- reads ----------------------------------------------------------------
 
@@ -216,28 +218,28 @@ class Store:
         self, keys: Sequence[str], now: datetime, limit: int, owner: str | None = None
     ) -> list[str]:
         """Of `keys`, those due at `now` and not leased (but by `owner`), most overdue first."""
-        return self._read(lambda c: service.due_keys(c, keys, now, limit, owner))
+        return self._read(lambda c: upkeep.due_keys(c, keys, now, limit, owner))
 
     def source(self, key: str) -> Source | None:
         """The source as last synced (its `config` JSON), for workers without sources.yaml."""
-        text = self._read(lambda c: service.source_config(c, key))
+        text = self._read(lambda c: upkeep.source_config(c, key))
         return None if text is None else configs.source_from_json(text)
 
     def settings(self) -> Settings | None:
         """The `settings:` block last synced with `sync_sources(..., settings)`, if any."""
-        text = self._read(service.stored_settings)
+        text = self._read(upkeep.stored_settings)
         return None if text is None else configs.settings_from_json(text)
 
     def queue_counts(self) -> dict[str, int] | None:
         """procrastinate's jobs by status (todo, doing, failed, ...) when its table exists."""
-        return self._read(service.queue_counts)
+        return self._read(upkeep.queue_counts)
 
     def lease_owners(self, keys: Sequence[str]) -> dict[str, str]:
         """Who holds the lease of each leased source among `keys`."""
-        return self._read(lambda c: service.lease_owners(c, list(keys)))
+        return self._read(lambda c: upkeep.lease_owners(c, list(keys)))
 
     def service(self, name: str) -> dict[str, Any] | None:
-        return self._read(lambda c: service.service_row(c, name))
+        return self._read(lambda c: upkeep.service_row(c, name))
 
     def cooldowns_in_force(self, now: datetime) -> dict[str, tuple[datetime, str]]:
         """host -> (until, reason) for every host cooling down at `now` (store/hosts.py)."""
@@ -258,26 +260,15 @@ class Store:
 
     def services(self) -> list[dict[str, Any]]:
         """Every heartbeat row (scheduler, dispatcher, each worker), by name."""
-        return self._read(service.service_rows)
+        return self._read(upkeep.service_rows)
 
-    def forget_workers(self, now: datetime, silent: float, *, dead: bool = False) -> list[str]:
-        """Delete the heartbeat rows of workers silent for `silent` seconds (and, with
-        `dead`, of any whose process is gone from this host); returns their names."""
-        from ingest.health import WORKER_PREFIX
-        from ingest.leases import owner_is_dead
-
-        cutoff = now - timedelta(seconds=silent)
-        gone = [
-            r["name"] for r in self.services()
-            if r["name"].startswith(WORKER_PREFIX)
-            and (r["last_tick_at"] < cutoff or (dead and owner_is_dead(r["name"])))
-        ]  # fmt: skip
-        if gone:
+    def forget_services(self, names: Sequence[str]) -> None:
+        """Delete the heartbeat rows `names` (workers gone for good, as the service judges)."""
+        if names:
             with self._write() as conn:
-                service.forget_services(conn, gone)
-        return gone
+                upkeep.forget_services(conn, names)
 
-    def latest(self, **kw: Any) -> list[dict[str, Any]]:
+    def latest(self, **kw: Any) -> list[Story]:
         return self._read(lambda c: reads.latest(c, **kw))
 
     def arrivals(self, keys: Sequence[str], start: datetime) -> dict[str, Arrivals]:
@@ -290,7 +281,7 @@ class Store:
             now = datetime.now(UTC)
             arrivals.with_intervals(c, rows, now)
             pushes = subscriptions.status_by_source(c)
-            stored = service.stored_settings(c)
+            stored = upkeep.stored_settings(c)
             push_every = configs.settings_from_json(stored).push_every if stored else None
             for row in rows:
                 subscriptions.with_push(row, pushes.get(row["key"]), now, push_every)

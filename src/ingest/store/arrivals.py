@@ -17,7 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from ingest.model import Arrivals, Source
-from ingest.policy import adaptive_interval, cadence_window
+from ingest.stages.policy import adaptive_interval, cadence_window
 from ingest.store.configs import source_from_json
 from ingest.store.db import chunks
 from ingest.store.schema import item_sources, items

@@ -28,7 +28,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from ingest.model import PollRecord
-from ingest.politeness import (
+from ingest.stages.politeness import (
     cooldown_of,
     failure_cooldown,
     failure_reason,

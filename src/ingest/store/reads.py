@@ -11,14 +11,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Float, Integer, and_, bindparam, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from ingest.model import FetchState
+from ingest.model import STORY_FIELDS, FetchState, Story
 from ingest.store import search as search_index
 from ingest.store.db import chunks
 from ingest.store.schema import ID, UTCDateTime, fetches, item_sources, items, sources
@@ -56,7 +56,7 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
     return out
 
 
-def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
+def latest(conn: Connection, **filters: Any) -> list[Story]:
     """Stories newest first (with `search`, most relevant first), with every source
     that carried each one, in one statement (`latest_statement` says which); a search
     on SQLite whose page runs past the end of its block of ranked matches goes on into
@@ -66,7 +66,7 @@ def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
     if "block_top" not in params:
         return [_with_sources(dict(r._mapping)) for r in conn.execute(statement, params)]
     wanted: int = params["page"]
-    rows: list[dict[str, Any]] = []
+    rows: list[Story] = []
     while True:
         low, size = None, 0
         for r in conn.execute(statement, params):
@@ -83,10 +83,10 @@ def latest(conn: Connection, **filters: Any) -> list[dict[str, Any]]:
         statement, params = latest_statement(dialect, **filters)
 
 
-def _with_sources(row: dict[str, Any]) -> dict[str, Any]:
+def _with_sources(row: dict[str, Any]) -> Story:
     carriers = row["sources"]
     row["sources"] = carriers.split(",") if carriers else [row["source"]]
-    return row
+    return cast(Story, row)
 
 
 def latest_statement(
@@ -249,29 +249,19 @@ def _before() -> Any:
 
 
 def _story_columns(dialect: str) -> list[Any]:
-    """A story's fields as `latest` returns them, `sources` as a comma-separated list."""
-    return [
-        items.c.id,
-        items.c.url,
-        items.c.canonical_url,
-        items.c.title,
-        items.c.summary,
-        items.c.author,
-        items.c.image_url,
-        items.c.published_at,
-        items.c.date_source,
-        items.c.first_seen_at,
-        items.c.updated_at,
-        items.c.section,
-        items.c.source_key.label("source"),
-        sources.c.name.label("source_name"),
-        items.c.kind,
-        items.c.duration_seconds.label("duration"),
-        items.c.media_url,
-        items.c.is_short,
-        items.c.content,
-        carriers(dialect).label("sources"),
-    ]
+    """A story's fields (`model.STORY_FIELDS`, in order) as `latest` selects them,
+    `sources` as a comma-separated list."""
+    c = items.c
+    columns = {
+        "id": c.id, "url": c.url, "title": c.title, "summary": c.summary,
+        "published_at": c.published_at, "first_seen_at": c.first_seen_at,
+        "updated_at": c.updated_at, "section": c.section, "source": c.source_key,
+        "source_name": sources.c.name, "sources": carriers(dialect), "image_url": c.image_url,
+        "author": c.author, "date_source": c.date_source, "canonical_url": c.canonical_url,
+        "kind": c.kind, "duration": c.duration_seconds, "media_url": c.media_url,
+        "is_short": c.is_short, "content": c.content,
+    }  # fmt: skip
+    return [columns[name].label(name) for name in STORY_FIELDS]
 
 
 def carriers(dialect: str) -> Any:

@@ -2,7 +2,7 @@
 
 This is the shape the code reads and writes.  The migrations under
 `db/migrations/` bring an existing database to it; a new, empty database is
-created from it directly (`ingest.store.db.migrate`: these tables, the
+created from it directly (`ingest.store.migrations.migrate`: these tables, the
 `latest_items` view below and the Alembic revision stamp), which spares a
 first run importing Alembic.  Tests check that both ways give the same
 database.

@@ -20,9 +20,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from ingest.model import DEFAULT_PUSH_EVERY, Advert, SourceReport
+from ingest.stages.websub import Subscription
 from ingest.store.db import chunks
 from ingest.store.schema import fetches, sources, subscriptions
-from ingest.websub import Subscription
 
 __all__ = [
     "adverts",

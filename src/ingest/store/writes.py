@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
-from ingest import dedupe
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
+from ingest.stages import dedupe
 from ingest.store import search
 from ingest.store.configs import source_json
 from ingest.store.db import chunks, dialect_insert

@@ -34,9 +34,9 @@ from starlette.routing import Route
 
 from ingest import errors
 from ingest.config.site import SiteSpec
-from ingest.dbmetrics import registry_for
-from ingest.push import PushParsing
+from ingest.runtime.push import PushParsing
 from ingest.store import Store
+from ingest.web.metrics import registry_for
 from ingest.web.params import BadRequest, items_query
 from ingest.web.site import Body, Site
 from ingest.web.sourcehealth import render_status, source_views

@@ -26,7 +26,6 @@ from ingest.errors import IngestError
 __all__ = [
     "PAGE_SECTIONS",
     "SHIPPED",
-    "PageSection",
     "TemplateProblem",
     "environment",
     "render_page",

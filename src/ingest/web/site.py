@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from ingest import errors
-from ingest.cli_format import LATEST_FIELDS
-from ingest.config.site import SiteSpec
+from ingest.config.site import PageSection, SiteSpec
+from ingest.model import STORY_FIELDS, Story
 from ingest.store import Store
 from ingest.web import feeds, page
 from ingest.web.params import ItemsQuery, encode_cursor
@@ -81,7 +81,7 @@ class Site:
     # -- documents -----------------------------------------------------------------
 
     def page(self) -> Body:
-        chosen: list[tuple[page.PageSection, list[dict[str, Any]]]] = []
+        chosen: list[tuple[PageSection, list[Story]]] = []
         for key in self.sections():
             spec = self.spec.section(key)
             chosen.append((spec, self.store.latest(section=key, limit=spec.limit)))
@@ -113,7 +113,8 @@ class Site:
             cursor = encode_cursor(
                 last["published_at"], last["id"], last.get("score"), last.get("block")
             )
-        stories = [{k: r[k] for k in LATEST_FIELDS} for r in rows]  # orjson writes the dates
+        # orjson writes the dates
+        stories = [{k: r[k] for k in STORY_FIELDS} for r in rows]  # type: ignore[literal-required]
         body = json_bytes({"items": stories, "next_cursor": cursor})
         return Body(body, JSON_TYPE, self._modified(rows))
 
@@ -123,7 +124,7 @@ class Site:
         rows = self.feed_rows(section)
         return None if rows is None else self.render_feed(section, kind, rows, request_base)
 
-    def feed_rows(self, section: str) -> list[dict[str, Any]] | None:
+    def feed_rows(self, section: str) -> list[Story] | None:
         """The stories a section's feeds carry, newest first; None for an unknown section."""
         if section not in self._page_keys and section not in self.sections():
             return None

@@ -32,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ingest import push, websub
 from ingest.model import DEFAULT_MAX_BODY
+from ingest.runtime import push
+from ingest.stages import websub
 from ingest.store import Store
 
 __all__ = ["websub_routes"]

@@ -1,0 +1,184 @@
+"""The parse worker processes: where parse -> normalize -> filter runs, off the event loop.
+
+feedparser and bs4 are CPU-bound, so the pure middle of the pipeline runs in
+a small process pool (both cores busy while the event loop keeps fetching).
+This module starts such pools and holds the function they run; it does no
+I/O of its own and decides nothing about what to store.  The pool itself
+(`ParsePool`: budgets inside each worker, replacing workers that die) is
+`ingest.runtime.parsing.pool`.
+
+A hostile document must not pin a core or eat the machine's memory, so every
+job in a pool runs under budgets (`bounds.ParseLimits`, from `settings:
+parse_cpu` and `parse_memory`), in three layers:
+
+1. Before parsing, a feed with more than twice `max_entries` entries loses
+   its middle ones (`bounds.trim_entries`), and after parsing only the
+   `max_entries` newest entries are normalized: the work is proportional to
+   `max_entries`, not to the body size.
+2. In the worker, a CPU timer interrupts a parse that used `parse_cpu`
+   seconds of CPU, and an address-space limit makes an allocation past
+   `parse_memory` fail: both end as a clean per-source parse error, and the
+   worker lives on (`parse_pool.budget`).
+3. A parse stuck inside C code is killed by the kernel, and `ParsePool`
+   replaces the workers so that only the culprit fails (`ingest.runtime.parsing.pool`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from ingest import errors
+from ingest.model import Fetched, Item, Source
+from ingest.runtime.parsing.pool import (
+    OverBudget,
+    ParsePool,
+    become_worker,
+    budget,
+    forkserver_executor,
+)
+from ingest.stages.bounds import ParseLimits, newest, trim_entries
+
+__all__ = [
+    "parse_and_normalize",
+    "parse_job",
+    "sift",
+    "start_forkserver_pool",
+    "start_parse_pool",
+    "warm_up",
+    "worker_count",
+]
+
+_MIB = 1024 * 1024
+
+
+def parse_and_normalize(
+    source: Source,
+    fetched: Fetched,
+    now: datetime,
+    not_before: datetime | None = None,
+    limits: ParseLimits | None = None,
+) -> tuple[Item, ...]:
+    """Fetched -> the Items the source keeps: parse, normalize, then the editors' filters.
+
+    With `limits`, an oversized feed is trimmed before parsing and only the
+    `limits.max_entries` newest entries are normalized (`ingest.stages.bounds`).
+    """
+    return sift(source, fetched, now, not_before, limits)[0]
+
+
+def sift(
+    source: Source,
+    fetched: Fetched,
+    now: datetime,
+    not_before: datetime | None = None,
+    limits: ParseLimits | None = None,
+) -> tuple[tuple[Item, ...], str | None]:
+    """`parse_and_normalize`, and why nothing was kept when the document had entries
+    but the filters or the retention horizon dropped them all (else None)."""
+    from ingest.stages.filters import keep, why_none_kept
+    from ingest.stages.normalize import normalize
+    from ingest.stages.parse import parse
+
+    if limits is not None and source.kind == "feed" and fetched.content:
+        trimmed = trim_entries(fetched.content, limits.max_entries)
+        if trimmed is not fetched.content:
+            fetched = replace(fetched, content=trimmed)
+    entries = parse(source, fetched)
+    if limits is not None:
+        entries = newest(entries, limits.max_entries)
+    items = normalize(source, fetched.final_url, entries, now)
+    kept = keep(source, items, not_before=not_before, now=now)
+    if kept or not items:
+        return kept, None
+    return kept, why_none_kept(source, items, not_before=not_before, now=now)
+
+
+def parse_job(
+    source: Source,
+    fetched: Fetched,
+    now: datetime,
+    not_before: datetime | None,
+    limits: ParseLimits | None = None,
+    why: bool = False,  # positional: an executor's submit passes no keywords
+) -> tuple[str, Any]:
+    """`parse_and_normalize` for a pool: ("ok", items) or (error kind, message);
+    with `why`, ("ok", (items, why nothing was kept)) as `sift` gives them.
+
+    A document that cannot be read is an expected outcome of a poll, so it comes
+    back as a value (its error kind and message, which is all the report
+    keeps), not as an exception, although ingest's errors would cross the
+    process boundary (they pickle); over-budget and library crashes become the
+    same value, so a pool never sees a job fail.  In a `ParsePool` worker the
+    job runs under `limits`' CPU and memory budgets.
+    """
+    limits = limits or ParseLimits()
+    try:
+        with budget(limits):
+            sifted = sift(source, fetched, now, not_before, limits)
+            return "ok", sifted if why else sifted[0]
+    except OverBudget:
+        return "parse", (
+            f"parsing stopped after {limits.cpu_seconds:g}s of CPU: the document is too costly "
+            "to read (settings: parse_cpu)"
+        )
+    except MemoryError:
+        return "parse", _out_of_memory(limits)
+    except errors.IngestError as e:
+        if isinstance(e.__cause__, MemoryError):  # a reader translated it
+            return "parse", _out_of_memory(limits)
+        return e.kind, str(e)
+    except Exception as e:  # a library crash on hostile input must not kill the run
+        return "parse", f"unexpected {type(e).__name__} while parsing: {e}"
+
+
+def _out_of_memory(limits: ParseLimits) -> str:
+    return (
+        f"parsing stopped: the document needs more than {limits.memory_bytes // _MIB} MiB "
+        "of memory to read (settings: parse_memory)"
+    )
+
+
+def warm_up() -> None:
+    """Import the parsing stack (run once per worker while the parent fetches)."""
+    import ingest.stages.filters
+    import ingest.stages.normalize
+    import ingest.stages.parse.feed  # noqa: F401
+
+
+def worker_count() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def start_parse_pool(workers: int | None = None) -> ParsePool:
+    """Fork the parse workers now, while this process is still small.
+
+    Call it first thing in a short-lived process, before the HTTP client, the
+    database or any thread exists: the workers are forked at once (a fork
+    copies nothing big and no thread's locks) and import the parsing stack
+    on their first job, in parallel with the parent's own start-up.  The
+    caller shuts the pool down.  (Replacements for dead workers, should
+    any die, come from a forkserver.)
+    """
+    count = workers or worker_count()
+    pool = ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=become_worker,
+    )
+    pool.submit(os.getpid)  # a fork pool forks every worker inside its first submit
+    return ParsePool(pool, count)
+
+
+def start_forkserver_pool(workers: int | None = None) -> ParsePool:
+    """A pool for processes that already run threads (a fork there could deadlock).
+
+    Workers start from a clean server process that has imported only the
+    parsing stack, not the HTTP client, the event loop or the database.
+    """
+    count = workers or worker_count()
+    return ParsePool(forkserver_executor(count), count)

@@ -1,0 +1,214 @@
+"""The store in a process of its own, for the one-shot `ingest run`.
+
+One job: fork a child that imports the database stack, opens the `Store` and
+runs the store calls a pipeline makes, one at a time, sent over a pipe; the
+parent holds a `StoreProcess`, which has the `Store` methods a pipeline calls
+(`ingest.runtime.recorder.PollStore`) and forwards them.  It decides nothing and
+holds no queries (those are `ingest.store`).
+
+Why a process: importing SQLAlchemy takes ~0.2 s and ~25 MB, and a new
+database also imports Alembic to create the schema.  In a short-lived run
+that start-up sat on the critical path before the first request; in the
+child it runs on the other core while the parent loads the HTTP stack, and
+the writes of a cold run (SQL compilation, SQLite) no longer take the
+parent's GIL from the event loop.  The parent never imports SQLAlchemy.
+
+Failures stay `StoreError`s: an error raised in the child (opening the
+database included) crosses the pipe as the `StoreError` itself (ingest's
+errors pickle; any other exception becomes one with its message), and a
+child that died makes the next call fail with one.  The child ignores SIGINT
+(the parent decides when a run stops and closes it) and exits when the parent
+closes the pipe or dies.  Long-running processes (`ingest schedule`, the
+distributed worker) keep the `Store` in-process: their start-up is paid once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ingest import errors
+
+if TYPE_CHECKING:  # annotations only: the fork comes first, before anything is imported
+    from multiprocessing.connection import Connection
+
+    from ingest.model import Arrivals, FetchState, Item, Plan, PollRecord, Settings, Source
+
+__all__ = ["StoreProcess"]
+
+
+class StoreProcess:
+    """A `Store` opened on `url` in a forked child; call `close` (or use `with`).
+
+    Start it first thing in a short-lived process, while that process is
+    small and has no threads (a fork copies both).  The child imports the
+    database stack at once and opens the database on the first call, so a
+    run that ends before any (a bad sources.yaml) creates no database.  Calls are serialised (one
+    in flight at a time), as a pipeline's database thread makes them anyway.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        ctx = multiprocessing.get_context("fork")
+        parent_end, child_end = ctx.Pipe()
+        self._conn = parent_end
+        self._lock = threading.Lock()
+        self._closed = False
+        self._proc = ctx.Process(
+            target=_serve, args=(child_end, parent_end, url), name="ingest-store", daemon=True
+        )
+        self._proc.start()
+        child_end.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    def _call(self, name: str, *args: Any) -> Any:
+        with self._lock:
+            if self._closed:
+                raise errors.StoreError("the database process is closed")
+            try:
+                self._conn.send((name, args))
+                status, value = self._conn.recv()
+            except (EOFError, OSError) as e:
+                self._proc.join(timeout=1)
+                raise errors.StoreError(
+                    f"the database process stopped (exit code {self._proc.exitcode})"
+                ) from e
+        if status == "ok":
+            return value
+        raise value  # the child's StoreError
+
+    # -- the PollStore methods -------------------------------------------------
+
+    def sync_sources(
+        self, configured: Sequence[Source], now: datetime, settings: Settings | None = None
+    ) -> int:
+        return int(self._call("sync_sources", configured, now, settings))
+
+    def fetch_states(self, configured: Sequence[Source]) -> dict[str, FetchState]:
+        return dict(self._call("fetch_states", configured))
+
+    def arrivals(self, keys: Sequence[str], start: datetime) -> dict[str, Arrivals]:
+        return dict(self._call("arrivals", keys, start))
+
+    def acquire_leases(
+        self, keys: Sequence[str], owner: str, now: datetime, ttl: float
+    ) -> set[str]:
+        return set(self._call("acquire_leases", keys, owner, now, ttl))
+
+    def release_leases(self, keys: Sequence[str], owner: str) -> None:
+        self._call("release_leases", keys, owner)
+
+    def lease_owners(self, keys: Sequence[str]) -> dict[str, str]:
+        return dict(self._call("lease_owners", keys))
+
+    def record_polls(self, records: Sequence[PollRecord]) -> None:
+        self._call("record_polls", records)
+
+    def cooldowns_in_force(self, now: datetime) -> dict[str, tuple[datetime, str]]:
+        found: dict[str, tuple[datetime, str]] = self._call("cooldowns_in_force", now)
+        return found
+
+    def take_slot(self, host: str, now: datetime, delay: float) -> datetime:
+        slot: datetime = self._call("take_slot", host, now, delay)
+        return slot
+
+    def save_polls(self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]) -> list[Plan]:
+        return list(self._call("save_polls", polls))
+
+    def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
+        plan: Plan = self._call("save_poll", record, batch)
+        return plan
+
+    # -- lifetime ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Let the child finish its call, close the database and exit; wait for it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(OSError):  # already gone
+                self._conn.send(None)
+            self._conn.close()
+        self._proc.join(timeout=60)
+        if self._proc.is_alive():  # stuck: do not outlive the run
+            self._proc.kill()
+            self._proc.join()
+
+    def __enter__(self) -> StoreProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# The Store methods a pipeline calls (ingest.runtime.recorder.PollStore): exactly the public methods
+# StoreProcess forwards, so a method added there is answered by the child too.
+_CALLS = frozenset(
+    name
+    for name, value in vars(StoreProcess).items()
+    if callable(value) and not name.startswith("_") and name != "close"
+)
+
+
+def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
+    """The child: open the Store, then answer calls until the pipe says stop or closes."""
+    parent_end.close()  # else the pipe never reports the parent's death
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ingest.store import Store  # at once: the import is the slow part
+
+    store: Store | None = None
+    failure: errors.StoreError | None = None
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return  # the parent is gone
+            if message is None:
+                return
+            if store is None and failure is None:
+                try:  # on the first call: a run that stops before it (a bad
+                    store = Store.open(url)  # sources.yaml) creates no database
+                except errors.StoreError as e:
+                    failure = e
+                except errors.IngestError as e:
+                    failure = errors.StoreError(str(e))
+                except Exception as e:  # a fault of the library: still an answer, not a crash
+                    failure = errors.StoreError(
+                        f"cannot open the database: {type(e).__name__}: {e}"
+                    )
+            name, args = message
+            answer = _answer(store, failure, name, args)
+            try:
+                conn.send(answer)
+            except OSError:
+                return  # the parent died while we worked: what we wrote is committed
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _answer(
+    store: Any, failure: errors.StoreError | None, name: str, args: tuple[Any, ...]
+) -> tuple[str, Any]:
+    """("ok", the call's value) or ("error", the StoreError the parent raises)."""
+    if store is None:
+        return "error", failure
+    if name not in _CALLS:
+        return "error", errors.StoreError(f"the database process has no call {name!r}")
+    try:
+        return "ok", getattr(store, name)(*args)
+    except errors.StoreError as e:
+        return "error", e
+    except Exception as e:  # a fault in the child must reach the run as a StoreError
+        return "error", errors.StoreError(
+            f"unexpected {type(e).__name__} in the database process: {e}"
+        )

@@ -1,0 +1,39 @@
+"""Turn a fetched document into `RawEntry` values, by the source's kind.
+
+One job: dispatch `Fetched` content to the reader for `Source.kind` (feeds to
+`parse.feed`, pages to `parse.page`, curated sources' own items to
+`parse.curated`).  It does no reading itself, no cleaning
+(that is `ingest.stages.normalize`) and no I/O.  Importing it is cheap: the readers
+(and so feedparser and the page reader's libraries) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from ingest.errors import ParseError
+from ingest.model import Fetched, RawEntry, Source
+
+__all__ = ["parse"]
+
+
+def parse(source: Source, fetched: Fetched) -> tuple[RawEntry, ...]:
+    """The entries of `fetched`, read as `source.kind` says.
+
+    A 304 or a byte-identical body (`fetched.needs_parse` false) has nothing
+    to read and gives an empty tuple.  Raises `ParseError` when the document
+    cannot be read as that kind at all.
+    """
+    if not fetched.needs_parse:
+        return ()
+    if source.kind == "feed":
+        from ingest.stages.parse.feed import parse_feed
+
+        return parse_feed(fetched.content, fetched.final_url, fetched.content_type)
+    if source.kind == "page":
+        from ingest.stages.parse.page import parse_page
+
+        return parse_page(source, fetched.content, fetched.final_url)
+    if source.kind == "curated":
+        from ingest.stages.parse.curated import curated_entries
+
+        return curated_entries(source)
+    raise ParseError(f"{source.key}: unknown source kind {source.kind!r}")
