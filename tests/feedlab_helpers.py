@@ -15,9 +15,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +118,33 @@ def scalar(url: str, sql: str) -> int:
             return int(c.execute(text(sql)).scalar_one())
     finally:
         engine.dispose()
+
+
+def start_logged(log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """An `ingest` process whose output goes to a file (a pipe nobody reads would fill up)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(INGEST), *args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    logs: list[Path],
+    deadline: float,
+    diagnosis: Callable[[], str] | None = None,
+) -> None:
+    """Wait up to `deadline` seconds for `check()` (an exception counts as not yet: the
+    processes may still be starting); on time-out, fail with the logs' tails."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            if check():
+                return
+        except Exception:  # the tables are not there yet: the processes are starting
+            pass
+        time.sleep(0.2)
+    tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+    extra = f"{diagnosis()}\n" if diagnosis is not None else ""
+    pytest.fail(f"timed out waiting for {what}\n{extra}{tail}")

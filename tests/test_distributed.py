@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from feedlab_helpers import INGEST, ROOT, Lab, ingest, scalar
+from feedlab_helpers import Lab, ingest, scalar, start_logged, wait_for
 from ingest.model import CuratedItem, Settings, Source
 from ingest.store.configs import (
     settings_from_json,
@@ -55,25 +55,8 @@ def _fields(source: Source) -> dict[str, object]:
     return {name: getattr(source, name) for name in source.__dataclass_fields__}
 
 
-def _start(log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """An `ingest` process whose output goes to a file (a pipe nobody reads would fill up)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(INGEST), *args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-
-
 def _wait_for(what: str, check: Callable[[], bool], logs: list[Path]) -> None:
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        try:
-            if check():
-                return
-        except Exception:  # the tables are not there yet: the processes are starting
-            pass
-        time.sleep(0.2)
-    tail = "\n".join(p.read_text()[-3000:] for p in logs)
-    pytest.fail(f"timed out waiting for {what}\n{_diagnosis()}\n{tail}")
+    wait_for(what, check, logs, DEADLINE, _diagnosis)
 
 
 _DB: list[str] = []
@@ -133,9 +116,9 @@ def test_dispatcher_and_three_workers_store_each_story_once_despite_a_kill(
     db = ["--db", pg_url]
     logs = [tmp_path / f"{name}.log" for name in ("dispatch", "w0", "w1", "w2")]
     procs = [
-        _start(logs[0], "dispatch", "--sources", str(sources), *db, "--interval", "0.5s",
+        start_logged(logs[0], "dispatch", "--sources", str(sources), *db, "--interval", "0.5s",
                "--stalled-after", "3s"),
-        *(_start(p, "worker", *db, "--concurrency", "8", "--heartbeat", "1s")
+        *(start_logged(p, "worker", *db, "--concurrency", "8", "--heartbeat", "1s")
           for p in logs[1:]),
     ]  # fmt: skip
     try:
@@ -259,9 +242,9 @@ def test_health_follows_the_dispatcher_heartbeat_and_a_refused_edit(
     # a read command creates nothing: before any process ran, the database is not ingest's
     assert before.returncode == 1 and "has no ingest tables" in before.stderr
     log, wlog = tmp_path / "dispatch.log", tmp_path / "worker.log"
-    proc = _start(log, "dispatch", "--sources", str(sources), "--db", pg_url,
+    proc = start_logged(log, "dispatch", "--sources", str(sources), "--db", pg_url,
                   "--interval", "0.2s")  # fmt: skip
-    worker = _start(wlog, "worker", "--db", pg_url, "--heartbeat", "1s")
+    worker = start_logged(wlog, "worker", "--db", pg_url, "--heartbeat", "1s")
     try:
 
         def healthy() -> bool:

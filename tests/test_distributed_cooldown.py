@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from feedlab_helpers import INGEST, ROOT, scalar
+from feedlab_helpers import scalar, start_logged, wait_for
 from feedserver import FeedServer
 
 COOL = 30  # seconds of Retry-After: long enough for the second phase on a busy machine
@@ -35,25 +34,8 @@ RSS = (
 )
 
 
-def _start(log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """An `ingest` process whose output goes to a file (a pipe nobody reads would fill up)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(INGEST), *args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-
-
 def _wait_for(what: str, check: Callable[[], bool], logs: list[Path]) -> None:
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        try:
-            if check():
-                return
-        except Exception:  # the tables are not there yet: the processes are starting
-            pass
-        time.sleep(0.2)
-    tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
-    pytest.fail(f"timed out waiting for {what}\n{tail}")
+    wait_for(what, check, logs, DEADLINE)
 
 
 def _sources(busy: FeedServer, calm: FeedServer, n: int) -> str:
@@ -91,7 +73,7 @@ def test_no_worker_asks_a_host_again_until_its_429_cool_down_ends(
             busy.error(f"/busy{i}.xml", 429, "slow down", retry_after=COOL)
         calm.put("/calm.xml", RSS)
         sources.write_text(_sources(busy, calm, 1))  # one source of the busy host, at first
-        workers = [_start(log, "worker", *db, "--concurrency", "4", "--heartbeat", "1s")
+        workers = [start_logged(log, "worker", *db, "--concurrency", "4", "--heartbeat", "1s")
                    for log in logs[:2]]  # fmt: skip
         procs = [*workers]
         try:
@@ -102,7 +84,7 @@ def test_no_worker_asks_a_host_again_until_its_429_cool_down_ends(
                 ),
                 logs,
             )
-            procs.append(_start(logs[2], "dispatch", "--sources", str(sources), *db,
+            procs.append(start_logged(logs[2], "dispatch", "--sources", str(sources), *db,
                                 "--interval", "0.2s"))  # fmt: skip
 
             # 1. one worker asks the busy host and is answered 429
