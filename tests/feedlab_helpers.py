@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -148,3 +149,16 @@ def wait_for(
     tail = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
     extra = f"{diagnosis()}\n" if diagnosis is not None else ""
     pytest.fail(f"timed out waiting for {what}\n{extra}{tail}")
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], grace: float = 30) -> None:
+    """SIGTERM every process still running, then wait for each (killed after `grace`)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

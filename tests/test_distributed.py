@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from feedlab_helpers import Lab, ingest, scalar, start_logged, wait_for
+from feedlab_helpers import Lab, ingest, scalar, start_logged, stop_all, wait_for
 from ingest.model import CuratedItem, Settings, Source
 from ingest.store.configs import (
     settings_from_json,
@@ -157,14 +156,7 @@ def test_dispatcher_and_three_workers_store_each_story_once_despite_a_kill(
         # the killed worker's jobs were handed back by the stalled-job recovery
         assert "belonged to a stalled worker" in logs[0].read_text()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
     assert [p.returncode for p in procs[2:]] == [0, 0], [p.read_text()[-2000:] for p in logs]
     assert lab.stats()["peak_concurrent_requests_for_one_path"] == 1
     assert _overlapping_polls(pg_url) == []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from feedlab_helpers import scalar, start_logged, wait_for
+from feedlab_helpers import scalar, start_logged, stop_all, wait_for
 from feedserver import FeedServer
 
 COOL = 30  # seconds of Retry-After: long enough for the second phase on a busy machine
@@ -129,13 +128,5 @@ def test_no_worker_asks_a_host_again_until_its_429_cool_down_ends(
             meanwhile = [r.time for r in calm.requests if arrivals[0] < r.time < arrivals[1]]
             assert meanwhile, "the other host was polled as usual during the cool-down"
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_all(procs)
     assert [p.returncode for p in procs] == [0, 0, 0], [p.read_text()[-2000:] for p in logs]
