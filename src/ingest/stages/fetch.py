@@ -120,8 +120,7 @@ class Fetcher:
         self._last_start: dict[str, float] = {}  # per host: when its last poll's request began
         self._cooling: dict[str, tuple[float, str]] = {}  # per host: (until, why), this process
 
-    def _host_limit(self, url: str) -> asyncio.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
+    def _host_limit(self, host: str) -> asyncio.Semaphore:
         sem = self._hosts.get(host)
         if sem is None:
             sem = self._hosts[host] = asyncio.Semaphore(self.settings.per_host)
@@ -136,13 +135,15 @@ class Fetcher:
         """
         state = state or FetchState()
         request = SourceRequest.of(source)
-        await self._space(source.url)
+        # the server, as politeness counts it (cool-downs, spacing, the per-host limit)
+        host = host_of(source.url)
+        await self._space(host)
         started = self._clock()
         try:
-            async with self._host_limit(source.url), self._global:
+            async with self._host_limit(host), self._global:
                 # a 429 may have come since the pipeline asked the database (while this poll
                 # waited for its turn, or before another's answer was recorded): not sent
-                self._check_cooling(source.url)
+                self._check_cooling(host)
                 try:
                     async with asyncio.timeout(source.timeout):
                         fetched = await self._follow(source, state, request)
@@ -151,7 +152,7 @@ class Fetcher:
                         f"no complete answer within {source.timeout:g}s", url=source.url
                     ) from e
                 except errors.HTTPStatusError as e:  # noted before the next poll takes the slot
-                    self._note_cooling(source, e)
+                    self._note_cooling(host, source.key, e)
                     raise
         except errors.FetchError as e:
             if request.secrets:
@@ -160,18 +161,16 @@ class Fetcher:
         elapsed = int((self._clock() - started) * 1000)
         return replace(fetched, elapsed_ms=elapsed)
 
-    def _note_cooling(self, source: Source, e: errors.HTTPStatusError) -> None:
+    def _note_cooling(self, host: str, key: str, e: errors.HTTPStatusError) -> None:
         """Remember a 429 (or 503 with Retry-After): this process's polls of that host that
         are queued behind it are not sent (the database shares it with the others)."""
         seconds = cooldown_seconds(e.status, e.retry_after)
         if seconds is not None:
             until = self._clock() + seconds
-            host = host_of(source.url)
             if until > self._cooling.get(host, (0.0, ""))[0]:
-                self._cooling[host] = (until, f"HTTP {e.status} from {source.key}")
+                self._cooling[host] = (until, f"HTTP {e.status} from {key}")
 
-    def _check_cooling(self, url: str) -> None:
-        host = host_of(url)
+    def _check_cooling(self, host: str) -> None:
         if host not in self._cooling:
             return
         until, reason = self._cooling[host]
@@ -184,12 +183,11 @@ class Fetcher:
                 reason=reason,
             )
 
-    async def _space(self, url: str) -> None:
-        """Wait until this process's last poll of `url`'s host started at least its
+    async def _space(self, host: str) -> None:
+        """Wait until this process's last poll of `host` started at least its
         `per_host_delay` (or `host_delays` entry) ago, then for the host's slot among
         every process's requests (`slots`); this process's polls of one host queue in
         turn, so it holds one slot per host at a time."""
-        host = host_of(url)
         delay = delay_for(self.settings, host)
         if delay <= 0:
             return
