@@ -355,13 +355,10 @@ class Pipeline:
         if source.kind == "curated":  # a few items from the file: not worth a worker process
             return workers.sift(source, fetched, now, not_before)
         limits = ParseLimits.of(self.settings)
-        kind, value = await asyncio.get_running_loop().run_in_executor(
+        result = await asyncio.get_running_loop().run_in_executor(
             self._parse_pool(), workers.parse_job, source, fetched, now, not_before, limits, True
         )
-        if kind != "ok":
-            raise errors.ParseError(value)
-        sifted: tuple[tuple[Item, ...], str | None] = value
-        return sifted
+        return workers.sifted(result)
 
 
 _Cooling = tuple[str, datetime, str]  # (host, until, reason) of a host cooling down

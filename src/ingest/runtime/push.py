@@ -63,13 +63,8 @@ class PushParsing:
                 # serve runs threads: a fork could deadlock, the forkserver is clean
                 self._pool = workers.start_forkserver_pool(1)
             pool = self._pool
-        kind, value = pool.submit(
-            workers.parse_job, source, fetched, now, not_before, limits, True
-        ).result()
-        if kind != "ok":
-            raise errors.ParseError(value)
-        sifted: tuple[tuple[Item, ...], str | None] = value
-        return sifted
+        job = pool.submit(workers.parse_job, source, fetched, now, not_before, limits, True)
+        return workers.sifted(job.result())
 
     def close(self) -> None:
         with self._lock:

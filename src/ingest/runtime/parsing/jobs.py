@@ -47,6 +47,7 @@ __all__ = [
     "parse_and_normalize",
     "parse_job",
     "sift",
+    "sifted",
     "start_forkserver_pool",
     "start_parse_pool",
     "warm_up",
@@ -134,6 +135,16 @@ def parse_job(
         return e.kind, str(e)
     except Exception as e:  # a library crash on hostile input must not kill the run
         return "parse", f"unexpected {type(e).__name__} while parsing: {e}"
+
+
+def sifted(result: tuple[str, Any]) -> tuple[tuple[Item, ...], str | None]:
+    """What a `parse_job(..., why=True)` run in a pool gave: (items, why none were kept),
+    or its failure raised as the `ParseError` a poll reports."""
+    kind, value = result
+    if kind != "ok":
+        raise errors.ParseError(value)
+    found: tuple[tuple[Item, ...], str | None] = value
+    return found
 
 
 def _out_of_memory(limits: ParseLimits) -> str:
