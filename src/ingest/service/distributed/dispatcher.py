@@ -72,9 +72,8 @@ class Dispatcher(Daemon):
         self.interval = interval
         self.stalled_after = stalled_after
         self.prune_every = prune_every
-        self._last_prune: float | None = None
+        self._last: dict[str, float] = {}  # job -> when it last ran (the loop's clock)
         self.websub_every = websub_every
-        self._last_websub: float | None = None
 
     async def run(self, *, once: bool = False) -> int:
         """Dispatch until SIGTERM/SIGINT (or one pass with `once`); returns the exit code."""
@@ -141,12 +140,20 @@ class Dispatcher(Daemon):
         await self.subscribe()
         return queued
 
+    def _due(self, job: str, every: float) -> bool:
+        """Whether `job`, run from the tick, is due again (`every` seconds since it last
+        ran); if so, it counts as run now."""
+        now = asyncio.get_running_loop().time()
+        last = self._last.get(job)
+        if last is not None and now - last < every:
+            return False
+        self._last[job] = now
+        return True
+
     async def subscribe(self) -> None:
         """Every `websub_every` seconds: the daemon's WebSub job."""
-        now = asyncio.get_running_loop().time()
-        if self._last_websub is not None and now - self._last_websub < self.websub_every:
+        if not self._due("websub", self.websub_every):
             return
-        self._last_websub = now
         await super().subscribe()
 
     async def _free_lease(self, key: str, owner: str) -> None:
@@ -155,10 +162,8 @@ class Dispatcher(Daemon):
     async def prune(self) -> None:
         """Every `prune_every` seconds, forget the workers gone for good, then delete expired
         stories and poll history in batches."""
-        now = asyncio.get_running_loop().time()
-        if self._last_prune is not None and now - self._last_prune < self.prune_every:
+        if not self._due("prune", self.prune_every):
             return
-        self._last_prune = now
         gone = await forget_gone_workers(self.store, self.db, self.clock())
         if gone:
             log.info("forgot %d workers silent for over a day: %s", len(gone), ", ".join(gone))
