@@ -18,6 +18,7 @@ the PostgreSQL half of ``db_url``.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -146,3 +147,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
     else:
         url = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`ingest.cli.main` points the root logger at the (captured) stderr; undo that
+    (modules that run the command in-process use it for every test: `pytestmark`)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

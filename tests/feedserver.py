@@ -800,3 +800,16 @@ def iter_huge(total: int) -> Iterator[bytes]:
         yield block[:total]
         total -= len(block[:total])
         block = _HUGE_BLOCK
+
+
+def dated_rss(tag: str, published: list[datetime]) -> str:
+    """An RSS 2.0 document named `tag` with one item per date of `published` (its
+    `pubDate`), titled, linked and guid'ed `tag`-i."""
+    dates = [email.utils.format_datetime(when, usegmt=True) for when in published]
+    entries = "".join(
+        f"<item><title>{tag} {i}</title><link>http://example.org/{tag}/{i}</link>"
+        f"<guid>{tag}-{i}</guid><pubDate>{date}</pubDate></item>"
+        for i, date in enumerate(dates)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{tag}</title>{entries}' \
+        "</channel></rss>"  # fmt: skip

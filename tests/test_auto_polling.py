@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from feedserver import FeedServer
+from feedserver import FeedServer, dated_rss
 from ingest.cli.main import main
 from ingest.model import Arrivals
 from ingest.runtime.metrics import Metrics
@@ -31,24 +28,7 @@ from ingest.store import Store
 DAY = 86400.0
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`ingest.cli.main` points the root logger at the (captured) stderr; undo that."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def rss(tag: str, published: list[datetime]) -> str:
-    entries = "".join(
-        f"<item><title>{tag} {i}</title><link>http://example.org/{tag}/{i}</link>"
-        f"<guid>{tag}-{i}</guid><pubDate>{format_datetime(when, usegmt=True)}</pubDate></item>"
-        for i, when in enumerate(published)
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{tag}</title>{entries}' \
-        "</channel></rss>"  # fmt: skip
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def expected(published: list[datetime], at: datetime) -> float:
@@ -72,9 +52,9 @@ def test_every_auto_polls_at_the_cadence_of_the_entries(
     now = datetime.now(UTC).replace(microsecond=0)  # a pubDate has whole seconds
     busy = [now - timedelta(hours=2 * i, minutes=5) for i in range(12)]
     quiet = [now - timedelta(days=15 * i + 1) for i in range(4)]
-    feed_server.put("/busy.xml", rss("busy", busy))
-    feed_server.put("/quiet.xml", rss("quiet", quiet))
-    feed_server.put("/fixed.xml", rss("fixed", busy[:2]))
+    feed_server.put("/busy.xml", dated_rss("busy", busy))
+    feed_server.put("/quiet.xml", dated_rss("quiet", quiet))
+    feed_server.put("/fixed.xml", dated_rss("fixed", busy[:2]))
     sources = tmp_path / "sources.yaml"
     sources.write_text(
         "settings:\n  respect_max_age: false\n  jitter: 0\n"
@@ -118,7 +98,7 @@ def test_every_auto_polls_at_the_cadence_of_the_entries(
     # the busy source publishes twice more: `ingest run` counts only the new entries,
     # at their dates, and polls it sooner; the quiet one stays at max_every
     later = [now + timedelta(seconds=1), now + timedelta(seconds=2)]
-    feed_server.put("/busy.xml", rss("busy", [*later, *busy]))
+    feed_server.put("/busy.xml", dated_rss("busy", [*later, *busy]))
     assert main(["run", "--sources", str(sources), "--db", db_url]) == 0
     capsys.readouterr()
     second = rows(db_url)

@@ -20,7 +20,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from feedlab_helpers import INGEST, ROOT, free_port
-from feedserver import FeedServer
+from feedserver import FeedServer, dated_rss
 from ingest.model import Item, Plan, SourceReport, story_lags
 from ingest.runtime.metrics import outcome
 from ingest.service.health import WORKER_FORGET, assess, process_states
@@ -168,16 +167,6 @@ def started(log: Path, *argv: str, env: dict[str, str] | None = None) -> Iterato
                 proc.wait()
 
 
-def rss(tag: str, published: list[datetime]) -> str:
-    entries = "".join(
-        f"<item><title>{tag} {i}</title><link>http://example.org/{tag}/{i}</link>"
-        f"<guid>{tag}-{i}</guid><pubDate>{format_datetime(when, usegmt=True)}</pubDate></item>"
-        for i, when in enumerate(published)
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{tag}</title>{entries}' \
-        "</channel></rss>"  # fmt: skip
-
-
 # -- the scheduler and `ingest serve` ----------------------------------------------------
 
 
@@ -187,7 +176,7 @@ def test_scheduler_and_serve_metrics_agree_on_polls_failures_and_freshness(
 ) -> None:
     now = datetime.now(UTC)
     old = [now - timedelta(hours=h) for h in (1, 2, 3)]  # the back catalogue: no lag counted
-    feed_server.put("/a.xml", rss("a", old))
+    feed_server.put("/a.xml", dated_rss("a", old))
     feed_server.put("/b.xml", "boom", status=500)
     sources = tmp_path / "sources.yaml"
     sources.write_text(
@@ -222,7 +211,7 @@ def test_scheduler_and_serve_metrics_agree_on_polls_failures_and_freshness(
 
         # a new story, published after the source was added: its lag is measured
         time.sleep(1.1)  # a pubDate has whole seconds: later than the source's creation
-        feed_server.put("/a.xml", rss("a", [*old, datetime.now(UTC)]))
+        feed_server.put("/a.xml", dated_rss("a", [*old, datetime.now(UTC)]))
 
         def fresh_story() -> Samples | None:
             s = scrape(metrics)
@@ -298,7 +287,7 @@ def test_workers_share_their_counts_and_health_names_the_stale_one(
     keys = [f"s{i}" for i in range(6)]
     lines = []
     for key in keys:
-        feed_server.put(f"/{key}.xml", rss(key, [datetime.now(UTC) - timedelta(hours=1)]))
+        feed_server.put(f"/{key}.xml", dated_rss(key, [datetime.now(UTC) - timedelta(hours=1)]))
         url = feed_server.url(f"/{key}.xml")
         lines.append(f"  - {{key: {key}, name: {key}, url: '{url}', every: 1h}}\n")
     sources = tmp_path / "sources.yaml"
