@@ -259,6 +259,8 @@ def test_a_hub_that_refuses_is_recorded_and_tried_again(tmp_path: Path, db_url: 
         hub.refuse = 400
         with scheduler(path, store):
             wait_until(lambda: len(hub.of_mode("subscribe")) >= 2, "a second try after backoff")
+            # the hub counts a request when it comes; the subscriber records the answer after
+            wait_until(lambda: subs(store)[0].state == "failed", "the second answer recorded")
         (sub,) = subs(store)
         assert sub.state == "failed" and "the hub answered HTTP 400" in (sub.last_error or "")
         assert sub.failures >= 1
