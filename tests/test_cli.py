@@ -76,6 +76,22 @@ def test_check_names_every_mistake_with_its_line(
         assert hits and words in hits[0], (line, err)
 
 
+def test_check_refuses_a_bad_websub_verify_timeout_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = "sources:\n  - {key: a, name: A, url: 'https://example.org/feed'}\n"
+    sources = write_sources(tmp_path, "settings:\n  websub_verify_timeout: 2h\n" + source)
+    assert main(["check", "--sources", sources]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{sources}:2: settings: websub_verify_timeout must be at most an hour (1h), not '2h'"
+        in err
+    )
+    sources = write_sources(tmp_path, "settings:\n  websub_verify_timeout: 20m\n" + source)
+    assert main(["check", "--sources", sources]) == 0
+    assert "1 source (1 enabled), no problems" in capsys.readouterr().out
+
+
 def test_run_stores_good_sources_and_reports_each_failure(
     served: tuple[FeedServer, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -326,6 +326,30 @@ sources:
     assert "'select' is only for pages" in problems[3].message
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0s", "websub_verify_timeout must be longer than zero, not '0s'"),
+        ("10", "websub_verify_timeout: '10' has no unit; write a number and a unit"),
+        ("soon", "websub_verify_timeout: 'soon' is not a duration; use a number and a unit"),
+        ("-5m", "websub_verify_timeout: '-5m' is not a duration"),
+        ("2h", "websub_verify_timeout must be at most an hour (1h), not '2h'"),
+        ("[10m]", "websub_verify_timeout must be a single value, not a list"),
+    ],
+)
+def test_websub_verify_timeout_is_a_duration_up_to_an_hour(value: str, message: str) -> None:
+    source = "sources:\n  - {key: a, name: A, url: 'https://example.org/a'}\n"
+    (problem,) = _problems(f"settings:\n  websub_verify_timeout: {value}\n" + source)
+    assert str(problem).startswith(f"sources.yaml:2: settings: {message}"), str(problem)
+
+
+def test_websub_verify_timeout_defaults_to_ten_minutes() -> None:
+    source = "sources:\n  - {key: a, name: A, url: 'https://example.org/a'}\n"
+    assert parse_config(source).settings.websub_verify_timeout == 600.0
+    written = parse_config("settings:\n  websub_verify_timeout: 1h\n" + source)
+    assert written.settings.websub_verify_timeout == 3600.0
+
+
 def test_error_text_lists_every_problem_as_file_line_message() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("sources:\n  - key: A\n    name: x\n", "conf/sources.yaml")

@@ -5,11 +5,12 @@ duration field) and generated text (any character but surrogates, in names, word
 User-Agent and curated text).  A file is either refused -- every problem at a line of the
 file, with no raw control character in its message -- or accepted, and then everything a
 run does with those values is done for real: the next poll planned after a success and
-after 1 to 31 failures, the sources written to the database with their leases taken,
-released and pruned by the configured horizons (on SQLite and PostgreSQL), and each source
-tried (`ingest try`'s `try_source`) against a loopback server with the configured
-User-Agent, deadline and filters.  One test runs a parse in a worker at the largest
-budgets accepted.
+after 1 to 31 failures, a pending WebSub subscription given up after the configured
+verification timeout, the sources and settings written to the database (and read back)
+with their leases taken, released and pruned by the configured horizons (on SQLite and
+PostgreSQL), and each source tried (`ingest try`'s `try_source`) against a loopback server
+with the configured User-Agent, deadline and filters.  One test runs a parse in a worker at
+the largest budgets accepted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,13 @@ from feedserver import FeedServer
 from ingest.config import Config, parse_config
 from ingest.config.values import MAX_DURATION, MAX_MEMORY, MAX_TIMEOUT
 from ingest.errors import ConfigError
-from ingest.model import Fetched, Settings, SourceReport
+from ingest.model import Advert, Fetched, Settings, SourceReport
 from ingest.runtime.leases import lease_ttl
 from ingest.runtime.parsing import jobs as workers
 from ingest.runtime.trial import try_source
 from ingest.stages.bounds import ParseLimits
 from ingest.stages.policy import plan_next
+from ingest.stages.websub import Subscription, callback_url, plan
 from ingest.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -104,6 +106,17 @@ def run_with(config: Config, store: Store, feed: FeedServer) -> None:
         for failures in (1, 2, 10, 31):
             plan_next(source, failed, now=NOW, failures=failures, settings=s)
     store.sync_sources(config.sources, NOW, s)
+    assert store.settings() == s  # as the workers and `ingest serve` read them back
+    pending = Subscription(
+        id="x", source_key="a", hub="https://hub.example/", topic="https://a.example/",
+        callback=callback_url("https://cb.example", "x"), secret="s", state="requested",
+        requested_at=NOW,
+    )  # fmt: skip
+    wanted = {"a": Advert(pending.hub, pending.topic)}
+    assert plan(wanted, [pending], "https://cb.example", NOW, s.websub_verify_timeout) == []
+    given_up = NOW + timedelta(seconds=s.websub_verify_timeout)
+    (expire,) = plan(wanted, [pending], "https://cb.example", given_up, s.websub_verify_timeout)
+    assert expire.verb == "expire"
     keys = [src.key for src in config.sources]
     ttl = max(lease_ttl(src) for src in config.sources)
     taken = store.acquire_leases(keys, "bounds-test", NOW, ttl)
@@ -119,7 +132,8 @@ def run_with(config: Config, store: Store, feed: FeedServer) -> None:
 
 DURATION_FIELDS = (
     "defaults.timeout", "settings.backoff_max", "settings.retention", "settings.history",
-    "settings.parse_cpu", "source.every", "source.timeout", "source.max_age",
+    "settings.parse_cpu", "settings.websub_verify_timeout", "source.every", "source.timeout",
+    "source.max_age",
 )  # fmt: skip
 SANE_DURATION = st.builds(lambda n, u: f"{n}{u}", st.integers(1, 59), st.sampled_from("sm"))
 
@@ -165,7 +179,7 @@ def test_no_accepted_duration_crashes_a_run(
     for seconds in (a.every, s.backoff_max, s.retention, s.history):
         assert 0 < seconds <= MAX_DURATION
     assert a.max_age is None or 0 < a.max_age <= MAX_DURATION
-    for seconds in (a.timeout, b.timeout, s.parse_cpu):
+    for seconds in (a.timeout, b.timeout, s.parse_cpu, s.websub_verify_timeout):
         assert 0 < seconds <= MAX_TIMEOUT
     run_with(config, store, feed)
 
@@ -236,6 +250,7 @@ def test_settings_defaults_are_within_the_bounds() -> None:
     s = Settings()
     assert max(s.backoff_max, s.retention, s.history) <= MAX_DURATION
     assert s.parse_cpu <= MAX_TIMEOUT and s.parse_memory <= MAX_MEMORY
+    assert s.websub_verify_timeout <= MAX_TIMEOUT
 
 
 def test_a_big_file_of_bad_values_is_reported_not_raised(tmp_path: Path) -> None:

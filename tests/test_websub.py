@@ -36,7 +36,8 @@ from ingest.stages.websub import (
 DATA = Path(__file__).parent / "data" / "websub"
 CASES = sorted(p for p in DATA.iterdir() if not p.name.endswith(".expected.json"))
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-TIMING = SubscriberTiming(verify_timeout=600, retry=3600, retry_max=86400)
+TIMING = SubscriberTiming(retry=3600, retry_max=86400)
+VERIFY = Settings().websub_verify_timeout  # 10 minutes unless sources.yaml says
 CALLBACK = "https://news.example/ingest"
 HUB = Advert("https://hub.example/", "https://blog.example/feed")
 
@@ -154,7 +155,7 @@ def sub(state: str = "active", **kw: object) -> Subscription:
 
 def verbs(wanted: dict[str, Advert], subs: list[Subscription], callback: str | None = CALLBACK,
           now: datetime = NOW) -> list[tuple[str, str]]:  # fmt: skip
-    return [(a.verb, a.source_key) for a in plan(wanted, subs, callback, now, TIMING)]
+    return [(a.verb, a.source_key) for a in plan(wanted, subs, callback, now, VERIFY)]
 
 
 def test_plan_subscribes_new_sources_only_with_a_callback() -> None:
@@ -190,7 +191,7 @@ def test_plan_expires_unverified_requests_and_retries_failed_ones() -> None:
     asked = sub("requested", requested_at=NOW - timedelta(seconds=30), verified_at=None)
     assert verbs({"s": HUB}, [asked]) == []
     old = sub("requested", requested_at=NOW - timedelta(seconds=601), verified_at=None)
-    (action,) = plan({"s": HUB}, [old], CALLBACK, NOW, TIMING)
+    (action,) = plan({"s": HUB}, [old], CALLBACK, NOW, VERIFY)
     assert action.verb == "expire" and "websub_callback" in action.reason
     waiting = sub("failed", retry_at=NOW + timedelta(minutes=5))
     assert verbs({"s": HUB}, [waiting]) == []
@@ -199,6 +200,21 @@ def test_plan_expires_unverified_requests_and_retries_failed_ones() -> None:
     leaving = sub("unsubscribing", requested_at=NOW - timedelta(seconds=601))
     assert verbs({}, [leaving]) == [("drop", "s")]
     assert verbs({}, [sub("unsubscribing", requested_at=NOW)]) == []
+
+
+def test_plan_waits_for_a_verification_as_long_as_websub_verify_timeout() -> None:
+    asked = sub("requested", requested_at=NOW - timedelta(seconds=90), verified_at=None)
+    assert verbs({"s": HUB}, [asked]) == []  # the default: 10 minutes
+    (action,) = plan({"s": HUB}, [asked], CALLBACK, NOW, 60.0)
+    assert action.verb == "expire" and "within 60s (websub_verify_timeout)" in action.reason
+    assert plan({"s": HUB}, [asked], CALLBACK, NOW, 120.0) == []
+    late = NOW + timedelta(days=8) - timedelta(hours=23)  # a renewal is due
+    renewing = sub(requested_at=late - timedelta(seconds=90))  # asked, not verified yet
+    assert [a.verb for a in plan({"s": HUB}, [renewing], CALLBACK, late, 60.0)] == ["renew"]
+    assert plan({"s": HUB}, [renewing], CALLBACK, late, 120.0) == []
+    leaving = sub("unsubscribing", requested_at=NOW - timedelta(seconds=90))
+    assert [a.verb for a in plan({}, [leaving], CALLBACK, NOW, 60.0)] == ["drop"]
+    assert plan({}, [leaving], CALLBACK, NOW, 120.0) == []
 
 
 def test_verification_of_intent() -> None:

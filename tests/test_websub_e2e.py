@@ -8,8 +8,10 @@ checked: discovery recorded at the poll, the subscription verified and active, a
 signed push stored and reported like a poll, a bad or missing signature refused with
 nothing stored, the lease renewed before it ends, an unsubscribe when the source
 leaves sources.yaml (and a push to it then answered 410), a callback the hub cannot
-reach (the subscription fails, polling goes on), a hub that refuses, and a hub the
-network guard refuses.
+reach (the subscription fails, polling goes on), a hub that refuses, a hub the
+network guard refuses, and `settings: websub_verify_timeout` deciding when a request
+the hub never verifies is given up and sent again (the subscriber's clock is the
+test's there).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy import select
 from feedlab_helpers import free_port
 from feedserver import FeedServer
 from ingest.cli.format import print_status
+from ingest.config import load_config
 from ingest.model import Settings
 from ingest.service.scheduler import Service, Timing
 from ingest.service.subscriber import Subscriber
@@ -42,7 +45,7 @@ from ingest.web.app import create_app
 from websubhub import Hub, WebApp
 
 T = TypeVar("T")
-PATIENCE = SubscriberTiming(verify_timeout=2.0, retry=1.0, retry_max=2.0)
+PATIENCE = SubscriberTiming(retry=1.0, retry_max=2.0)
 FAST = Timing(tick=0.2, reload=0.3, heartbeat=0.2, prune=60, grace=2, websub=0.2,
               subscriber=PATIENCE)  # fmt: skip
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -63,8 +66,12 @@ def atom(hub: str, topic: str, entries: range) -> str:
     )
 
 
-def sources_yaml(callback: str | None, url: str, *, keep: bool = True) -> str:
+def sources_yaml(
+    callback: str | None, url: str, *, keep: bool = True, verify: str | None = "2s"
+) -> str:
     settings = "settings:\n  respect_max_age: false\n"
+    if verify is not None:  # how long the hub has to verify a request (default 10 minutes)
+        settings += f"  websub_verify_timeout: {verify}\n"
     if callback:
         settings += f"  websub_callback: {callback}\n"
     body = f"  - {{key: pushed, name: Pushed, url: '{url}', every: 30m}}\n" if keep else ""
@@ -249,6 +256,7 @@ def test_an_unreachable_callback_fails_and_polling_goes_on(
         assert row["push_state"] == "failed" and "reachable" in row["push_error"]
         print_status(store.status(), now=datetime.now(UTC), width=400)
         assert "push: the hub did not verify the subscription" in capsys.readouterr().out
+        assert "within 2s (websub_verify_timeout)" in row["push_error"]
         # not pushed: the next poll is at the source's own interval, not the safety net's
         assert store.fetch_states([_source(path)])["pushed"].pushed is False
         assert row["next_due_at"] < datetime.now(UTC) + timedelta(minutes=35)
@@ -264,6 +272,52 @@ def test_a_hub_that_refuses_is_recorded_and_tried_again(tmp_path: Path, db_url: 
         (sub,) = subs(store)
         assert sub.state == "failed" and "the hub answered HTTP 400" in (sub.last_error or "")
         assert sub.failures >= 1
+
+
+@pytest.mark.parametrize(("verify", "seconds"), [("5m", 300), (None, 600)])
+def test_websub_verify_timeout_decides_when_a_pending_subscription_is_retried(
+    tmp_path: Path, db_url: str, verify: str | None, seconds: int
+) -> None:
+    """The hub never verifies (the callback is closed): the request stays pending until
+    `websub_verify_timeout` (10 minutes when unset) has passed, is then failed, and is
+    sent again after the backoff.  The subscriber's clock is the test's, so no step
+    depends on how fast the machine is."""
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with world(tmp_path, db_url, callback=closed) as (store, feeds, hub, _web, path):
+        topic = feeds.url("/feed.xml")
+        path.write_text(sources_yaml(closed, topic, verify=verify))
+        config = load_config(path)
+        settings = config.settings
+        assert settings.websub_verify_timeout == seconds  # read from sources.yaml
+        start = NOW
+        store.sync_sources(config.sources, start, settings)
+        _advertise(store, hub.url, topic)
+        clock = [start]
+        backoff = SubscriberTiming(retry=60.0, retry_max=60.0)
+
+        async def step_at(offset: float) -> list[str]:
+            clock[0] = start + timedelta(seconds=offset)
+            async with make_client(settings) as client:
+                subscriber = Subscriber(store, client, _inline, timing=backoff,
+                                        clock=lambda: clock[0])  # fmt: skip
+                return [a.verb for a in await subscriber.step(settings)]
+
+        assert asyncio.run(step_at(0)) == ["subscribe"]
+        (pending,) = subs(store)
+        assert pending.state == "requested" and len(hub.of_mode("subscribe")) == 1
+        assert asyncio.run(step_at(seconds - 1)) == []  # still waiting for the hub
+        assert subs(store)[0].state == "requested"
+        assert asyncio.run(step_at(seconds)) == ["expire"]  # given up at the timeout
+        (failed,) = subs(store)
+        assert failed.state == "failed" and failed.id == pending.id
+        assert f"did not verify the subscription within {seconds}s" in (failed.last_error or "")
+        assert failed.retry_at == start + timedelta(seconds=seconds + 60)
+        assert asyncio.run(step_at(seconds + 59)) == []  # the backoff
+        assert asyncio.run(step_at(seconds + 60)) == ["subscribe"]  # asked again
+        assert len(hub.of_mode("subscribe")) == 2
+        (again,) = subs(store)
+        assert again.state == "requested" and again.id == pending.id
+        assert again.requested_at == start + timedelta(seconds=seconds + 60)
 
 
 def test_the_hub_must_pass_the_network_guard(tmp_path: Path, db_url: str) -> None:
@@ -310,8 +364,6 @@ def test_verification_answers_404_to_what_was_not_asked(tmp_path: Path, db_url: 
 
 
 def _source(path: Path) -> Any:
-    from ingest.config import load_config
-
     return load_config(path).sources[0]
 
 

@@ -169,9 +169,11 @@ class Settings:
     parse_cpu: float = 20.0  # CPU seconds one document's parse may take
     parse_memory: int = 512 * 1024 * 1024  # bytes one parse may add to its worker
     # WebSub (websub.py, docs/deploying.md): the public base URL that reaches `ingest serve`;
-    # None: nothing subscribes.  `push_every`: how often a pushed source is still polled
+    # None: nothing subscribes.  `push_every`: how often a pushed source is still polled;
+    # `websub_verify_timeout`: how long a hub has to verify a request before it is failed
     websub_callback: str | None = None
     push_every: float = DEFAULT_PUSH_EVERY
+    websub_verify_timeout: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ _SETTINGS_FIELDS: Final = (
     "parse_memory",
     "websub_callback",
     "push_every",
+    "websub_verify_timeout",
 )
 _SETTINGS_HINTS: Final = {"allow_networks": "; 'allow_networks' belongs under defaults:"}
 _DEFAULT_HINTS: Final = {
@@ -222,4 +223,7 @@ class _Checker(_SourceChecker, _SiteChecker):
             parse_memory=self.optional(f, "parse_memory", _memory_size, s.parse_memory, w),
             websub_callback=self.optional(f, "websub_callback", _callback, None, w),
             push_every=self.optional(f, "push_every", _interval, s.push_every, w),
+            websub_verify_timeout=self.optional(
+                f, "websub_verify_timeout", _timeout, s.websub_verify_timeout, w
+            ),
         )

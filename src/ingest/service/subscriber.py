@@ -4,10 +4,11 @@ One job: `Subscriber.step` (run every few seconds) reads the hubs the
 sources advertise and the stored subscriptions, asks `websub.plan` what to do
 now, and does it: a request to the hub (`websub_hub.hub_request`, through the
 guarded client), recorded before it is sent (a hub may verify before it
-answers) and marked failed, with a backoff, when the hub refuses it or
-cannot be reached.  A source whose pushes stopped (lease lapsed, request
-failed, unsubscribed) is made due at once, so its regular polling takes over
-without waiting out the long safety-net interval (`settings: push_every`).
+answers) and marked failed, with a backoff, when the hub refuses it, cannot
+be reached, or does not verify it within `settings: websub_verify_timeout`.
+A source whose pushes stopped (lease lapsed, request failed, unsubscribed)
+is made due at once, so its regular polling takes over without waiting out
+the long safety-net interval (`settings: push_every`).
 Without `settings: websub_callback` nothing is subscribed, and existing
 subscriptions are ended.  The rules are websub.py's; the callback that
 completes each request is `ingest serve`'s (web/websub.py).
@@ -71,7 +72,7 @@ class Subscriber:
         wanted = await self.run(self.store.adverts) if callback else {}
         subs: list[Subscription] = await self.run(self.store.subscriptions)
         now = self.clock()
-        actions = websub.plan(wanted, subs, callback, now, self.timing)
+        actions = websub.plan(wanted, subs, callback, now, settings.websub_verify_timeout)
         await asyncio.gather(*(self._act(a, callback, settings, now) for a in actions))
         pushed = {s.source_key for s in subs if websub.pushed(s, now)}
         pushed -= {a.source_key for a in actions if a.verb in ("unsubscribe", "expire", "drop")}

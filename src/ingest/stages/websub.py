@@ -6,7 +6,8 @@ One job: decide, from values, what the subscriber does and answers:
   their polls) with the stored `Subscription`s and says what to do now:
   subscribe, renew before the lease ends, unsubscribe (a source removed,
   disabled, moved to another hub, or `websub_callback` unset), give up on a
-  request the hub never verified, or try a failed one again after a backoff;
+  request the hub did not verify within `websub_verify_timeout`, or try a
+  failed one again after a backoff;
 - `verification` answers a hub's verification of intent (§5.3): the
   challenge when the mode and topic match a subscription we asked for, else
   None (answered 404);
@@ -16,7 +17,7 @@ One job: decide, from values, what the subscriber does and answers:
   are the small rules those use.
 
 It does no I/O: the hub requests are `websub_hub.py`'s, the table is
-`store/subscriptions.py`'s, the scheduler's job is `websub_service.py`'s
+`store/subscriptions.py`'s, the scheduler's job is `service/subscriber.py`'s
 and the callback routes are `web/websub.py`'s.
 """
 
@@ -84,9 +85,12 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class SubscriberTiming:
-    """How patient the subscriber is, in seconds (tests shorten them)."""
+    """How the subscriber backs off after a failed request, in seconds (tests shorten them).
 
-    verify_timeout: float = 600.0  # a hub that has not verified a request by then: failed
+    How long a hub has to verify a request is `settings: websub_verify_timeout`
+    (`plan`'s `verify_timeout`), which an operator sets.
+    """
+
     retry: float = 3600.0  # first wait after a failure, doubling ...
     retry_max: float = 86400.0  # ... up to this
 
@@ -140,10 +144,13 @@ def plan(
     subs: Sequence[Subscription],
     callback: str | None,
     now: datetime,
-    timing: SubscriberTiming,
+    verify_timeout: float,
 ) -> list[Action]:
     """What to do now, for the sources `wanted` (key -> what it advertises; empty
-    without `callback`) and the stored `subs`."""
+    without `callback`) and the stored `subs`.  A request the hub has not verified
+    `verify_timeout` seconds after it was sent (`settings: websub_verify_timeout`)
+    is given up: a subscribe is failed (and retried after a backoff), a renewal
+    is sent again, an unsubscribe is forgotten."""
     actions: list[Action] = []
     covered: set[str] = set()
     for sub in subs:
@@ -155,7 +162,7 @@ def plan(
             and sub.callback == callback_url(callback, sub.id)
         )
         if sub.state == "unsubscribing":
-            if _waited(sub, now, timing.verify_timeout):
+            if _waited(sub, now, verify_timeout):
                 actions.append(Action("drop", sub.source_key, sub, reason="never verified"))
             continue
         if not fits:
@@ -165,7 +172,7 @@ def plan(
                 actions.append(Action("drop", sub.source_key, sub))
             continue
         covered.add(sub.source_key)
-        action = _next_step(sub, now, timing)
+        action = _next_step(sub, now, verify_timeout)
         if action is not None:
             actions.append(action)
     for key, advert in sorted(wanted.items()):
@@ -174,14 +181,14 @@ def plan(
     return actions
 
 
-def _next_step(sub: Subscription, now: datetime, timing: SubscriberTiming) -> Action | None:
+def _next_step(sub: Subscription, now: datetime, verify_timeout: float) -> Action | None:
     if sub.retry_at is not None and now < sub.retry_at:
         return None
     if sub.state == "requested":
-        if _waited(sub, now, timing.verify_timeout):
+        if _waited(sub, now, verify_timeout):
             why = (
-                f"the hub did not verify the subscription within {timing.verify_timeout:g}s: "
-                "is websub_callback reachable from the hub?"
+                f"the hub did not verify the subscription within {verify_timeout:g}s "
+                "(websub_verify_timeout): is websub_callback reachable from the hub?"
             )
             return Action("expire", sub.source_key, sub, reason=why)
         return None
@@ -191,7 +198,7 @@ def _next_step(sub: Subscription, now: datetime, timing: SubscriberTiming) -> Ac
         renewing = sub.requested_at is not None and (
             sub.verified_at is None or sub.requested_at > sub.verified_at
         )
-        if renewing and not _waited(sub, now, timing.verify_timeout):
+        if renewing and not _waited(sub, now, verify_timeout):
             return None  # a renewal is on its way to being verified
         if now >= renew_at(sub.expires_at, sub.lease_seconds or 0):
             return Action("renew", sub.source_key, sub)
