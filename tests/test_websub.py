@@ -26,6 +26,8 @@ from ingest.stages.websub import (
     callback_url,
     new_secret,
     plan,
+    push_status,
+    push_trouble,
     pushed,
     renew_at,
     retry_after,
@@ -137,6 +139,26 @@ def test_a_pushed_source_is_polled_only_as_a_safety_net() -> None:
     own = plan_next(source, ok, now=NOW, failures=0, settings=Settings(jitter=0.0, push_every=600),
                     rng=rng, pushed=True)  # fmt: skip
     assert own.interval == 1800  # push_every never makes a source polled more often
+
+
+# -- what a subscription comes to, for `ingest status` and /status ------------------------
+
+
+def test_push_status_and_trouble() -> None:
+    later = NOW + timedelta(days=1)
+    assert push_status("active", later, NOW) == "subscribed"
+    assert push_status("active", NOW, NOW) == "lapsed"  # the lease has just ended
+    assert push_status("active", None, NOW) == "lapsed"
+    assert push_status("requested", None, NOW) == "pending"
+    assert push_status("requested", later, NOW) == "pending"
+    assert [push_status(s, None, NOW) for s in ("failed", "denied", "unsubscribing")] == [
+        "failed", "denied", "unsubscribing"
+    ]  # fmt: skip
+    assert push_status("active", later, NOW) == "subscribed" and pushed(sub(), NOW)
+    assert push_trouble("failed", "the hub answered HTTP 400", 0) == "the hub answered HTTP 400"
+    assert push_trouble("denied", "no", 2) == "no; 2 pushes refused (bad signature)"
+    assert push_trouble("active", "an old renewal error", 1) == "1 push refused (bad signature)"
+    assert push_trouble("requested", None, 0) is None
 
 
 # -- the plan ------------------------------------------------------------------------------

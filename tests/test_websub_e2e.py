@@ -4,14 +4,14 @@ Everything is real and on loopback: the feed on a `FeedServer`, the hub written 
 the tests (tests/websubhub.py: it verifies intent at the callback and signs what it
 pushes), the `ingest serve` app under uvicorn, and the scheduler (`Service`) in a
 thread with short timings.  Each test runs on SQLite and on PostgreSQL.  What is
-checked: discovery recorded at the poll, the subscription verified and active, a
-signed push stored and reported like a poll, a bad or missing signature refused with
-nothing stored, the lease renewed before it ends, an unsubscribe when the source
-leaves sources.yaml (and a push to it then answered 410), a callback the hub cannot
-reach (the subscription fails, polling goes on), a hub that refuses, a hub the
-network guard refuses, and `settings: websub_verify_timeout` deciding when a request
-the hub never verifies is given up and sent again (the subscriber's clock is the
-test's there).
+checked: discovery recorded at the poll, the subscription verified and active (and
+shown so by `ingest status` and `ingest serve`'s /status page), a signed push stored
+and reported like a poll, a bad or missing signature refused with nothing stored, the
+lease renewed before it ends, an unsubscribe when the source leaves sources.yaml (and
+a push to it then answered 410), a callback the hub cannot reach (the subscription
+fails, polling goes on), a hub that refuses, a hub the network guard refuses, and
+`settings: websub_verify_timeout` deciding when a request the hub never verifies is
+given up and sent again (the subscriber's clock is the test's there).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from bs4 import BeautifulSoup
 from sqlalchemy import select
 
 from feedlab_helpers import free_port
@@ -161,6 +162,19 @@ def status_row(store: Store) -> dict[str, Any]:
     return next(r for r in store.status() if r["key"] == "pushed")
 
 
+def status_card(web: WebApp) -> dict[str, str | None]:
+    """The push lines of the source's card on `ingest serve`'s /status, by class."""
+    page = httpx.get(f"{web.url}/status", timeout=10)
+    assert page.status_code == 200
+    card = BeautifulSoup(page.text, "html.parser").select_one("#source-pushed")
+    assert card is not None
+    found = {}
+    for name in ("push", "push-lease", "push-last", "push-error", "next-due"):
+        node = card.select_one(f".{name}")
+        found[name] = None if node is None else " ".join(node.get_text().split())
+    return found
+
+
 def test_discovery_subscription_and_a_signed_push_stored(
     tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -188,6 +202,11 @@ def test_discovery_subscription_and_a_signed_push_stored(
         assert row["pushed"] and row["poll_interval_seconds"] == 6 * 3600  # the safety net
         print_status(store.status(), now=datetime.now(UTC))
         assert "(pushed)" in capsys.readouterr().out
+        card = status_card(web)  # `ingest serve`'s /status says the same
+        assert card["push"] == f"subscribed via {hub.url}" and card["push-error"] is None
+        assert (card["push-last"] or "").endswith(" (1 push)")  # after an age
+        assert (card["push-lease"] or "").startswith("ends ")
+        assert (card["next-due"] or "").endswith("(pushed; polled only as a safety net)")
 
         # the other algorithms the spec names are accepted too
         more = atom(hub.url, topic, range(1, 6)).encode()
@@ -245,7 +264,7 @@ def test_an_unreachable_callback_fails_and_polling_goes_on(
     tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with world(tmp_path, db_url, callback=closed) as (store, _feeds, hub, _web, path):
+    with world(tmp_path, db_url, callback=closed) as (store, _feeds, hub, web, path):
         with scheduler(path, store):
             failed = wait_until(
                 lambda: [s for s in subs(store) if s.state == "failed"], "the request failed"
@@ -256,7 +275,11 @@ def test_an_unreachable_callback_fails_and_polling_goes_on(
         assert row["push_state"] == "failed" and "reachable" in row["push_error"]
         print_status(store.status(), now=datetime.now(UTC), width=400)
         assert "push: the hub did not verify the subscription" in capsys.readouterr().out
-        assert "within 2s (websub_verify_timeout)" in row["push_error"]
+        card = status_card(web)  # `ingest serve`'s /status says the same
+        assert card["push"] == f"failed via {hub.url}"
+        assert card["push-error"] == row["push_trouble"] == row["push_error"]
+        assert "within 2s (websub_verify_timeout)" in (card["push-error"] or "")
+        assert card["push-last"] == "never" and card["push-lease"] is None
         # not pushed: the next poll is at the source's own interval, not the safety net's
         assert store.fetch_states([_source(path)])["pushed"].pushed is False
         assert row["next_due_at"] < datetime.now(UTC) + timedelta(minutes=35)

@@ -49,8 +49,8 @@ STATUS_FIELDS = (
     "next_due_at", "retry_after_until", "last_error", "last_error_kind", "moved_to",
     "backoff_seconds", "disabled_reason", "every_seconds", "cron", "lease_owner",
     "lease_until", "discovered_url", "median_lag_seconds", "every_auto", "poll_interval_seconds",
-    "websub_hub", "pushed", "push_state", "push_expires_at", "push_last_at", "pushes",
-    "push_refused", "push_error",
+    "websub_hub", "pushed", "push_state", "push_status", "push_expires_at", "push_last_at",
+    "pushes", "push_refused", "push_error",
 )  # fmt: skip
 
 
@@ -219,11 +219,9 @@ def _status_error(r: Mapping[str, Any]) -> str:
 
 
 def _with_push(error: str, r: Mapping[str, Any]) -> str:
-    """A WebSub subscription's trouble (failed, denied, refused pushes) after the error."""
-    trouble = r.get("push_error") if r.get("push_state") in ("failed", "denied") else None
-    if r.get("push_refused"):
-        refused = f"{r['push_refused']} pushes refused (bad signature)"
-        trouble = f"{trouble}; {refused}" if trouble else refused
+    """A WebSub subscription's trouble (failed, denied, refused pushes: the row's
+    `push_trouble`, as the /status page shows it) after the error."""
+    trouble = r.get("push_trouble")
     return (error + "; " if error and trouble else error) + (f"push: {trouble}" if trouble else "")
 
 

@@ -13,6 +13,9 @@ One job: decide, from values, what the subscriber does and answers:
   None (answered 404);
 - `signature_ok` checks a content distribution's `X-Hub-Signature` (§7.1:
   HMAC with sha1, sha256, sha384 or sha512, compared in constant time);
+- `push_status` and `push_trouble` say what a stored subscription comes to
+  for the people who run ingest (`ingest status` and the `/status` page show
+  them; `pushed` is its "subscribed");
 - `renew_at`, `retry_after`, `callback_url`, `new_secret` and `pushed`
   are the small rules those use.
 
@@ -37,12 +40,16 @@ __all__ = [
     "ALGORITHMS",
     "CALLBACK_PATH",
     "LEASE_REQUESTED",
+    "PUSH_WORDS",
     "Action",
+    "PushStatus",
     "SubscriberTiming",
     "Subscription",
     "callback_url",
     "new_secret",
     "plan",
+    "push_status",
+    "push_trouble",
     "pushed",
     "renew_at",
     "retry_after",
@@ -60,6 +67,15 @@ ALGORITHMS: Final = {
 }
 
 State = Literal["requested", "active", "unsubscribing", "failed", "denied"]
+PushStatus = Literal["subscribed", "pending", "lapsed", "failed", "denied", "unsubscribing"]
+PUSH_WORDS: Final[Mapping[PushStatus, str]] = {
+    "subscribed": "subscribed",
+    "pending": "pending verification",
+    "lapsed": "lease ended, renewing",
+    "failed": "failed",
+    "denied": "denied by the hub",
+    "unsubscribing": "unsubscribing",
+}  # `push_status` in words, for pages
 Verb = Literal["subscribe", "renew", "unsubscribe", "expire", "drop"]
 
 
@@ -136,7 +152,34 @@ def retry_after(failures: int, timing: SubscriberTiming) -> float:
 
 def pushed(sub: Subscription, now: datetime) -> bool:
     """Whether the hub pushes this subscription's topic now (verified, lease running)."""
-    return sub.state == "active" and sub.expires_at is not None and sub.expires_at > now
+    return push_status(sub.state, sub.expires_at, now) == "subscribed"
+
+
+def push_status(state: str, expires_at: datetime | None, now: datetime) -> PushStatus:
+    """A stored subscription's state as the people who run ingest see it (`ingest
+    status`, `/status`): subscribed (verified, its lease running: the hub pushes),
+    pending (asked, not verified yet), lapsed (verified once, its lease over, so
+    nothing is pushed until a renewal is verified), failed, denied (by the hub), or
+    unsubscribing."""
+    if state == "active":
+        return "subscribed" if expires_at is not None and expires_at > now else "lapsed"
+    if state == "requested":
+        return "pending"
+    if state == "denied":
+        return "denied"
+    if state == "unsubscribing":
+        return "unsubscribing"
+    return "failed"
+
+
+def push_trouble(state: str, error: str | None, refused: int) -> str | None:
+    """What about a subscription needs a person, or None: why it failed or was
+    denied, and how many pushes were refused for a bad signature."""
+    trouble = error if state in ("failed", "denied") and error else None
+    if refused:
+        counted = f"{refused} {'push' if refused == 1 else 'pushes'} refused (bad signature)"
+        trouble = f"{trouble}; {counted}" if trouble else counted
+    return trouble
 
 
 def plan(

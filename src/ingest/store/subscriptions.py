@@ -6,8 +6,9 @@ new or re-sent request (`requested`), what the hub's verification, denial or
 failure came to (`verified`, `denied`, `failed`), pushes received and
 refused (`pushed`, `refused`), the sources being pushed now (`pushed_keys`,
 which the pipeline's safety-net polling reads) and the push columns of
-`ingest status` (`status_by_source`).  Each function takes a Connection in a
-transaction the caller owns (`Store`); nothing here decides what to do next.
+`ingest status` and the `/status` page (`status_by_source`, `with_push`).
+Each function takes a Connection in a transaction the caller owns
+(`Store`); nothing here decides what to do next.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from ingest.model import DEFAULT_PUSH_EVERY, Advert, SourceReport
+from ingest.stages import websub
 from ingest.stages.websub import Subscription
 from ingest.store.db import chunks
 from ingest.store.schema import fetches, sources, subscriptions
@@ -221,12 +223,21 @@ def status_by_source(conn: Connection) -> dict[str, dict[str, Any]]:
 def with_push(
     row: dict[str, Any], push: dict[str, Any] | None, now: datetime, push_every: float | None
 ) -> None:
-    """Add a status row's push columns, `pushed` (a hub pushes it now), and for a pushed
+    """Add a status row's push columns; what they come to (websub.py): `push_status`
+    (subscribed, pending, lapsed, failed, denied, unsubscribing; None without a
+    subscription), `push_trouble` (what needs a person) and `pushed` (a hub pushes it
+    now), which `ingest status` and the `/status` page both show; and for a pushed
     source the safety-net interval it is polled at, as `poll_interval_seconds` (which
     `ingest health` judges staleness by)."""
     row.update(push or {})
-    expires = row.get("push_expires_at")
-    row["pushed"] = row.get("push_state") == "active" and expires is not None and expires > now
+    state = row.get("push_state")
+    status: websub.PushStatus | None = None
+    trouble: str | None = None
+    if state is not None:
+        status = websub.push_status(state, row.get("push_expires_at"), now)
+        trouble = websub.push_trouble(state, row.get("push_error"), row.get("push_refused") or 0)
+    row["push_status"], row["push_trouble"] = status, trouble
+    row["pushed"] = status == "subscribed"
     if row["pushed"] and row.get("poll_interval_seconds") is not None:
         every = DEFAULT_PUSH_EVERY if push_every is None else push_every
         row["poll_interval_seconds"] = max(row["poll_interval_seconds"], every)

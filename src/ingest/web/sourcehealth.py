@@ -5,7 +5,11 @@ from the poll log) into what an operator reads: a state in words (ok;
 failing since…; backing off until…; asked us to wait until…; moved to…;
 feed found at…; disabled; not polled yet), the last success as an age, the
 stories carried, when it is next due, and the last error; failing sources
-first.  `source_views` is pure (rows and the moment in, views out);
+first.  A source with a WebSub subscription also shows its push state
+(`PushView`): the row's `push_status` and `push_trouble`, classified once
+by the store (`websub.push_status`, as `ingest status` shows them), in
+words, with the hub, the lease's end and the last push.
+`source_views` is pure (rows and the moment in, views out);
 `render_status` fills the `status.html` template.  It reads nothing itself
 and is linked from no public page.
 """
@@ -19,10 +23,24 @@ from typing import Any
 
 from jinja2 import Environment
 
-__all__ = ["SourceView", "age", "render_status", "source_views"]
+from ingest.stages.websub import PUSH_WORDS, PushStatus
+
+__all__ = ["PushView", "SourceView", "age", "render_status", "source_views"]
 
 # the order of the page: what needs a person first
 _RANK = {"failing": 0, "waiting": 1, "attention": 2, "new": 3, "ok": 4, "off": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class PushView:
+    """A source's WebSub subscription, as the page shows it."""
+
+    status: PushStatus  # subscribed, pending, lapsed, failed, denied, unsubscribing
+    state: str  # in words: "subscribed", "pending verification", ...
+    hub: str
+    lease: str | None  # "ends 2026-12-17 12:00 UTC (in 10 days)"; None before a verification
+    last_push: str  # an age ("never"), with the count
+    trouble: str | None  # why it failed or was denied; pushes refused for a bad signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +56,7 @@ class SourceView:
     next_due: str
     error: str | None
     median_lag: str | None
+    push: PushView | None = None  # only for a source with a WebSub subscription
 
 
 def age(then: datetime | None, now: datetime) -> str:
@@ -81,6 +100,25 @@ def _lag(seconds: float | None) -> str | None:
     return f"{seconds / 3600:.1f} h"
 
 
+def _push(r: Mapping[str, Any], now: datetime) -> PushView | None:
+    status: PushStatus | None = r.get("push_status")
+    if status is None:
+        return None
+    expires: datetime | None = r.get("push_expires_at")
+    lease = None
+    if expires is not None and expires > now:
+        lease = f"ends {_stamp(expires)} ({_until(expires, now)})"
+    elif expires is not None:
+        lease = f"ended {_stamp(expires)} ({age(expires, now)})"
+    pushes = int(r.get("pushes") or 0)
+    last = age(r.get("push_last_at"), now)
+    counted = f" ({pushes} {'push' if pushes == 1 else 'pushes'})" if pushes else ""
+    return PushView(
+        status=status, state=PUSH_WORDS[status], hub=r.get("push_hub") or "", lease=lease,
+        last_push=last + counted, trouble=r.get("push_trouble"),
+    )  # fmt: skip
+
+
 def _view(r: Mapping[str, Any], now: datetime) -> SourceView:
     failures = int(r.get("consecutive_failures") or 0)
     nxt: datetime | None = r.get("next_due_at")
@@ -112,13 +150,15 @@ def _view(r: Mapping[str, Any], now: datetime) -> SourceView:
         words.append(f"asked us to wait until {_stamp(wait)}")
         kind = "waiting" if kind in ("ok", "attention", "new") else kind
     off = kind == "off" or bool(r.get("disabled_reason"))
+    due = "not polled" if off else (_until(nxt, now) if nxt is not None else "now")
+    if r.get("pushed") and not off:
+        due += " (pushed; polled only as a safety net)"
     return SourceView(
         key=r["key"], name=r["name"], url=r["url"], kind=kind, state="; ".join(words),
         notes=tuple(notes), last_success=age(r.get("last_success_at"), now),
         stories=int(r.get("items") or 0),
-        next_due="not polled" if off else (_until(nxt, now) if nxt is not None else "now"),
-        error=r.get("last_error") if failures or r.get("disabled_reason") else None,
-        median_lag=_lag(r.get("median_lag_seconds")),
+        next_due=due, error=r.get("last_error") if failures or r.get("disabled_reason") else None,
+        median_lag=_lag(r.get("median_lag_seconds")), push=_push(r, now),
     )  # fmt: skip
 
 
