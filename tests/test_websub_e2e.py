@@ -11,7 +11,9 @@ lease renewed before it ends, an unsubscribe when the source leaves sources.yaml
 a push to it then answered 410), a callback the hub cannot reach (the subscription
 fails, polling goes on), a hub that refuses, a hub the network guard refuses, and
 `settings: websub_verify_timeout` deciding when a request the hub never verifies is
-given up and sent again (the subscriber's clock is the test's there).
+given up and sent again (the subscriber's clock is the test's there).  In distributed
+mode (PostgreSQL only), the dispatcher's WebSub job subscribes to the hub an `ingest
+worker` process found, and unsubscribes when the source leaves the file.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import select
 
-from feedlab_helpers import free_port
+from feedlab_helpers import free_port, start_logged, stop_all, wait_for
 from feedserver import FeedServer
 from ingest.cli.format import print_status
 from ingest.config import load_config
 from ingest.model import Settings
+from ingest.service.distributed.dispatcher import Dispatcher
 from ingest.service.scheduler import Service, Timing
 from ingest.service.subscriber import Subscriber
 from ingest.stages.netguard import NetGuard
@@ -92,7 +95,9 @@ def wait_until(cond: Callable[[], T], what: str, timeout: float = 20.0) -> T:
 
 
 class Running:
-    def __init__(self, service: Service) -> None:
+    """A scheduler or a dispatcher, run in a thread until `stop`."""
+
+    def __init__(self, service: Service | Dispatcher) -> None:
         self.service = service
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._main, daemon=True)
@@ -381,6 +386,53 @@ def test_verification_answers_404_to_what_was_not_asked(tmp_path: Path, db_url: 
         ok = ask(mode="subscribe", topic=topic, challenge="abc", lease_seconds="7200")
         assert (ok.status_code, ok.text) == (200, "abc")
         assert active(store).lease_seconds == 7200
+
+
+@pytest.mark.postgres
+def test_the_dispatcher_subscribes_what_a_worker_discovers_and_unsubscribes(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Distributed mode: an `ingest worker` process polls the feed (the queued job of
+    the dispatcher) and records its hub; the dispatcher's WebSub job, every
+    `websub_every`, subscribes; the hub verifies at `ingest serve`'s callback and the
+    subscription is active; the source removed from sources.yaml, the dispatcher
+    unsubscribes.  Every step waits on its outcome, with a minute to get there."""
+    with world(tmp_path, pg_url) as (store, feeds, hub, web, path):
+        topic = feeds.url("/feed.xml")
+        path.write_text(sources_yaml(web.url, topic, verify=None))  # the default 10 minutes
+        log = tmp_path / "worker.log"
+        worker = start_logged(log, "worker", "--db", pg_url, "--heartbeat", "1s")
+        dispatcher = Dispatcher(str(path), store, pg_url, interval=0.2, heartbeat_every=0.5,
+                                websub_every=0.2)  # fmt: skip
+        running = Running(dispatcher)
+        try:
+
+            def until(what: str, check: Callable[[], object]) -> None:
+                wait_for(what, lambda: bool(check()), [log], 60.0)
+
+            until("the worker's poll to record the hub", lambda: "pushed" in store.adverts())
+            assert store.adverts()["pushed"].hub == hub.url
+            until("an active subscription", lambda: active(store))
+            until("the hub's record of the verification", hub.verified)
+            sub = active(store)
+            (request,) = hub.of_mode("subscribe")
+            assert request.topic == topic and request.callback == f"{web.url}/websub/{sub.id}"
+            assert request.secret is not None and request.secret == sub.secret
+            assert sub.lease_seconds == 3600 and sub.expires_at is not None
+            row = status_row(store)
+            assert row["pushed"] and row["push_status"] == "subscribed"
+            assert row["poll_interval_seconds"] == 6 * 3600  # the workers' safety net
+
+            path.write_text(sources_yaml(web.url, topic, keep=False, verify=None))
+            until("the unsubscribe verified", lambda: hub.verified("unsubscribe"))
+            until("the subscription forgotten", lambda: not subs(store))
+            (leaving,) = hub.of_mode("unsubscribe")
+            assert leaving.topic == topic and leaving.callback == request.callback
+        finally:
+            try:
+                running.stop()
+            finally:
+                stop_all([worker])
 
 
 # -- helpers ------------------------------------------------------------------------
