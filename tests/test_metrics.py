@@ -321,8 +321,12 @@ def test_workers_share_their_counts_and_health_names_the_stale_one(
                 ) == len(keys)
 
             wait_for("every source polled by the first worker", all_polled, logs)
-        d = scrape(f"http://127.0.0.1:{dport}/metrics")
-        assert (value(d, "ingest_last_tick_timestamp_seconds") or 0) > 0
+        # the dispatcher records its tick when the tick ends, which may be after the
+        # worker has polled every source it queued
+        d = wait_for("the dispatcher's first tick",
+                     lambda: (m := scrape(f"http://127.0.0.1:{dport}/metrics"))
+                     and (value(m, "ingest_last_tick_timestamp_seconds") or 0) > 0 and m,
+                     logs)  # fmt: skip
         assert value(d, "ingest_sources_due") is not None
         # the second worker serves the counts of both (the first did every poll)
         with started(logs[2], str(INGEST), "worker", *db, "--heartbeat", "1s",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ingest.model import RawEntry, Source
-from ingest.stages.normalize import MAX_SUMMARY, MAX_TITLE, normalize
+from ingest.stages.normalize import MAX_DEPTH, MAX_SUMMARY, MAX_TITLE, normalize
 from ingest.stages.urls import canonical_url, clean_url
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -417,3 +417,19 @@ def test_a_title_taken_from_the_summary_has_no_escape_sequences() -> None:
     item = one(RawEntry(link="https://a.example/1", summary="\x1b]0;pwned\x07Breaking \x1b[2Jnews"))
     assert item["title"] == "]0;pwnedBreaking [2Jnews"
     assert "\x1b" not in item["summary"] and "\x07" not in item["summary"]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 10, MAX_DEPTH + 1, 15_000])
+def test_html_nested_too_deep_is_stored_as_its_text(depth: int) -> None:
+    """nh3's parser scans its stack of open elements for block tags, so its time grows
+    with the square of the depth (20,000 nested <div>s: most of a second); deeper than
+    MAX_DEPTH, a summary is stored as its text, escaped."""
+    from ingest.model import RawEntry
+
+    summary = "<div>" * depth + "deep <b>text</b> & more" + "</div>" * depth
+    raw = RawEntry(id="1", link="https://a.example/1", title="t", summary=summary)
+    (item,) = normalize(SOURCE, SOURCE.url, [raw], NOW)
+    if depth <= MAX_DEPTH:
+        assert item.summary.count("<div>") == depth and "<b>text</b>" in item.summary
+    else:
+        assert "<" not in item.summary and item.summary == "deep text &amp; more"

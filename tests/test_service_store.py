@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from feedserver import FeedServer
-from ingest.model import NextPoll, PollRecord, Settings, Source, SourceReport
+from ingest.model import NextPoll, PollRecord, Rule, Settings, Source, SourceReport
 from ingest.runtime import pipeline
 from ingest.runtime.leases import lease_ttl
 from ingest.runtime.parsing import jobs as workers
@@ -362,9 +362,12 @@ def test_a_run_holds_at_most_concurrency_bodies_however_slow_parsing_is(
 ) -> None:
     """Fetching waits for parsing: never more than `concurrency` bodies in hand."""
     many = []
+    # a keep rule that keeps everything: a source with rules is parsed in the pool
+    # (the slow one here), never in the pipeline's own thread (jobs.sift_here)
+    everything = (Rule(action="keep", patterns=(("title", "."),)),)
     for n in range(24):
         feed_server.put(f"/f{n}.xml", RSS.format(name=f"f{n}"))
-        many.append(src(f"f{n}", url=feed_server.url(f"/f{n}.xml")))
+        many.append(replace(src(f"f{n}", url=feed_server.url(f"/f{n}.xml")), rules=everything))
     settings = Settings(concurrency=3)
     with Store.open(sqlite_url) as store, _SlowCountingPool() as pool:
         reports = pipeline.run(many, store, settings, parse_pool=pool)

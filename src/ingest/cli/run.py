@@ -1,8 +1,8 @@
 """`ingest run`: one pass over the sources, a line per source, the exit code.
 
-One job: start the run's helpers in the right order (the database process
-first, then the parse workers, while this process is still small), run the
-pipeline once and print what each source came to (a progress bar too on a
+One job: start the run's database process first, while this process is
+still small (parse workers, if a document needs them, are the pipeline's
+business), run the pipeline once and print what each source came to (a progress bar too on a
 terminal).  It holds no pipeline logic (`ingest.runtime.pipeline`) and no layout of
 its own (`ingest.cli.format`); the rest of the command line is `ingest.cli.main`.
 """
@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
     from ingest.config import load_config
     from ingest.runtime import pipeline
-    from ingest.runtime.parsing import jobs as workers
 
     config = load_config(args.sources)
     chosen = list(config.enabled())
@@ -59,14 +58,8 @@ def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
         print(f"{args.sources}: no enabled sources; nothing to do")
         return EXIT_OK
     started = time.perf_counter()
-    pool = workers.start_parse_pool()  # before the HTTP client or any thread exists
-    try:
-        with _RunPrinter(len(chosen), args.format == "json") as out:
-            reports = pipeline.run(
-                chosen, store, config.settings, progress=out.report, parse_pool=pool
-            )
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with _RunPrinter(len(chosen), args.format == "json") as out:
+        reports = pipeline.run(chosen, store, config.settings, progress=out.report)
     failed = [r for r in reports if not r.ok]
     if args.format == "text":
         from ingest.cli.format import run_summary

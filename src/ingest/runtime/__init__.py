@@ -1,7 +1,8 @@
 """The stages put to work: one pass over the sources, under leases, with its helpers.
 
 `pipeline` chains the stages for one source or many on one event loop;
-`parsing/` is the process pool parse, normalize and filters run in;
+`parsing/` is where parse, normalize and filters run (a thread, or a
+budgeted process pool);
 `recorder` is the pipeline's one database thread, and `store_process` the
 database in a forked child for `ingest run`; `leases` names lease owners and
 their time to live; `metrics` counts what the long-running processes do;

@@ -1,10 +1,12 @@
 """Runs sources through the stages: fetch -> parse -> normalize -> dedupe -> store.
 
 A `Pipeline` polls sources concurrently on one event loop: fetch.py does the
-HTTP, a process pool (parsing/) parses and normalizes, one database
-thread (recorder.py) writes, and policy.py says when each source is due
-next.  Every poll ends as exactly one `SourceReport`; a failure of one source
-(network, HTTP status, broken document, database) is caught here, recorded,
+HTTP, a thread of this process parses and normalizes the small documents
+read at linear cost and a process pool (parsing/, started when first
+needed) the rest, one database thread (recorder.py) writes, and policy.py
+says when each source is due next.  Every poll ends as exactly one
+`SourceReport`; a failure of one source (network, HTTP status, broken
+document, database) is caught here, recorded,
 and never stops the others.  A source is polled only under its lease, so two
 processes never fetch it at once.  `run` is the one-shot entry point of
 `ingest run`; the scheduler (service/scheduler.py) keeps a Pipeline open and calls
@@ -23,7 +25,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -98,6 +100,7 @@ class Pipeline:
         self.cooldowns = CooldownView(self._read_cooldowns, cooldown_refresh)
         self._pool = parse_pool
         self._own_pool = parse_pool is None
+        self._thread: ThreadPoolExecutor | None = None  # reads small, linear-cost documents
         self._bodies = asyncio.Semaphore(self.settings.concurrency)
 
     async def __aenter__(self) -> Pipeline:
@@ -106,6 +109,8 @@ class Pipeline:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.recorder.stop()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
         if self._own_pool and self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -165,9 +170,8 @@ class Pipeline:
             self.fetcher = Fetcher(self.fetcher.client, settings, slots=self._take_slot)
 
     def warm_up(self) -> None:
-        pool = self._parse_pool()
-        for _ in range(workers.worker_count()):
-            pool.submit(workers.warm_up)
+        """Import the parsing stack in the parse thread while the first requests wait."""
+        self._here().submit(workers.warm_up)
 
     async def _skipped(self, source: Source) -> SourceReport:
         report = SourceReport(
@@ -336,6 +340,17 @@ class Pipeline:
         before = known.get(source.key, Arrivals())
         return arrivals_after_poll(before, (i.published_at for i in batch or ()), now, window)
 
+    @property
+    def pool_started(self) -> bool:
+        """Whether a parse pool is running: given to the pipeline, or started for the
+        first document that could not be read here (`workers.sift_here`)."""
+        return self._pool is not None
+
+    def _here(self) -> Executor:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-parse")
+        return self._thread
+
     def _parse_pool(self) -> Executor:
         if self._pool is None:
             self._pool = workers.start_forkserver_pool()
@@ -352,12 +367,24 @@ class Pipeline:
     ) -> tuple[tuple[Item, ...], str | None]:
         """The Items kept, and why none were when the filters or retention dropped all."""
         not_before = now - timedelta(seconds=self.settings.retention)
-        if source.kind == "curated":  # a few items from the file: not worth a worker process
-            return workers.sift(source, fetched, now, not_before)
         limits = ParseLimits.of(self.settings)
-        result = await asyncio.get_running_loop().run_in_executor(
-            self._parse_pool(), workers.parse_job, source, fetched, now, not_before, limits, True
+        # A small document in a format of linear cost is read here, in a thread;
+        # the rest in the budgeted pool, started when the first of them comes.
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._here(), workers.sift_here, source, fetched, now, not_before, limits
         )
+        if result is None:
+            result = await loop.run_in_executor(
+                self._parse_pool(),
+                workers.parse_job,
+                source,
+                fetched,
+                now,
+                not_before,
+                limits,
+                True,
+            )
         return workers.sifted(result)
 
 

@@ -10,9 +10,10 @@ stored, and the source's polling goes on as before).  The source comes from
 the database (`sources.config`, as `ingest worker` reads it) and the settings
 from the database's copy of `settings:`.  It runs in `ingest serve`'s thread
 pool: the body is capped (the source's `max_body`) before it gets here, and
-it is parsed as a poll's body is, in a parse worker (`PushParsing`, one
-worker started at the first push) under the `parse_cpu` and `parse_memory`
-budgets, its entries trimmed to `max_entries`.  It does not check
+it is parsed as a poll's body is (`PushParsing`): a small document in a
+format read at linear cost in this thread, anything else in a parse worker
+(one, started at the first such push) under the `parse_cpu` and
+`parse_memory` budgets, its entries trimmed to `max_entries`.  It does not check
 signatures, answer HTTP or touch a source's schedule, validators or lease.
 """
 
@@ -42,9 +43,10 @@ log = logging.getLogger("ingest.poll")
 
 
 class PushParsing:
-    """The parse worker pushed bodies are read in, under the parse budgets
-    (`workers.parse_job`): started at the first push, so a serve that is never
-    pushed to starts none; `close` stops it."""
+    """Where pushed bodies are read: in the calling thread when `workers.sift_here`
+    takes them, else in a parse worker under the parse budgets (`workers.parse_job`),
+    started at the first such push, so a serve that is never pushed one starts
+    none; `close` stops it."""
 
     def __init__(self) -> None:
         self._pool: ParsePool | None = None
@@ -54,10 +56,13 @@ class PushParsing:
         self, source: Source, fetched: Fetched, now: datetime, not_before: datetime,
         limits: ParseLimits,
     ) -> tuple[tuple[Item, ...], str | None]:  # fmt: skip
-        """`workers.sift` in the worker: the Items kept and why none were; a failure
-        (a budget spent included) raises its `IngestError`."""
+        """`workers.sift`, here or in the worker: the Items kept and why none were; a
+        failure (a budget spent included) raises its `IngestError`."""
         from ingest.runtime.parsing import jobs as workers
 
+        here = workers.sift_here(source, fetched, now, not_before, limits)
+        if here is not None:  # small, and read at linear cost: here, as a poll's would be
+            return workers.sifted(here)
         with self._lock:
             if self._pool is None:
                 # serve runs threads: a fork could deadlock, the forkserver is clean

@@ -67,10 +67,11 @@ from ingest.stages.urls import absolute_http_url, canonical_url, clean_url, url_
 
 # canonical_url and clean_url live in ingest.stages.urls; they are re-exported here
 # because tests/test_normalize.py imports them from this module.
-__all__ = ["MAX_SUMMARY", "MAX_TITLE", "normalize"]
+__all__ = ["MAX_DEPTH", "MAX_SUMMARY", "MAX_TITLE", "normalize"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 100_000
+MAX_DEPTH = 512  # HTML nested deeper than this is stored as its text (`_too_deep`)
 FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FROM_SUMMARY = 80  # characters of summary text used when an entry has no title
 
@@ -104,6 +105,25 @@ _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 _SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z!/?])")  # where an HTML parser would start a tag
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_START_OR_END = re.compile(r"<(/)?([A-Za-z][A-Za-z0-9-]*)[^>]*?(/)?>")
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
 _IMG_SRC = re.compile(r"""\ssrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _CHAR_REF = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 # C0 controls other than whitespace, and DEL: never wanted in text (and NUL breaks PostgreSQL).
@@ -300,7 +320,8 @@ def _html_text(fragment: str) -> str:
     """The text of sanitized HTML."""
     if "<" in fragment:
         fragment = _TAG.sub(" ", fragment)
-    return " ".join(html.unescape(fragment).split())
+    # controls go first: one between "<" and a letter would hide a tag from `_inert`
+    return " ".join(html.unescape(fragment).translate(_CONTROLS).split())
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -337,13 +358,35 @@ def _new_cleaner(relative: nh3.UrlRelative) -> nh3.Cleaner:
 
 def _sanitize(fragment: str, base: str) -> str:
     """Safe HTML of at most `MAX_SUMMARY` characters, relative URLs absolute against `base`."""
+    fragment = fragment[:MAX_SUMMARY]
+    if _too_deep(fragment):  # the sanitizer's time grows with the square of the depth
+        if fragment.rfind("<") > fragment.rfind(">"):  # a tag cut short by the cap
+            fragment = fragment[: fragment.rfind("<")]
+        return html.escape(_html_text(fragment)[: MAX_SUMMARY // 6])
     cleaner = _cleaner(base)
-    out: str = cleaner.clean(fragment[:MAX_SUMMARY])
+    out: str = cleaner.clean(fragment)
     for _ in range(3):  # escaping and rel= can make it longer: cut and re-clean (never mid-tag)
         if len(out) <= MAX_SUMMARY:
             return out.strip()
         out = cleaner.clean(out[: MAX_SUMMARY * 3 // 4])
     return html.escape(_html_text(out)[: MAX_SUMMARY // 6])  # escaping grows text at most 6x
+
+
+def _too_deep(fragment: str) -> bool:
+    """Whether the elements of `fragment` nest deeper than `MAX_DEPTH` (counting start
+    and end tags, void elements aside): html5ever, under nh3, scans its stack of open
+    elements for many block tags, so 20,000 nested <div>s cost it a second."""
+    if fragment.count("<") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for m in _START_OR_END.finditer(fragment):
+        if m.group(1):
+            depth = max(0, depth - 1)
+        elif m.group(2).lower() not in _VOID and not m.group(3):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+    return False
 
 
 def _image(

@@ -1,14 +1,21 @@
-"""The parse worker processes: where parse -> normalize -> filter runs, off the event loop.
+"""Where parse -> normalize -> filter runs: in the polling process, or in a budgeted pool.
 
-feedparser and bs4 are CPU-bound, so the pure middle of the pipeline runs in
-a small process pool (both cores busy while the event loop keeps fetching).
-This module starts such pools and holds the function they run; it does no
-I/O of its own and decides nothing about what to store.  The pool itself
+Most documents are small, well-formed RSS, Atom or JSON Feeds, which readers
+of linear cost take (the fast reader on lxml, the JSON Feed reader): the
+pipeline reads those in a thread of its own process (`sift_here`, at most
+`QUICK_MAX` bytes, sources without `rules`), with no pickling and no worker
+process.  The rest (feedparser's recovery of malformed XML, HTML pages,
+larger documents, editors' regular expressions) runs in a small process pool
+started when the first such document arrives (`parse_job`).  This module
+starts such pools and holds the functions both paths run; it does no I/O of
+its own and decides nothing about what to store.  The pool itself
 (`ParsePool`: budgets inside each worker, replacing workers that die) is
 `ingest.runtime.parsing.pool`.
 
-A hostile document must not pin a core or eat the machine's memory, so every
-job in a pool runs under budgets (`bounds.ParseLimits`, from `settings:
+A hostile document must not pin a core or eat the machine's memory.  What
+`sift_here` takes is bounded by its size (1 MiB of bytes, lxml without
+entities, DTDs or recovery, HTML nested no deeper than `normalize.MAX_DEPTH`);
+every job in a pool runs under budgets (`bounds.ParseLimits`, from `settings:
 parse_cpu` and `parse_memory`), in three layers:
 
 1. Before parsing, a feed with more than twice `max_entries` entries loses
@@ -33,7 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest import errors
-from ingest.model import Fetched, Item, Source
+from ingest.model import Fetched, Item, RawEntry, Source
 from ingest.runtime.parsing.pool import (
     OverBudget,
     ParsePool,
@@ -44,9 +51,11 @@ from ingest.runtime.parsing.pool import (
 from ingest.stages.bounds import ParseLimits, newest, trim_entries
 
 __all__ = [
+    "QUICK_MAX",
     "parse_and_normalize",
     "parse_job",
     "sift",
+    "sift_here",
     "sifted",
     "start_forkserver_pool",
     "start_parse_pool",
@@ -55,6 +64,9 @@ __all__ = [
 ]
 
 _MIB = 1024 * 1024
+# A document at most this large, in a format read at linear cost, is read in the
+# polling process itself (`sift_here`); larger ones, and the rest, in the pool.
+QUICK_MAX = _MIB
 
 
 def parse_and_normalize(
@@ -81,15 +93,57 @@ def sift(
 ) -> tuple[tuple[Item, ...], str | None]:
     """`parse_and_normalize`, and why nothing was kept when the document had entries
     but the filters or the retention horizon dropped them all (else None)."""
-    from ingest.stages.filters import keep, why_none_kept
-    from ingest.stages.normalize import normalize
     from ingest.stages.parse import parse
 
+    fetched = _trimmed(source, fetched, limits)
+    return _kept(source, fetched, parse(source, fetched), now, not_before, limits)
+
+
+def sift_here(
+    source: Source,
+    fetched: Fetched,
+    now: datetime,
+    not_before: datetime | None,
+    limits: ParseLimits,
+) -> tuple[str, Any] | None:
+    """`parse_job(..., why=True)`'s answer, worked out in this process, when the
+    work is bounded by the document's size: at most `QUICK_MAX` bytes, read by a
+    reader of linear cost (`ingest.stages.parse.parse_quick`), for a source without
+    keep/drop `rules` (an editor's regular expression can backtrack).  None: the
+    document goes to a pool, where the parse budgets apply."""
+    from ingest.stages.parse import parse_quick
+
+    if len(fetched.content) > QUICK_MAX or source.rules:  # an editor's regex may backtrack
+        return None
+    try:
+        fetched = _trimmed(source, fetched, limits)
+        entries = parse_quick(source, fetched)
+        if entries is None:
+            return None
+        return "ok", _kept(source, fetched, entries, now, not_before, limits)
+    except Exception as e:
+        return _failure(e, limits)
+
+
+def _trimmed(source: Source, fetched: Fetched, limits: ParseLimits | None) -> Fetched:
     if limits is not None and source.kind == "feed" and fetched.content:
         trimmed = trim_entries(fetched.content, limits.max_entries)
         if trimmed is not fetched.content:
-            fetched = replace(fetched, content=trimmed)
-    entries = parse(source, fetched)
+            return replace(fetched, content=trimmed)
+    return fetched
+
+
+def _kept(
+    source: Source,
+    fetched: Fetched,
+    entries: tuple[RawEntry, ...],
+    now: datetime,
+    not_before: datetime | None,
+    limits: ParseLimits | None,
+) -> tuple[tuple[Item, ...], str | None]:
+    from ingest.stages.filters import keep, why_none_kept
+    from ingest.stages.normalize import normalize
+
     if limits is not None:
         entries = newest(entries, limits.max_entries)
     items = normalize(source, fetched.final_url, entries, now)
@@ -122,19 +176,25 @@ def parse_job(
         with budget(limits):
             sifted = sift(source, fetched, now, not_before, limits)
             return "ok", sifted if why else sifted[0]
-    except OverBudget:
+    except (Exception, OverBudget) as e:  # OverBudget is a BaseException
+        return _failure(e, limits)
+
+
+def _failure(e: BaseException, limits: ParseLimits) -> tuple[str, str]:
+    """A parse that raised, as the (error kind, message) value a poll reports."""
+    if isinstance(e, OverBudget):
         return "parse", (
             f"parsing stopped after {limits.cpu_seconds:g}s of CPU: the document is too costly "
             "to read (settings: parse_cpu)"
         )
-    except MemoryError:
+    if isinstance(e, MemoryError):
         return "parse", _out_of_memory(limits)
-    except errors.IngestError as e:
+    if isinstance(e, errors.IngestError):
         if isinstance(e.__cause__, MemoryError):  # a reader translated it
             return "parse", _out_of_memory(limits)
         return e.kind, str(e)
-    except Exception as e:  # a library crash on hostile input must not kill the run
-        return "parse", f"unexpected {type(e).__name__} while parsing: {e}"
+    # a library crash on hostile input must not kill the run
+    return "parse", f"unexpected {type(e).__name__} while parsing: {e}"
 
 
 def sifted(result: tuple[str, Any]) -> tuple[tuple[Item, ...], str | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ingest.errors import ParseError
 from ingest.model import Fetched, RawEntry, Source
 
-__all__ = ["parse"]
+__all__ = ["parse", "parse_quick"]
 
 
 def parse(source: Source, fetched: Fetched) -> tuple[RawEntry, ...]:
@@ -37,3 +37,21 @@ def parse(source: Source, fetched: Fetched) -> tuple[RawEntry, ...]:
 
         return curated_entries(source)
     raise ParseError(f"{source.key}: unknown source kind {source.kind!r}")
+
+
+def parse_quick(source: Source, fetched: Fetched) -> tuple[RawEntry, ...] | None:
+    """`parse`'s entries when a reader of linear cost takes the document (a curated
+    source's own items, a JSON Feed, well-formed RSS or Atom: `parse.feed.parse_feed_fast`),
+    else None: the document needs feedparser or the page reader, whose cost on a
+    hostile document is not bounded by its size (the caller runs those under budgets)."""
+    if not fetched.needs_parse:
+        return ()
+    if source.kind == "curated":
+        from ingest.stages.parse.curated import curated_entries
+
+        return curated_entries(source)
+    if source.kind != "feed":
+        return None
+    from ingest.stages.parse.feed import parse_feed_fast
+
+    return parse_feed_fast(fetched.content, fetched.final_url, fetched.content_type)

@@ -51,7 +51,7 @@ from ingest.stages.parse.jsonfeed import parse_json_feed
 from ingest.stages.parse.sniff import root_element, sniff
 from ingest.stages.parse.values import as_text, media_kind, parse_duration, unique
 
-__all__ = ["parse_feed"]
+__all__ = ["parse_feed", "parse_feed_fast"]
 
 # feedparser's SAX parser: expat with whole text runs (ingest.stages.parse.saxdriver)
 feedparser.api.PREFERRED_XML_PARSERS[:] = ["ingest.stages.parse.saxdriver"]
@@ -84,11 +84,11 @@ def parse_feed(
     `ParseError` saying what it looked like.  A valid feed with no entries
     gives an empty tuple.
     """
+    if fast and (quick := parse_feed_fast(content, url, content_type)) is not None:
+        return quick
     if sniff(content) == "json":
         return parse_json_feed(content, url)
     data = strip_internal_subset(content)
-    if fast and (entries := read_fast(data, url, content_type)) is not None:
-        return tuple(_raw_entry(e, url) for e in entries)
     # The document's URL goes to feedparser only when an xml:base needs it: given a
     # base, feedparser joins it with every element's xml:base (a third of its time),
     # and without one it drops a relative xml:base (its scheme check sees no scheme).
@@ -113,6 +113,20 @@ def parse_feed(
     # Plain dicts: FeedParserDict's lookups alias keys (a missing `updated_parsed` answers
     # with `published_parsed`, with a DeprecationWarning); we want what the entry has.
     return tuple(_raw_entry(dict(e), url) for e in entries)
+
+
+def parse_feed_fast(
+    content: bytes, url: str, content_type: str | None = None
+) -> tuple[RawEntry, ...] | None:
+    """`parse_feed`'s entries when a reader whose cost is linear in the document
+    takes it (a JSON Feed, or the fast reader's well-formed RSS and Atom), else None:
+    the document is feedparser's, which `parse_feed` falls back to."""
+    if sniff(content) == "json":
+        return parse_json_feed(content, url)
+    entries = read_fast(strip_internal_subset(content), url, content_type)
+    if entries is None:
+        return None
+    return tuple(_raw_entry(e, url) for e in entries)
 
 
 def _describe(data: bytes) -> str:
