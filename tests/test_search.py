@@ -2,7 +2,7 @@
 
 On SQLite (FTS5) and PostgreSQL (tsvector + GIN), through the store's real write path
 (`Store.save_poll`): what a search finds (title, summary, content; every word; stemmed;
-not the HTML's tags), its order (relevance, then newest first; on SQLite a block of
+not the HTML's tags), its order (relevance, then newest first; a block of
 matches at a time), its pages (the same keyset cursor rules as the plain list), that
 writes keep the index current (a changed story, a pruned one), the API's and the
 command's answers and errors, an older database migrated to 0006 (its stories found,
@@ -291,12 +291,12 @@ def test_equal_scores_page_newest_first_each_once(store: Store) -> None:
         assert seen == [i["id"] for i in whole], limit
 
 
-def test_sqlite_ranks_the_matches_a_block_at_a_time(
+def test_the_matches_are_ranked_a_block_at_a_time(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On SQLite the matches are ranked RANK_BLOCK at a time, the highest ids (the most
-    recently stored) first; PostgreSQL ranks them all at once. Paging walks the same
-    order, each story once, whatever the page size, and across the blocks."""
+    """The matches are ranked RANK_BLOCK at a time, the highest ids (the most recently
+    stored) first, on both databases. Paging walks the same order, each story once,
+    whatever the page size, and across the blocks."""
     words = ["staffing", "staffing rota", "staffing staffing report", "rota"]
     save(store, A, [item(A, 30 + n, title=f"Weekly {words[n % 4]} {n}", summary="<p>Staffing.</p>",
                          published_at=T0 + timedelta(days=n % 3)) for n in range(11)])  # fmt: skip
@@ -310,11 +310,8 @@ def test_sqlite_ranks_the_matches_a_block_at_a_time(
 
     monkeypatch.setattr(search_index, "RANK_BLOCK", 4)
     ids = sorted(score, reverse=True)
-    if store.engine.dialect.name == "sqlite":
-        expected = ranked(ids[:4]) + ranked(ids[4:8]) + ranked(ids[8:])
-        assert expected != ranked(ids)  # the blocks do change the order here
-    else:
-        expected = ranked(ids)
+    expected = ranked(ids[:4]) + ranked(ids[4:8]) + ranked(ids[8:])
+    assert expected != ranked(ids)  # the blocks do change the order here
     rows = store.latest(search="staffing", limit=100)
     assert [r["id"] for r in rows] == expected
     client = Client(store)
@@ -329,10 +326,8 @@ def test_sqlite_ranks_the_matches_a_block_at_a_time(
                 break
             blocks.add(decode_cursor(cursor).block)
         assert seen == expected, limit
-        if store.engine.dialect.name == "sqlite":  # cursors past the first block name theirs
-            assert blocks - {None} <= {ids[3] - 1, ids[7] - 1} and len(blocks) > 1, limit
-        else:
-            assert blocks == {None}
+        # cursors past the first block name theirs
+        assert blocks - {None} <= {ids[3] - 1, ids[7] - 1} and len(blocks) > 1, limit
 
 
 def test_migration_0010_caps_the_search_index_pending_list(db_url: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Float, Integer, and_, bindparam, func, literal_column, or_, select, tuple_
+from sqlalchemy import Integer, bindparam, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
@@ -59,9 +59,14 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
 def latest(conn: Connection, **filters: Any) -> list[Story]:
     """Stories newest first (with `search`, most relevant first), with every source
     that carried each one, in one statement (`latest_statement` says which); a search
-    on SQLite whose page runs past the end of its block of ranked matches goes on into
-    the next block with one more (a block is bigger than any page)."""
+    whose page runs past the end of its block of ranked matches goes on into the next
+    block with one more (a block is bigger than any page)."""
     dialect = conn.dialect.name
+    if dialect == "postgresql" and filters.get("search"):
+        words = search_index.terms(filters["search"])
+        if words:
+            terms = search_index.match_terms(dialect, words)
+            filters = {**filters, "few_matches": search_index.few_matches(conn, terms)}
     statement, params = latest_statement(dialect, **filters)
     if "block_top" not in params:
         return [_with_sources(dict(r._mapping)) for r in conn.execute(statement, params)]
@@ -102,6 +107,7 @@ def latest_statement(
     search: str | None = None,
     before_score: float | None = None,
     block_top: int | None = None,
+    few_matches: bool = False,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The SELECT behind `latest` and its parameters.
 
@@ -114,12 +120,14 @@ def latest_statement(
     only stories strictly after that `(published_at, id)` in the newest-first
     order.  With `search` (a reader's words, store/search.py) the order is
     (score, published_at DESC, id DESC) and the cursor also carries the last
-    story's score (`before_score`).  Rows carry `score` when searching.  On
-    SQLite a search ranks its matches in blocks of `search.RANK_BLOCK`, the
-    highest ids first: a block is the RANK_BLOCK matches with the highest ids
-    up to its `block_top` (None: the first block, every id); a cursor names the
-    block it is in, and each row carries its own block's (`block`, None in the
-    first).  PostgreSQL ranks all matches at once and ignores `block_top`.
+    story's score (`before_score`).  Rows carry `score` when searching.  A
+    search ranks its matches in blocks of `search.RANK_BLOCK`, the highest ids
+    first: a block is the RANK_BLOCK matches with the highest ids up to its
+    `block_top` (None: the first block, every id); a cursor names the block it
+    is in, and each row carries its own block's (`block`, None in the first).
+    On PostgreSQL, `few_matches` (from the planner's estimates, `search.few_matches`)
+    makes the block be found through the GIN index rather than down the primary
+    key (`search.pg_page`).
 
     The statement depends only on which filters are given, so it is built once
     per combination and reused with new parameters: building it costs five
@@ -138,10 +146,11 @@ def latest_statement(
             if before_score is None:
                 raise ValueError("a search cursor carries the last story's score")
             params["before_score"] = before_score
-        if dialect == "sqlite":
-            params["block_top"] = search_index.NO_BLOCK if block_top is None else block_top
-            params["block_size"] = search_index.RANK_BLOCK
+        params["block_top"] = search_index.NO_BLOCK if block_top is None else block_top
+        params["block_size"] = search_index.RANK_BLOCK
     shape = frozenset(params) - {"page", "block_size"}
+    if few_matches and dialect == "postgresql" and search is not None:
+        shape |= {search_index.FEW}  # a name of the statement's shape, not a parameter
     return _statement(dialect, shape), params
 
 
@@ -181,50 +190,22 @@ def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
 
 
 def _search_statement(dialect: str, given: frozenset[str]) -> Select[Any]:
-    """The page of matches first (ids, scores and dates only), then the page's stories
-    with their columns and sources.  On SQLite the page is ranked within its block
-    (`search.sqlite_page`, filters included); on PostgreSQL among every match, the date
-    read beside the document, and `items` only when a filter needs it."""
+    """The page of matches first (ids, scores and dates only, ranked within its block,
+    filters included: `search.sqlite_page`, `search.pg_page`), then the page's stories
+    with their columns and sources."""
     if dialect == "sqlite":
         return _page_stories(dialect, search_index.sqlite_page(given))
-    found = search_index.match()
-    score = found.c.score
-    if not given & {"section", "kind", "source"}:
-        date, ident = found.c.published_at, found.c.id
-        page: Select[Any] = select(ident, score, date.label("published_at"))
-    else:
-        date, ident = items.c.published_at, items.c.id
-        page = select(found.c.id, score, date).select_from(
-            found.join(items, items.c.id == found.c.id)
-        )
-    page = page.order_by(score, date.desc(), ident.desc()).limit(bindparam("page", type_=Integer))
-    if "source" in given:  # probe each match's sources (ix_item_sources_item)
-        link = item_sources.alias("link")
-        carried = select(link.c.item_id).where(
-            link.c.item_id == items.c.id, link.c.source_key == bindparam("source")
-        )
-        page = page.where(carried.exists())
-    page = _filtered(page, given, date)
-    if "before_date" in given:
-        after = tuple_(date, ident) < _before()
-        last = bindparam("before_score", type_=Float)
-        page = page.where(or_(score > last, and_(score == last, after)))
-    return _page_stories(dialect, page.subquery("top"))
+    return _page_stories(dialect, search_index.pg_page(given))
 
 
 def _page_stories(dialect: str, top: Any) -> Select[Any]:
-    """The stories of a page of matches `top` (id, score, published_at), in its order;
-    on SQLite also the block's `block_low` and `block_rows`, and one row without a
-    story when the page is empty (`search.sqlite_page`)."""
-    columns = [*_story_columns(dialect), top.c.score]
-    joined = top.join(items, items.c.id == top.c.id).join(
+    """The stories of a page of matches `top` (id, score, published_at), in its order,
+    with the block's `block_low` and `block_rows`, and one row without a story when the
+    page is empty (`search.sqlite_page`, `search.pg_page`)."""
+    columns = [*_story_columns(dialect), top.c.score, top.c.block_low, top.c.block_rows]
+    joined = top.outerjoin(items, items.c.id == top.c.id).outerjoin(
         sources, sources.c.key == items.c.source_key
     )
-    if dialect == "sqlite":
-        columns += [top.c.block_low, top.c.block_rows]
-        joined = top.outerjoin(items, items.c.id == top.c.id).outerjoin(
-            sources, sources.c.key == items.c.source_key
-        )
     return (
         select(*columns)
         .select_from(joined)
