@@ -433,3 +433,33 @@ def test_html_nested_too_deep_is_stored_as_its_text(depth: int) -> None:
         assert item.summary.count("<div>") == depth and "<b>text</b>" in item.summary
     else:
         assert "<" not in item.summary and item.summary == "deep text &amp; more"
+
+
+def test_tags_inside_comments_do_not_count_as_depth() -> None:
+    """Word pastes `<!--[if gte mso 9]><xml>` blocks of hundreds of `<w:...>` tags: inside
+    a comment they are not elements, and the summary around them stays HTML."""
+    word = (
+        "<!--[if gte mso 9]><xml>" + '<w:LsdException Locked="false"/>' * 800 + "</xml><![endif]-->"
+    )
+    raw = RawEntry(
+        id="1", link="https://a.example/1", title="t", summary=word + "<p><b>kept</b></p>"
+    )
+    (item,) = normalize(SOURCE, SOURCE.url, [raw], NOW)
+    assert "<b>kept</b>" in item.summary
+
+
+@pytest.mark.parametrize(
+    ("opening", "flattened"),
+    [("<!-- -->", True), ("<!-->", True), ("<!--->", True), ("<!-- never closed ", False)],
+)
+def test_a_comment_hides_depth_only_where_a_parser_would(opening: str, flattened: bool) -> None:
+    """`<!-->` and `<!--->` close at once, as an HTML parser reads them, so they hide
+    nothing; an unclosed comment runs to the end, so what follows is no element."""
+    summary = opening + "<div>" * (MAX_DEPTH + 1) + "deep" + "</div>" * (MAX_DEPTH + 1)
+    raw = RawEntry(id="1", link="https://a.example/1", title="t", summary=summary)
+    (item,) = normalize(SOURCE, SOURCE.url, [raw], NOW)
+    assert "<div" not in item.summary
+    if flattened:  # stored as its text
+        assert "deep" in item.summary
+    else:  # nh3's answer: a comment, dropped
+        assert item.summary == ""

@@ -105,8 +105,11 @@ _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 _SCRIPT = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z!/?])")  # where an HTML parser would start a tag
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-_START_OR_END = re.compile(r"<(/)?([A-Za-z][A-Za-z0-9-]*)[^>]*?(/)?>")
-_VOID = frozenset(
+# (a slash or not, the name) of each tag: `findall` gives pairs, not match objects
+_START_OR_END = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)")
+# void elements, and elements a parser closes by itself (a <p> or an <li> left open
+# does not nest: the next one closes it)
+_NOT_NESTING = frozenset(
     [
         "area",
         "base",
@@ -122,6 +125,14 @@ _VOID = frozenset(
         "source",
         "track",
         "wbr",
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "tr",
+        "td",
+        "th",
+        "option",
     ]
 )
 _IMG_SRC = re.compile(r"""\ssrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
@@ -373,20 +384,38 @@ def _sanitize(fragment: str, base: str) -> str:
 
 
 def _too_deep(fragment: str) -> bool:
-    """Whether the elements of `fragment` nest deeper than `MAX_DEPTH` (counting start
-    and end tags, void elements aside): html5ever, under nh3, scans its stack of open
-    elements for many block tags, so 20,000 nested <div>s cost it a second."""
+    """Whether the elements of `fragment` nest deeper than `MAX_DEPTH` (void elements,
+    and those a parser closes by itself, aside): html5ever, under nh3, scans its stack
+    of open elements for many block tags, so 20,000 nested <div>s cost it a second."""
     if fragment.count("<") <= MAX_DEPTH:
         return False
     depth = 0
-    for m in _START_OR_END.finditer(fragment):
-        if m.group(1):
-            depth = max(0, depth - 1)
-        elif m.group(2).lower() not in _VOID and not m.group(3):
+    for close, name in _START_OR_END.findall(_without_comments(fragment)):
+        if close:
+            if depth:
+                depth -= 1
+        elif name not in _NOT_NESTING:
             depth += 1
             if depth > MAX_DEPTH:
                 return True
     return False
+
+
+def _without_comments(fragment: str) -> str:
+    """`fragment` without its HTML comments (Word's pasted `<!--[if gte mso 9]><xml>`
+    blocks are full of tags), in one pass: an unclosed comment runs to the end, and
+    `<!-->` or `<!--->` closes at once, as an HTML parser reads them."""
+    if "<!--" not in fragment:
+        return fragment
+    kept, pos = [], 0
+    while (start := fragment.find("<!--", pos)) != -1:
+        kept.append(fragment[pos:start])
+        end = fragment.find("-->", start + 2)
+        if end == -1:
+            return "".join(kept)
+        pos = end + 3
+    kept.append(fragment[pos:])
+    return "".join(kept)
 
 
 def _image(
