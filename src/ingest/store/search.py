@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Float, Integer, bindparam, column, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Subquery, TextClause
 
 from ingest import errors
 from ingest.store.db import chunks
@@ -239,59 +239,22 @@ def pg_page(given: frozenset[str]) -> Subquery:
     # `+ 0` hides the primary key from the planner, so that it reads the GIN index alone
     # (a prepared statement's generic plan otherwise ANDs in a scan of the whole key)
     key = "s.item_id + 0" if FEW in given else "s.item_id"
-    where = [f"s.document @@ {query}", f"{key} <= :block_top"]
-    params: list[Any] = [
-        bindparam("block_top", type_=BigInteger),
-        bindparam("block_size", type_=Integer),
-        bindparam("page", type_=Integer),
-    ]
-    for name, condition in (
-        ("section", "i.section = :section"),
-        ("kind", "i.kind = :kind"),
-        ("since", "s.published_at >= :since"),
-        ("until", "s.published_at < :until"),
-        ("source", "EXISTS (SELECT 1 FROM item_sources AS link "
-                   "WHERE link.item_id = s.item_id AND link.source_key = :source)"),
-    ):  # fmt: skip
-        if name in given:
-            where.append(condition)
+    where, params, after = _block_filters(given, "s.item_id", "s.published_at", BigInteger)
     join = "JOIN items AS i ON i.id = s.item_id " if given & {"section", "kind"} else ""
-    for name in ("since", "until", "before_date"):
-        if name in given:
-            params.append(bindparam(name, type_=UTCDateTime()))
-    after = ""
-    if "before_date" in given:
-        after = (
-            "WHERE score > :before_score OR (score = :before_score "
-            "AND (published_at, id) < (:before_date, :before_id))"
-        )
-        params += [bindparam("before_score", type_=Float), bindparam("before_id", type_=BigInteger)]
     stmt = text(
         "WITH block AS MATERIALIZED ("
         "SELECT s.item_id AS id, s.published_at AS published_at "
-        f"FROM {PG_TABLE} AS s {join}WHERE {' AND '.join(where)} "
+        f"FROM {PG_TABLE} AS s {join}"
+        f"WHERE {' AND '.join([f's.document @@ {query}', f'{key} <= :block_top', *where])} "
         f"ORDER BY {key} DESC LIMIT :block_size), "
         # ranked once the block is cut, its documents read again by the primary key: a
         # ts_rank, or the documents, in the block's own list would be worked out (or
         # carried through the sort) for every match
         f"ranked AS (SELECT b.id AS id, -ts_rank(d.document, {query})::float8 AS score, "
         f"b.published_at AS published_at FROM block AS b JOIN {PG_TABLE} AS d "
-        "ON d.item_id = b.id), "
-        f"page AS (SELECT id, score, published_at FROM ranked {after} "
-        "ORDER BY score, published_at DESC, id DESC LIMIT :page) "
-        "SELECT page.id AS id, page.score AS score, page.published_at AS published_at, "
-        "info.block_low AS block_low, info.block_rows AS block_rows "
-        "FROM (SELECT min(id) AS block_low, count(*) AS block_rows FROM block) AS info "
-        "LEFT JOIN page ON true"
+        "ON d.item_id = b.id), " + _page_of_block("ranked", after)
     )
-    columns: list[Any] = [
-        column("id", BigInteger),
-        column("score", Float),
-        column("published_at", UTCDateTime()),
-        column("block_low", BigInteger),
-        column("block_rows", Integer),
-    ]
-    return stmt.bindparams(*params).columns(*columns).subquery("top")
+    return _as_page(stmt, params, BigInteger)
 
 
 def sqlite_page(given: frozenset[str]) -> Subquery:
@@ -309,19 +272,37 @@ def sqlite_page(given: frozenset[str]) -> Subquery:
     empty page is still one row (id NULL), so that the caller can go on to the next
     block (`reads.latest`).
     """
-    where = [f"{FTS_TABLE} MATCH :search_terms", f"{FTS_TABLE}.rowid <= :block_top"]
+    where, params, after = _block_filters(given, "i.id", "i.published_at", Integer)
+    where = [f"{FTS_TABLE} MATCH :search_terms", f"{FTS_TABLE}.rowid <= :block_top", *where]
+    stmt = text(
+        "WITH block AS MATERIALIZED ("
+        f"SELECT {FTS_TABLE}.rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score, "
+        f"i.published_at AS published_at FROM {FTS_TABLE} JOIN items AS i "
+        f"ON i.id = {FTS_TABLE}.rowid WHERE {' AND '.join(where)} "
+        f"ORDER BY {FTS_TABLE}.rowid DESC LIMIT :block_size), " + _page_of_block("block", after)
+    )
+    return _as_page(stmt, params, Integer)
+
+
+def _block_filters(
+    given: frozenset[str], story_id: str, date: str, id_type: Any
+) -> tuple[list[str], list[Any], str]:
+    """What `sqlite_page` and `pg_page` share: the filters' conditions on a block's
+    stories (`i` is `items`, `story_id` and `date` name the story's id and date), the
+    bound parameters' types, and the cursor's condition on the ranked block."""
+    where: list[str] = []
     params: list[Any] = [
-        bindparam("block_top", type_=Integer),
+        bindparam("block_top", type_=id_type),
         bindparam("block_size", type_=Integer),
         bindparam("page", type_=Integer),
     ]
     for name, condition in (
         ("section", "i.section = :section"),
         ("kind", "i.kind = :kind"),
-        ("since", "i.published_at >= :since"),
-        ("until", "i.published_at < :until"),
+        ("since", f"{date} >= :since"),
+        ("until", f"{date} < :until"),
         ("source", "EXISTS (SELECT 1 FROM item_sources AS link "
-                   "WHERE link.item_id = i.id AND link.source_key = :source)"),
+                   f"WHERE link.item_id = {story_id} AND link.source_key = :source)"),
     ):  # fmt: skip
         if name in given:
             where.append(condition)
@@ -334,25 +315,29 @@ def sqlite_page(given: frozenset[str]) -> Subquery:
             "WHERE score > :before_score OR (score = :before_score "
             "AND (published_at, id) < (:before_date, :before_id))"
         )
-        params += [bindparam("before_score", type_=Float), bindparam("before_id", type_=Integer)]
-    stmt = text(
-        "WITH block AS MATERIALIZED ("
-        f"SELECT {FTS_TABLE}.rowid AS id, bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS score, "
-        f"i.published_at AS published_at FROM {FTS_TABLE} JOIN items AS i "
-        f"ON i.id = {FTS_TABLE}.rowid WHERE {' AND '.join(where)} "
-        f"ORDER BY {FTS_TABLE}.rowid DESC LIMIT :block_size), "
-        f"page AS (SELECT id, score, published_at FROM block {after} "
+        params += [bindparam("before_score", type_=Float), bindparam("before_id", type_=id_type)]
+    return where, params, after
+
+
+def _page_of_block(ranked: str, after: str) -> str:
+    """The end of both pages' statement: the page of the `ranked` block (after the
+    cursor), and the block's lowest id and size, in one row even when the page is empty."""
+    return (
+        f"page AS (SELECT id, score, published_at FROM {ranked} {after} "
         "ORDER BY score, published_at DESC, id DESC LIMIT :page) "
         "SELECT page.id AS id, page.score AS score, page.published_at AS published_at, "
         "info.block_low AS block_low, info.block_rows AS block_rows "
         "FROM (SELECT min(id) AS block_low, count(*) AS block_rows FROM block) AS info "
-        "LEFT JOIN page ON 1"
+        "LEFT JOIN page ON 1 = 1"
     )
+
+
+def _as_page(stmt: TextClause, params: list[Any], id_type: Any) -> Subquery:
     columns: list[Any] = [
-        column("id", Integer),
+        column("id", id_type),
         column("score", Float),
         column("published_at", UTCDateTime()),
-        column("block_low", Integer),
+        column("block_low", id_type),
         column("block_rows", Integer),
     ]
     return stmt.bindparams(*params).columns(*columns).subquery("top")
