@@ -371,9 +371,11 @@ class Pipeline:
         # A small document in a format of linear cost is read here, in a thread;
         # the rest in the budgeted pool, started when the first of them comes.
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            self._here(), workers.sift_here, source, fetched, now, not_before, limits
-        )
+        result = None
+        if workers.may_sift_here(source, fetched):  # else no hop to the thread at all
+            result = await loop.run_in_executor(
+                self._here(), workers.sift_here, source, fetched, now, not_before, limits
+            )
         if result is None:
             result = await loop.run_in_executor(
                 self._parse_pool(),

@@ -62,12 +62,14 @@ def latest(conn: Connection, **filters: Any) -> list[Story]:
     whose page runs past the end of its block of ranked matches goes on into the next
     block with one more (a block is bigger than any page)."""
     dialect = conn.dialect.name
-    if dialect == "postgresql" and filters.get("search"):
-        words = search_index.terms(filters["search"])
-        if words:
-            terms = search_index.match_terms(dialect, words)
-            filters = {**filters, "few_matches": search_index.few_matches(conn, terms)}
     statement, params = latest_statement(dialect, **filters)
+    if (  # on PostgreSQL, which way to find a search's block
+        dialect == "postgresql"
+        and "search_terms" in params
+        and search_index.few_matches(conn, params["search_terms"])
+    ):
+        filters = {**filters, "few_matches": True}
+        statement, params = latest_statement(dialect, **filters)
     if "block_top" not in params:
         return [_with_sources(dict(r._mapping)) for r in conn.execute(statement, params)]
     wanted: int = params["page"]

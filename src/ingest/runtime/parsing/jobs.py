@@ -52,7 +52,7 @@ from ingest.stages.bounds import ParseLimits, newest, trim_entries
 
 __all__ = [
     "QUICK_MAX",
-    "parse_and_normalize",
+    "may_sift_here",
     "parse_job",
     "sift",
     "sift_here",
@@ -71,21 +71,6 @@ _MIB = 1024 * 1024
 QUICK_MAX = 256 * 1024
 
 
-def parse_and_normalize(
-    source: Source,
-    fetched: Fetched,
-    now: datetime,
-    not_before: datetime | None = None,
-    limits: ParseLimits | None = None,
-) -> tuple[Item, ...]:
-    """Fetched -> the Items the source keeps: parse, normalize, then the editors' filters.
-
-    With `limits`, an oversized feed is trimmed before parsing and only the
-    `limits.max_entries` newest entries are normalized (`ingest.stages.bounds`).
-    """
-    return sift(source, fetched, now, not_before, limits)[0]
-
-
 def sift(
     source: Source,
     fetched: Fetched,
@@ -93,8 +78,13 @@ def sift(
     not_before: datetime | None = None,
     limits: ParseLimits | None = None,
 ) -> tuple[tuple[Item, ...], str | None]:
-    """`parse_and_normalize`, and why nothing was kept when the document had entries
-    but the filters or the retention horizon dropped them all (else None)."""
+    """Fetched -> the Items the source keeps (parse, normalize, then the editors'
+    filters), and why nothing was kept when the document had entries but the filters
+    or the retention horizon dropped them all (else None).
+
+    With `limits`, an oversized feed is trimmed before parsing and only the
+    `limits.max_entries` newest entries are normalized (`ingest.stages.bounds`).
+    """
     from ingest.stages.parse import parse
 
     fetched = _trimmed(source, fetched, limits)
@@ -115,7 +105,7 @@ def sift_here(
     document goes to a pool, where the parse budgets apply."""
     from ingest.stages.parse import parse_quick
 
-    if len(fetched.content) > QUICK_MAX or source.rules:  # an editor's regex may backtrack
+    if not may_sift_here(source, fetched):
         return None
     try:
         fetched = _trimmed(source, fetched, limits)
@@ -125,6 +115,17 @@ def sift_here(
         return "ok", _kept(source, fetched, entries, now, not_before, limits)
     except Exception as e:
         return _failure(e, limits)
+
+
+def may_sift_here(source: Source, fetched: Fetched) -> bool:
+    """Whether `sift_here` may take the document, from what is known before reading it:
+    at most `QUICK_MAX` bytes, of a feed or a curated source, without keep/drop `rules`
+    (an editor's regular expression can backtrack)."""
+    return (
+        len(fetched.content) <= QUICK_MAX
+        and source.kind in ("feed", "curated")
+        and not source.rules
+    )
 
 
 def _trimmed(source: Source, fetched: Fetched, limits: ParseLimits | None) -> Fetched:
@@ -163,7 +164,7 @@ def parse_job(
     limits: ParseLimits | None = None,
     why: bool = False,  # positional: an executor's submit passes no keywords
 ) -> tuple[str, Any]:
-    """`parse_and_normalize` for a pool: ("ok", items) or (error kind, message);
+    """`sift` for a pool: ("ok", items) or (error kind, message);
     with `why`, ("ok", (items, why nothing was kept)) as `sift` gives them.
 
     A document that cannot be read is an expected outcome of a poll, so it comes
