@@ -463,3 +463,13 @@ def test_a_comment_hides_depth_only_where_a_parser_would(opening: str, flattened
         assert "deep" in item.summary
     else:  # nh3's answer: a comment, dropped
         assert item.summary == ""
+
+
+@pytest.mark.parametrize("closed", ["<p>x</p>", "<li>x</li>", "<br></br>"])
+def test_end_tags_of_elements_that_do_not_nest_do_not_hide_depth(closed: str) -> None:
+    """`</p>` closes no `<div>`: `<div><p>x</p>` repeated nests as deep as the `<div>`s go
+    (one such summary cost nh3 most of a second), so it is stored as its text."""
+    summary = (f"<div>{closed}") * (MAX_DEPTH + 1)
+    raw = RawEntry(id="1", link="https://a.example/1", title="t", summary=summary)
+    (item,) = normalize(SOURCE, SOURCE.url, [raw], NOW)
+    assert "<div" not in item.summary

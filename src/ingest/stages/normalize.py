@@ -391,10 +391,11 @@ def _too_deep(fragment: str) -> bool:
         return False
     depth = 0
     for close, name in _START_OR_END.findall(_without_comments(fragment)):
+        if name in _NOT_NESTING:
+            continue  # neither its start nor its end tag changes the depth
         if close:
-            if depth:
-                depth -= 1
-        elif name not in _NOT_NESTING:
+            depth = max(0, depth - 1)
+        else:
             depth += 1
             if depth > MAX_DEPTH:
                 return True
