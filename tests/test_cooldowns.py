@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -191,3 +192,31 @@ def test_unchanged_polls_of_many_sources_read_the_cool_downs_once(db_url: str) -
         assert len(server.requests) == 30  # the second round sent nothing
     host = host_of(sources[0].url)
     assert all(host in (r.error or "") for r in second)
+
+
+def test_a_429_from_a_discovered_feed_cools_the_feeds_host_not_the_pages(tmp_path: Any) -> None:
+    """A feed found on a page is asked at its own address: its 429 holds back that server,
+    not the page's (which other sources may share)."""
+    from ingest.model import FetchState
+    from ingest.runtime.pipeline import Pipeline
+    from ingest.stages.transport import make_client
+    from ingest.store import Store
+
+    settings = Settings(allow_networks=("127.0.0.0/8",))
+    with FeedServer() as page_server, FeedServer(host="127.0.0.2") as feed_server:
+        page_server.put("/page.html", "<html></html>", content_type="text/html")
+        feed_server.put("/feed.xml", status=429, headers={"Retry-After": "120"})
+        source = Source(key="s", name="s", kind="feed", url=page_server.url("/page.html"))
+        state = FetchState(discovered_url=feed_server.url("/feed.xml"))
+
+        async def go(store: Store) -> SourceReport:
+            async with make_client(settings) as client, Pipeline(store, client, settings) as p:
+                await p.recorder.call(store.sync_sources, [source], datetime.now(UTC))
+                return await p.poll(source, state)
+
+        with Store.open(f"sqlite:///{tmp_path / 'db.sqlite3'}") as store:
+            report = asyncio.run(go(store))
+            cooled = {r["host"] for r in store.host_cooldowns(datetime.now(UTC))}
+        feed_host = host_of(feed_server.url("/feed.xml"))
+    assert report.status == 429
+    assert cooled == {feed_host}

@@ -407,7 +407,9 @@ class FailureRule:
 @dataclass(frozen=True, slots=True)
 class PollRecord:
     """One finished poll, as the pipeline hands it to the store to record (with the rule
-    by which the store counts it against its host)."""
+    by which the store counts it against its host).  `host` is the server the poll
+    asked, or would have asked: a feed found on a page is fetched from its own
+    address, not the page's (`politeness.record_host` reads it)."""
 
     source: Source
     report: SourceReport
@@ -415,6 +417,7 @@ class PollRecord:
     started_at: datetime
     next: NextPoll
     failure_rule: FailureRule = FailureRule()
+    host: str = ""  # "": the source's own URL's host
 
 
 class Story(TypedDict):

@@ -209,7 +209,9 @@ class Pipeline:
     async def _poll(self, source: Source, state: FetchState, slot: _Slot) -> SourceReport:
         started = self.clock()
         t0 = asyncio.get_running_loop().time()
-        cooling = await self._cooling(source, state, started)
+        # the server this poll asks: a feed found on a page is asked at its own address
+        host = "" if source.kind == "curated" else host_of(state.discovered_url or source.url)
+        cooling = await self._cooling(source.key, host, started)
         fetched: Fetched | None = None
         batch: tuple[Item, ...] | None = None
         if cooling is not None:  # not polled: its host asked every client to wait
@@ -230,7 +232,9 @@ class Pipeline:
             fetched = replace(fetched, content=b"")  # parsed already: do not hold the body
         if not batch:
             slot.release()  # nothing big left to hold while the poll is recorded
-        record = PollRecord(source, report, fetched, started, nxt, failure_rule(self.settings))
+        record = PollRecord(
+            source, report, fetched, started, nxt, failure_rule(self.settings), host
+        )
         report = await self.recorder.save(record, batch)
         if not report.ok and cooling is None:  # a failed request may have cooled its host
             self.cooldowns.forget()  # (a 429, the last of failures in a row): read again
@@ -289,17 +293,16 @@ class Pipeline:
             )
         return report, fetched, batch, cooling
 
-    async def _cooling(self, source: Source, state: FetchState, now: datetime) -> _Cooling | None:
-        """(host, until, reason) when the host `source` asks is cooling down (politeness.py),
-        shared through the database by every process; a store that cannot say is no reason
-        to hold a poll back."""
-        if source.kind == "curated":
+    async def _cooling(self, key: str, host: str, now: datetime) -> _Cooling | None:
+        """(host, until, reason) when `host`, which source `key` asks, is cooling down
+        (politeness.py), shared through the database by every process; a store that
+        cannot say is no reason to hold a poll back."""
+        if not host:  # a curated source asks no server
             return None
-        host = host_of(state.discovered_url or source.url)
         try:
             found = await self.cooldowns.of(host, now)
         except errors.StoreError as e:
-            log.warning("%s: cannot read the cool-down of %s: %s", source.key, host, e)
+            log.warning("%s: cannot read the cool-down of %s: %s", key, host, e)
             return None
         return None if found is None else (host, found[0], found[1])
 

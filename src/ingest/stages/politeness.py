@@ -41,6 +41,7 @@ __all__ = [
     "failure_rule",
     "host_of",
     "host_outcome",
+    "record_host",
     "slot_after",
 ]
 
@@ -81,11 +82,16 @@ def cooldown_of(record: PollRecord) -> tuple[str, datetime, str] | None:
     seconds = None if report.ok else cooldown_seconds(report.status, report.retry_after)
     if seconds is None:
         return None
-    host = host_of(record.fetched.url if record.fetched is not None else record.source.url)
+    host = record_host(record)
     if not host:
         return None
     until = record.started_at + timedelta(seconds=seconds)
     return host, until, f"HTTP {report.status} from {record.source.key}"
+
+
+def record_host(record: PollRecord) -> str:
+    """The server `record`'s poll asked (its `host`, else its source URL's)."""
+    return record.host or host_of(record.source.url)
 
 
 def cooldown_seconds(status: int | None, retry_after: float | None) -> float | None:

@@ -32,8 +32,8 @@ from ingest.stages.politeness import (
     cooldown_of,
     failure_cooldown,
     failure_reason,
-    host_of,
     host_outcome,
+    record_host,
     slot_after,
 )
 from ingest.store.db import chunks, dialect_insert
@@ -98,7 +98,7 @@ def _count_failures(
     runs: dict[str, _Run] = {}
     for record in records:
         outcome = host_outcome(record) if record.failure_rule.after > 0 else None
-        host = host_of(record.source.url) if outcome is not None else ""
+        host = record_host(record) if outcome is not None else ""
         if not host:
             continue
         run = runs.setdefault(host, _Run())
