@@ -59,7 +59,7 @@ from ingest.stages.challenge import SNIFF_BYTES, challenge_of  # noqa: E402
 from ingest.stages.decoding import BodyDecoder  # noqa: E402
 from ingest.stages.envrefs import redact  # noqa: E402
 from ingest.stages.fetch_request import SourceRequest  # noqa: E402
-from ingest.stages.netguard import Refused  # noqa: E402
+from ingest.stages.netguard import Refused, cause_in  # noqa: E402
 from ingest.stages.politeness import cooldown_seconds, delay_for, host_of  # noqa: E402
 from ingest.stages.urls import absolute_http_url  # noqa: E402
 
@@ -246,7 +246,7 @@ class Fetcher:
             except Refused as e:
                 raise errors.RefusedError(str(e), url=url) from e
             except httpx.TransportError as e:  # TimeoutException included
-                refusal = _cause(e, lambda c: isinstance(c, Refused))
+                refusal = cause_in(e, lambda c: isinstance(c, Refused))
                 if refusal is not None:
                     raise errors.RefusedError(str(refusal), url=url) from e
                 if isinstance(e, httpx.TimeoutException) and _timed_out(e):
@@ -406,18 +406,6 @@ def _timed_out(e: httpx.TimeoutException) -> bool:
     )
 
 
-def _cause(e: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
-    """The first exception in `e`'s chain of causes (itself included) that passes `test`."""
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:  # never loop on a cyclic chain
-        if test(cur):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 def _network_message(url: str, e: httpx.TransportError) -> str:
     text = str(e) or type(e).__name__
     lowered = text.lower()
@@ -425,10 +413,10 @@ def _network_message(url: str, e: httpx.TransportError) -> str:
     reason = text[text.rindex("[") + 1 : text.rindex("]")] if "[" in text and "]" in text else text
     if any(s in lowered for s in _DNS_FAILURES):
         return f"cannot resolve {host} ({reason}); is this machine offline?"
-    if "refused" in lowered or _cause(e, lambda c: isinstance(c, ConnectionRefusedError)):
+    if "refused" in lowered or cause_in(e, lambda c: isinstance(c, ConnectionRefusedError)):
         return f"connection refused by {_host(url)}"
     # aiohttp's message for this is the repr of a half-read response
-    if _cause(e, lambda c: type(c).__name__ == "ServerDisconnectedError"):
+    if cause_in(e, lambda c: type(c).__name__ == "ServerDisconnectedError"):
         return f"{_host(url)} closed the connection before a complete answer"
     return f"cannot talk to {_host(url)}: {text}"
 

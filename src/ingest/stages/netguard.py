@@ -50,6 +50,7 @@ __all__ = [
     "ENV_VAR",
     "NetGuard",
     "Refused",
+    "cause_in",
     "guarded_resolver",
     "parse_network",
     "parse_networks",
@@ -284,3 +285,17 @@ def guarded_resolver(guard: NetGuard) -> Any:
         )
 
     return GuardedResolver()
+
+
+def cause_in(e: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception in `e`'s chain of causes (itself included) that passes `test`:
+    how an HTTP library's error is traced to what happened under it (a `Refused` address
+    inside httpx's own error, say), for fetch.py and websub_hub.py alike."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:  # never loop on a cyclic chain
+        if test(cur):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None

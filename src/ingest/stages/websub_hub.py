@@ -19,7 +19,7 @@ import asyncio
 import httpx
 
 from ingest import errors
-from ingest.stages.netguard import Refused
+from ingest.stages.netguard import Refused, cause_in
 from ingest.stages.urls import absolute_http_url
 
 __all__ = ["hub_request"]
@@ -64,20 +64,9 @@ async def hub_request(
     except Refused as e:
         raise errors.RefusedError(str(e), url=url) from e
     except httpx.HTTPError as e:
-        refusal = _refusal(e)
+        refusal = cause_in(e, lambda c: isinstance(c, Refused))
         if refusal is not None:
             raise errors.RefusedError(str(refusal), url=url) from e
         raise errors.NetworkError(f"cannot reach the hub: {e or type(e).__name__}", url=url) from e
     except httpx.InvalidURL as e:
         raise errors.FetchError(f"not a usable hub URL: {e}", url=url) from e
-
-
-def _refusal(e: BaseException) -> Refused | None:
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, Refused):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
