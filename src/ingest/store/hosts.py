@@ -127,14 +127,11 @@ def _count_failures(
             continue
         stmt = dialect_insert(conn, hosts).values(host=host, failures=run.failures, strikes=0)
         again = run.failures if run.answered else hosts.c.failures + run.failures
-        conn.execute(
+        failures, strikes = conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["host"],
                 set_={"failures": again, "strikes": 0 if run.answered else hosts.c.strikes},
-            )
-        )
-        failures, strikes = conn.execute(
-            select(hosts.c.failures, hosts.c.strikes).where(hosts.c.host == host)
+            ).returning(hosts.c.failures, hosts.c.strikes)
         ).one()
         seconds = failure_cooldown(last.failure_rule, failures, strikes)
         if seconds is None:
@@ -162,12 +159,7 @@ def take_slot(conn: Connection, host: str, now: datetime, delay: float) -> datet
 
 def cooldowns_in_force(conn: Connection, now: datetime) -> dict[str, tuple[datetime, str]]:
     """host -> (until, reason) for every host cooling down at `now` (usually none)."""
-    rows = conn.execute(
-        select(host_cooldowns.c.host, host_cooldowns.c.until, host_cooldowns.c.reason).where(
-            host_cooldowns.c.until > now
-        )
-    )
-    return {host: (until, reason) for host, until, reason in rows}
+    return {r["host"]: (r["until"], r["reason"]) for r in active_cooldowns(conn, now)}
 
 
 def active_cooldowns(conn: Connection, now: datetime) -> list[dict[str, Any]]:
