@@ -137,17 +137,16 @@ def guarded(fn: Callable[[], Awaitable[Any]], name: str, log: logging.Logger) ->
 class Daemon:
     """One long-running process over one sources file and one database.
 
-    Subclasses name their heartbeat row (`name`), their log, whether the
-    `settings:` block is written to the database with the sources
-    (`stores_settings`: the workers of distributed mode read it there), and
-    say what an accepted edit changes besides (`applied`).  `owner` is the
+    Subclasses name their heartbeat row (`name`) and their log, and say what an
+    accepted edit changes besides (`applied`).  The `settings:` block is written
+    to the database with the sources: the workers of distributed mode and
+    `ingest serve` (for pushes) read it there.  `owner` is the
     process's lease owner id; `database` is its one database thread, which
     the subclass may replace by its pipeline's before the first call.
     """
 
     name: ClassVar[str]
     log: ClassVar[logging.Logger]
-    stores_settings: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -210,9 +209,8 @@ class Daemon:
         return await self.database.call(fn, *args)
 
     async def sync(self, config: Config) -> None:
-        """The sources of `config` (and its settings, where stored) into the database."""
-        settings = (config.settings,) if self.stores_settings else ()
-        await self.db(self.store.sync_sources, config.sources, self.clock(), *settings)
+        """The sources and settings of `config` into the database."""
+        await self.db(self.store.sync_sources, config.sources, self.clock(), config.settings)
 
     async def beat(self, *, force: bool = False, stopped: bool = False) -> None:
         await self.heartbeat.beat(self.db, self.owner, force=force, stopped=stopped)

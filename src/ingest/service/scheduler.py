@@ -65,7 +65,6 @@ class Service(Daemon):
 
     name = SERVICE_NAME
     log = log
-    stores_settings = True  # `ingest serve` reads `settings:` there to handle pushes
 
     def __init__(
         self,

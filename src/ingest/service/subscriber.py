@@ -21,11 +21,11 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest import errors
-from ingest.model import Settings
+from ingest.model import Clock, Settings, utcnow
 from ingest.stages import websub
 from ingest.stages.websub import Action, SubscriberTiming, Subscription
 from ingest.stages.websub_hub import hub_request
@@ -42,10 +42,6 @@ Run = Callable[..., Awaitable[Any]]
 _AT_ONCE = 8  # hub requests in flight at a time
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Subscriber:
     """Keeps the subscriptions in step with the sources that advertise a hub."""
 
@@ -56,7 +52,7 @@ class Subscriber:
         run: Run,
         *,
         timing: SubscriberTiming | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.store = store
         self.client = client
@@ -141,8 +137,6 @@ class Subscriber:
         log.info("%s: asked %s to %s (topic %s)", sub.source_key, sub.hub, mode, sub.topic)
 
     async def _failed(self, sub: Subscription, error: str, now: datetime, state: str) -> None:
-        wait = websub.retry_after(sub.failures + 1, self.timing)
         state = "active" if state == "active" else "failed"  # a renewal keeps its lease
-        await self.run(
-            self.store.subscription_failed, sub.id, error, now, now + timedelta(seconds=wait), state
-        )
+        retry = websub.retry_at(sub, now, self.timing)
+        await self.run(self.store.subscription_failed, sub.id, error, now, retry, state)

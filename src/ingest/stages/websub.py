@@ -53,6 +53,7 @@ __all__ = [
     "pushed",
     "renew_at",
     "retry_after",
+    "retry_at",
     "signature_ok",
     "verification",
 ]
@@ -148,6 +149,11 @@ def renew_at(expires_at: datetime, lease_seconds: float) -> datetime:
 def retry_after(failures: int, timing: SubscriberTiming) -> float:
     """Seconds before a request that failed `failures` times in a row is sent again."""
     return min(timing.retry * 2.0 ** max(0, min(failures, 30) - 1), timing.retry_max)
+
+
+def retry_at(sub: Subscription, now: datetime, timing: SubscriberTiming) -> datetime:
+    """When a request for `sub` that failed (or was denied) once more is sent again."""
+    return now + timedelta(seconds=retry_after(sub.failures + 1, timing))
 
 
 def pushed(sub: Subscription, now: datetime) -> bool:

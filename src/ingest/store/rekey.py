@@ -42,8 +42,8 @@ def rekey(
     new entry key -> (content hash, story id), to add to what `_known` read."""
     live = {i.entry_key for i in batch}
     unknown = [i for i in dict.fromkeys(i.entry_key for i in batch) if i not in known]
-    if not unknown:
-        return {}
+    if not unknown or not (known or _has_entries(conn, source_key)):
+        return {}  # nothing new, or a source with nothing stored yet (its first poll)
     todo = {i.entry_key: i for i in batch if i.entry_key in set(unknown)}
     # (old key, hash, story id) of this source's entries that left the batch, by story
     taken: set[str] = set()
@@ -102,3 +102,10 @@ def rekey(
             .values(entry_key=new, updated_at=now)
         )
     return {new: stored for new, (_, stored) in moved.items()}
+
+
+def _has_entries(conn: Connection, key: str) -> bool:
+    found = conn.execute(
+        select(item_sources.c.entry_key).where(item_sources.c.source_key == key).limit(1)
+    ).first()
+    return found is not None

@@ -135,13 +135,7 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, d
 def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
     """Store one poll's Items for `source`; returns what dedupe decided."""
     known = _known(conn, source.key, [i.entry_key for i in batch])
-    # ids that changed (rekey.py); a source with nothing stored yet (its first poll) has
-    # no entry whose id could have changed
-    if (
-        source.kind != "curated"
-        and len(known) < len(batch)
-        and (known or _has_entries(conn, source.key))
-    ):
+    if source.kind != "curated" and len(known) < len(batch):  # ids that changed (rekey.py)
         known.update(rekey(conn, source.key, batch, known, now))
     plan = dedupe.plan(batch, {key: digest for key, (digest, _) in known.items()})
     if plan.new:
@@ -193,13 +187,6 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
     if source.kind == "curated":
         _forget_unlisted(conn, source.key, {i.entry_key for i in batch})
     return plan
-
-
-def _has_entries(conn: Connection, key: str) -> bool:
-    found = conn.execute(
-        select(item_sources.c.entry_key).where(item_sources.c.source_key == key).limit(1)
-    ).first()
-    return found is not None
 
 
 def _forget_unlisted(conn: Connection, key: str, listed: set[str]) -> None:

@@ -24,15 +24,13 @@ only speaks HTTP.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ingest.model import DEFAULT_MAX_BODY
+from ingest.model import DEFAULT_MAX_BODY, utcnow
 from ingest.runtime import push
 from ingest.stages import websub
 from ingest.store import Store
@@ -44,38 +42,27 @@ _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 _PUSHABLE = frozenset({"active", "requested"})  # a hub may push right after it verified
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _text(body: str, status: int) -> Response:
     return PlainTextResponse(body, status_code=status, headers=_HEADERS)
 
 
-def websub_routes(
-    store: Store,
-    parsing: push.PushParsing,
-    *,
-    timing: websub.SubscriberTiming | None = None,
-    clock: Callable[[], datetime] = _utcnow,
-) -> list[Route]:
-    """The callback routes over `store`; pushed bodies are parsed by `parsing` (a
-    budgeted worker); `timing` says how long a denied subscription waits before it is
-    asked for again."""
-    patience = timing or websub.SubscriberTiming()
+def websub_routes(store: Store, parsing: push.PushParsing) -> list[Route]:
+    """The callback routes over `store`; pushed bodies are parsed by `parsing` (here, or
+    in a budgeted worker); a denied subscription is asked for again after the
+    subscriber's default backoff (`websub.SubscriberTiming`)."""
+    patience = websub.SubscriberTiming()
     path = websub.CALLBACK_PATH + "{sub_id}"
 
     def verify(request: Request) -> Response:  # plain function: Starlette's thread pool
         q = request.query_params
         sub = store.subscription(request.path_params["sub_id"])
         mode, topic = q.get("hub.mode", ""), q.get("hub.topic", "")
-        now = clock()
+        now = utcnow()
         if mode == "denied":
             if sub is None or topic != sub.topic:
                 return _text("no such subscription", 404)
             reason = q.get("hub.reason", "no reason given")[:500]
-            wait = websub.retry_after(sub.failures + 1, patience)
-            store.subscription_denied(sub.id, reason, now, now + timedelta(seconds=wait))
+            store.subscription_denied(sub.id, reason, now, websub.retry_at(sub, now, patience))
             log.warning("%s: %s denied the subscription: %s", sub.source_key, sub.hub, reason)
             return _text("noted", 200)
         answer = websub.verification(sub, mode, topic, q.get("hub.challenge", ""))
@@ -99,7 +86,7 @@ def websub_routes(
         body = await _body(request, cap)
         if body is None:
             return _text(f"the body is over {cap} bytes", 413)
-        now = clock()
+        now = utcnow()
         if not websub.signature_ok(sub.secret, body, request.headers.get("x-hub-signature")):
             client = request.client.host if request.client else "?"
             log.warning(

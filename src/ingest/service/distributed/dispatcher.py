@@ -48,7 +48,6 @@ class Dispatcher(Daemon):
 
     name = DISPATCHER_NAME
     log = log
-    stores_settings = True  # the workers read `settings:` from the database
 
     def __init__(
         self,
