@@ -459,3 +459,37 @@ def _advertise(store: Store, hub: str, topic: str) -> None:
 
 async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
+
+
+def test_a_subscription_that_lapsed_while_no_subscriber_ran_resumes_polling(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The lease ended while the scheduler was stopped: the first step of a new
+    subscriber makes the source due now, instead of leaving it to its push safety net."""
+    from sqlalchemy import select, update
+
+    from ingest.stages.websub import Subscription
+    from ingest.store.schema import sources
+
+    with world(tmp_path, db_url, callback=None) as (store, feeds, hub, _web, _path):
+        topic = feeds.url("/feed.xml")
+        store.sync_sources([_source_at(topic)], NOW)
+        _advertise(store, hub.url, topic)
+        sub = Subscription(id="s1", source_key="pushed", hub=hub.url, topic=topic,
+                           callback="https://ingest.example/websub/s1", secret="x" * 24,
+                           state="requested")  # fmt: skip
+        store.subscription_requested(sub, NOW - timedelta(hours=3))
+        store.subscription_verified("s1", "subscribe", 3600, NOW - timedelta(hours=3))
+        safety_net = NOW + timedelta(hours=6)
+        with store.engine.begin() as c:  # as the last poll planned it, while pushed
+            c.execute(update(sources).values(next_due_at=safety_net))
+
+        async def first_step() -> None:
+            async with make_client(Settings()) as client:
+                await Subscriber(store, client, _inline, timing=PATIENCE,
+                                 clock=lambda: NOW).step(Settings())  # fmt: skip
+
+        asyncio.run(first_step())
+        with store.engine.connect() as c:
+            due = c.execute(select(sources.c.next_due_at)).scalar_one()
+    assert due is not None and due.replace(tzinfo=UTC) <= NOW

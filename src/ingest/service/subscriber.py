@@ -59,7 +59,9 @@ class Subscriber:
         self.run = run  # where the caller keeps its database work (a thread)
         self.timing = timing or SubscriberTiming()
         self.clock = clock
-        self._pushed: set[str] = set()
+        # the sources pushed at the last step; None before the first, when any source
+        # with a subscription may have been pushed before this process started
+        self._pushed: set[str] | None = None
         self._slots = asyncio.Semaphore(_AT_ONCE)
 
     async def step(self, settings: Settings) -> list[Action]:
@@ -72,7 +74,10 @@ class Subscriber:
         await asyncio.gather(*(self._act(a, callback, settings, now) for a in actions))
         pushed = {s.source_key for s in subs if websub.pushed(s, now)}
         pushed -= {a.source_key for a in actions if a.verb in ("unsubscribe", "expire", "drop")}
-        lapsed = sorted(self._pushed - pushed)
+        before = self._pushed
+        if before is None:  # a restart: a lease may have ended while no process watched
+            before = {s.source_key for s in subs}
+        lapsed = sorted(before - pushed)
         if lapsed:
             log.info("no longer pushed, polled from now on: %s", ", ".join(lapsed))
             await self.run(self.store.resume_polling, lapsed, now)
