@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool for
     from ingest.runtime.metrics import Metrics
     from ingest.stages.fetch import Fetcher
 
-__all__ = ["Pipeline", "fetch_source", "run"]
+__all__ = ["Pipeline", "fetch_source", "log_report", "run"]
 
 log = logging.getLogger("ingest.poll")
 
@@ -238,7 +238,7 @@ class Pipeline:
         report = await self.recorder.save(record, batch)
         if not report.ok and cooling is None:  # a failed request may have cooled its host
             self.cooldowns.forget()  # (a 429, the last of failures in a row): read again
-        _log_report(report)
+        log_report(report)
         if self.metrics is not None:
             first = state.body_hash is None and state.etag is None and not state.last_modified
             after = 0 if report.ok else state.failures + (cooling is None)  # a failed write too
@@ -482,24 +482,29 @@ def _failure(source: Source, e: errors.IngestError, fetched: Fetched | None) -> 
     )
 
 
-def _log_report(r: SourceReport) -> None:
-    extra = {
+def log_report(r: SourceReport, *, push: bool = False) -> None:
+    """The poll log's line for `r` (`ingest.poll`): a poll's, or with `push` what a WebSub
+    hub pushed (`KEY push new=...`, `KEY push failed ...`)."""
+    extra: dict[str, object] = {
         "source": r.source_key, "status": r.status, "new": r.new, "updated": r.updated,
         "entries": r.entries, "ms": r.elapsed_ms, "error": r.error,
     }  # fmt: skip
+    if push:
+        extra["push"] = True
     status = "" if r.status is None else f" status={r.status}"  # none: a curated source
+    key = f"{r.source_key} push" if push else r.source_key
     if r.ok:
         how = " not-modified" if r.not_modified else (" unchanged" if r.unchanged else "")
         how += "".join(f" ({note})" for note in r.notes)
         log.info(
             "%s%s new=%d updated=%d entries=%d ms=%d%s",
-            r.source_key, status, r.new, r.updated, r.entries, r.elapsed_ms, how,
+            key, status, r.new, r.updated, r.entries, r.elapsed_ms, how,
             extra=extra,
         )  # fmt: skip
     else:
         log.warning(
             "%s failed%s ms=%d error=%s",
-            r.source_key, status, r.elapsed_ms, r.error,
+            key, status, r.elapsed_ms, r.error,
             extra=extra,
         )  # fmt: skip
 

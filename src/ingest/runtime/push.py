@@ -3,12 +3,13 @@ filter, dedupe, store.
 
 One job: `receive` turns one verified content distribution (its signature was
 checked by `web/websub.py` with `websub.signature_ok`) into stored stories and
-a `SourceReport`, logged like a poll's (`ingest.poll`: `KEY push new=...`)
+a `SourceReport`, logged as a poll is (`pipeline.log_report`: `KEY push new=...`)
 and written to the poll log (outcome `push`, or `push_error` when the body
 cannot be read: the error is logged and shown by `ingest status`, nothing is
-stored, and the source's polling goes on as before).  The source comes from
-the database (`sources.config`, as `ingest worker` reads it) and the settings
-from the database's copy of `settings:`.  It runs in `ingest serve`'s thread
+stored, and the source's polling goes on as before).  The caller gives the
+source as the database holds it (`sources.config`, as `ingest worker` reads
+it, and the cap on the body); the settings come from the database's copy of
+`settings:`.  It runs in `ingest serve`'s thread
 pool: the body is capped (the source's `max_body`) before it gets here, and
 it is parsed as a poll's body is (`PushParsing`): a small document in a
 format read at linear cost in this thread, anything else in a parse worker
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ingest import errors
 from ingest.model import Fetched, Item, Settings, Source, SourceReport
+from ingest.runtime.pipeline import log_report
 from ingest.stages.bounds import ParseLimits
 from ingest.stages.controls import strip_controls
 from ingest.stages.websub import Subscription
@@ -81,16 +83,13 @@ class PushParsing:
 def receive(
     store: Store,
     sub: Subscription,
+    source: Source,
     body: bytes,
     content_type: str | None,
     now: datetime,
     parsing: PushParsing,
-) -> SourceReport | None:
-    """Store what `body` (pushed for `sub`) carries; None when the source is unknown."""
-    source = store.source(sub.source_key)
-    if source is None:
-        log.warning("push for %s, which the database does not know; ignored", sub.source_key)
-        return None
+) -> SourceReport:
+    """Store what `body` (pushed for `sub`, of `source` as the database holds it) carries."""
     settings = store.settings() or Settings()
     t0 = time.monotonic()
     fetched = Fetched(
@@ -111,26 +110,9 @@ def receive(
         report = _failed(source.key, f"internal error: {type(e).__name__}: {e}", "internal")
     report = replace(report, elapsed_ms=int((time.monotonic() - t0) * 1000))
     stored = store.save_push(report, source, kept, sub.id, sub.topic, now)
-    _log(stored)
+    log_report(stored, push=True)
     return stored
 
 
 def _failed(key: str, message: str, kind: str) -> SourceReport:
     return SourceReport(source_key=key, ok=False, error=strip_controls(message), error_kind=kind)
-
-
-def _log(r: SourceReport) -> None:
-    extra = {
-        "source": r.source_key, "status": None, "new": r.new, "updated": r.updated,
-        "entries": r.entries, "ms": r.elapsed_ms, "error": r.error, "push": True,
-    }  # fmt: skip
-    if r.ok:
-        notes = "".join(f" ({n})" for n in r.notes)
-        log.info(
-            "%s push new=%d updated=%d entries=%d ms=%d%s",
-            r.source_key, r.new, r.updated, r.entries, r.elapsed_ms, notes, extra=extra,
-        )  # fmt: skip
-    else:
-        log.warning(
-            "%s push failed ms=%d error=%s", r.source_key, r.elapsed_ms, r.error, extra=extra
-        )

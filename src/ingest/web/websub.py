@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ingest.model import DEFAULT_MAX_BODY, utcnow
+from ingest.model import utcnow
 from ingest.runtime import push
 from ingest.stages import websub
 from ingest.store import Store
@@ -82,7 +82,10 @@ def websub_routes(store: Store, parsing: push.PushParsing) -> list[Route]:
         if sub is None or sub.state not in _PUSHABLE:
             return _text("no such subscription", 410)
         source = await run_in_threadpool(store.source, sub.source_key)
-        cap = source.max_body if source is not None else DEFAULT_MAX_BODY
+        if source is None:  # removed from the database since: nothing to read it for
+            log.warning("push for %s, which the database does not know; ignored", sub.source_key)
+            return _text("accepted", 202)
+        cap = source.max_body
         body = await _body(request, cap)
         if body is None:
             return _text(f"the body is over {cap} bytes", 413)
@@ -96,7 +99,7 @@ def websub_routes(store: Store, parsing: push.PushParsing) -> list[Route]:
             await run_in_threadpool(store.push_refused, sub.id, now)
             return _text("accepted", 202)
         content_type = request.headers.get("content-type")
-        await run_in_threadpool(push.receive, store, sub, body, content_type, now, parsing)
+        await run_in_threadpool(push.receive, store, sub, source, body, content_type, now, parsing)
         return _text("accepted", 202)
 
     return [
