@@ -266,15 +266,9 @@ def print_status_wide(rows: Sequence[dict[str, Any]]) -> None:
         key = r["key"] + ("" if r["in_config"] else " (removed)")
         if not r["enabled"]:
             key += " (disabled)"
-        error = r["last_error"] or ""
+        error = _status_error(r)
         if r["disabled_reason"]:
-            error = f"DISABLED ({r['disabled_reason']}); " + error
-        if r["moved_to"]:
-            error = (error + "; " if error else "") + f"moved permanently to {r['moved_to']}"
-        if r.get("discovered_url"):
-            found = f"feed found at {r['discovered_url']}: update sources.yaml"
-            error = (error + "; " if error else "") + found
-        error = _with_push(error, r)
+            error = f"DISABLED ({r['disabled_reason']})" + (f"; {error}" if error else "")
         table.add_row(
             key,
             _when(r["last_attempt_at"]),
