@@ -37,6 +37,7 @@ __all__ = [
     "cadence_window",
     "cron_trigger",
     "plan_next",
+    "polled_every",
 ]
 
 MAX_RETRY_AFTER = 7 * 86400.0  # a Retry-After longer than a week is read as a week
@@ -178,6 +179,12 @@ def base_interval(source: Source, after: datetime, arrivals: Arrivals | None = N
     return source.every
 
 
+def polled_every(interval: float, pushed: bool, push_every: float) -> float:
+    """The interval a source is polled at: its own, or for a source a WebSub hub pushes
+    the safety net's, `push_every` (or its own, if longer)."""
+    return max(interval, push_every) if pushed else interval
+
+
 def plan_next(
     source: Source,
     report: SourceReport,
@@ -197,9 +204,7 @@ def plan_next(
     safety net, every `settings.push_every` (or its own interval, if longer).
     """
     rng = rng or random.Random()
-    interval = base_interval(source, now, arrivals)
-    if pushed:
-        interval = max(interval, settings.push_every)
+    interval = polled_every(base_interval(source, now, arrivals), pushed, settings.push_every)
     if source.cron:
         jitter = rng.uniform(0, min(_CRON_JITTER_MAX, interval * settings.jitter))
     else:

@@ -227,8 +227,7 @@ class Store:
 
     def settings(self) -> Settings | None:
         """The `settings:` block last synced with `sync_sources(..., settings)`, if any."""
-        text = self._read(upkeep.stored_settings)
-        return None if text is None else configs.settings_from_json(text)
+        return self._read(_stored_settings)
 
     def queue_counts(self) -> dict[str, int] | None:
         """procrastinate's jobs by status (todo, doing, failed, ...) when its table exists."""
@@ -281,8 +280,7 @@ class Store:
             now = datetime.now(UTC)
             arrivals.with_intervals(c, rows, now)
             pushes = subscriptions.status_by_source(c)
-            stored = upkeep.stored_settings(c)
-            push_every = configs.settings_from_json(stored).push_every if stored else None
+            push_every = (_stored_settings(c) or Settings()).push_every
             for row in rows:
                 subscriptions.with_push(row, pushes.get(row["key"]), now, push_every)
             return rows
@@ -358,3 +356,8 @@ class Store:
 
     def last_change(self) -> datetime | None:
         return self._read(reads.last_change)
+
+
+def _stored_settings(conn: Connection) -> Settings | None:
+    text = upkeep.stored_settings(conn)
+    return None if text is None else configs.settings_from_json(text)

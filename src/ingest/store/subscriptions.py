@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from ingest.model import DEFAULT_PUSH_EVERY, Advert, SourceReport
+from ingest.model import Advert, SourceReport
 from ingest.stages import websub
+from ingest.stages.policy import polled_every
 from ingest.stages.websub import Subscription
 from ingest.store.db import chunks
 from ingest.store.schema import fetches, sources, subscriptions
@@ -221,7 +222,7 @@ def status_by_source(conn: Connection) -> dict[str, dict[str, Any]]:
 
 
 def with_push(
-    row: dict[str, Any], push: dict[str, Any] | None, now: datetime, push_every: float | None
+    row: dict[str, Any], push: dict[str, Any] | None, now: datetime, push_every: float
 ) -> None:
     """Add a status row's push columns; what they come to (websub.py): `push_status`
     (subscribed, pending, lapsed, failed, denied, unsubscribing; None without a
@@ -238,6 +239,7 @@ def with_push(
         trouble = websub.push_trouble(state, row.get("push_error"), row.get("push_refused") or 0)
     row["push_status"], row["push_trouble"] = status, trouble
     row["pushed"] = status == "subscribed"
-    if row["pushed"] and row.get("poll_interval_seconds") is not None:
-        every = DEFAULT_PUSH_EVERY if push_every is None else push_every
-        row["poll_interval_seconds"] = max(row["poll_interval_seconds"], every)
+    if row.get("poll_interval_seconds") is not None:
+        row["poll_interval_seconds"] = polled_every(
+            row["poll_interval_seconds"], row["pushed"], push_every
+        )
