@@ -335,7 +335,7 @@ class Store:
         with self._write() as conn:
             plan = writes.save_items(conn, source, batch, now) if batch else Plan()
             counted = report.with_counts(plan, len(batch), now) if report.ok else report
-            subscriptions.log_push(conn, counted, url, now)
+            writes.log_push(conn, counted, url, now)
             subscriptions.pushed(conn, sub_id, now)
         return counted
 

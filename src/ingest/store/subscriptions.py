@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
-from ingest.model import Advert, SourceReport
+from ingest.model import Advert
 from ingest.stages import websub
 from ingest.stages.policy import polled_every
 from ingest.stages.websub import Subscription
 from ingest.store.db import chunks
-from ingest.store.schema import fetches, sources, subscriptions
+from ingest.store.schema import sources, subscriptions
 
 __all__ = [
     "adverts",
@@ -34,7 +34,6 @@ __all__ = [
     "denied",
     "failed",
     "forget",
-    "log_push",
     "pushed",
     "pushed_keys",
     "refused",
@@ -153,18 +152,6 @@ def pushed(conn: Connection, sub_id: str, now: datetime) -> None:
         .where(subscriptions.c.id == sub_id)
         .values(pushes=subscriptions.c.pushes + 1, last_push_at=now, updated_at=now)
     )
-
-
-def log_push(conn: Connection, report: SourceReport, url: str, now: datetime) -> None:
-    """A push in the poll log (`fetches`): outcome `push`, or `push_error` when its body
-    could not be read; a source's poll state (validators, schedule, lease) is not touched."""
-    row = {
-        "source_key": report.source_key, "started_at": now, "duration_ms": report.elapsed_ms,
-        "url": url, "status": None, "outcome": "push" if report.ok else "push_error",
-        "entries": report.entries, "new": report.new, "updated": report.updated,
-        "error": report.error,
-    }  # fmt: skip
-    conn.execute(fetches.insert().values(**row))
 
 
 def refused(conn: Connection, sub_id: str, now: datetime) -> None:

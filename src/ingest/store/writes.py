@@ -28,7 +28,7 @@ from ingest.store.hosts import record_cooldowns
 from ingest.store.rekey import rekey
 from ingest.store.schema import fetches, item_sources, items, sources
 
-__all__ = ["record_polls", "save_items", "sync_sources"]
+__all__ = ["log_push", "record_polls", "save_items", "sync_sources"]
 
 
 _SYNCED = (
@@ -330,6 +330,23 @@ def _outcome(report: SourceReport) -> str:
     return "ok" if report.ok else "error"
 
 
+def log_push(conn: Connection, report: SourceReport, url: str, now: datetime) -> None:
+    """A push in the poll log (`fetches`): outcome `push`, or `push_error` when its body
+    could not be read; a source's poll state (validators, schedule, lease) is not touched."""
+    outcome = "push" if report.ok else "push_error"
+    conn.execute(fetches.insert().values(**_log_row(report, now, url, outcome)))
+
+
+def _log_row(report: SourceReport, started_at: datetime, url: str, outcome: str) -> dict[str, Any]:
+    """One row of the poll log (`fetches`) for a poll's or a push's report."""
+    return {
+        "source_key": report.source_key, "started_at": started_at,
+        "duration_ms": report.elapsed_ms, "url": url, "status": report.status,
+        "outcome": outcome, "entries": report.entries, "new": report.new,
+        "updated": report.updated, "error": report.error,
+    }  # fmt: skip
+
+
 def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
     """Update each source's state row and append each poll to `fetches`.
 
@@ -347,20 +364,8 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
         params = {f"v_{k}": v for k, v in values.items()}
         params["b_key"] = source.key
         groups.setdefault(shape, []).append(params)
-        log_rows.append(
-            {
-                "source_key": source.key,
-                "started_at": record.started_at,
-                "duration_ms": report.elapsed_ms,
-                "url": record.fetched.url if record.fetched is not None else source.url,
-                "status": report.status,
-                "outcome": _outcome(report),
-                "entries": report.entries,
-                "new": report.new,
-                "updated": report.updated,
-                "error": report.error,
-            }
-        )
+        url = record.fetched.url if record.fetched is not None else source.url
+        log_rows.append(_log_row(report, record.started_at, url, _outcome(report)))
     for (failed, columns), params_list in groups.items():
         stmt = (
             update(sources)
