@@ -375,11 +375,12 @@ class Pipeline:
         # the rest in the budgeted pool, started when the first of them comes.
         loop = asyncio.get_running_loop()
         result = None
-        if workers.may_sift_here(source, fetched):  # else no hop to the thread at all
+        tried = workers.may_sift_here(source, fetched)  # else no hop to the thread at all
+        if tried:
             result = await loop.run_in_executor(
                 self._here(), workers.sift_here, source, fetched, now, not_before, limits
             )
-        if result is None:
+        if result is None:  # the pool reads it (with feedparser, when the fast reader refused)
             result = await loop.run_in_executor(
                 self._parse_pool(),
                 workers.parse_job,
@@ -389,6 +390,7 @@ class Pipeline:
                 not_before,
                 limits,
                 True,
+                not tried,
             )
         return workers.sifted(result)
 

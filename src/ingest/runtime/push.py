@@ -62,7 +62,8 @@ class PushParsing:
         failure (a budget spent included) raises its `IngestError`."""
         from ingest.runtime.parsing import jobs as workers
 
-        here = workers.sift_here(source, fetched, now, not_before, limits)
+        tried = workers.may_sift_here(source, fetched)
+        here = workers.sift_here(source, fetched, now, not_before, limits) if tried else None
         if here is not None:  # small, and read at linear cost: here, as a poll's would be
             return workers.sifted(here)
         with self._lock:
@@ -70,7 +71,9 @@ class PushParsing:
                 # serve runs threads: a fork could deadlock, the forkserver is clean
                 self._pool = workers.start_forkserver_pool(1)
             pool = self._pool
-        job = pool.submit(workers.parse_job, source, fetched, now, not_before, limits, True)
+        job = pool.submit(
+            workers.parse_job, source, fetched, now, not_before, limits, True, not tried
+        )
         return workers.sifted(job.result())
 
     def close(self) -> None:

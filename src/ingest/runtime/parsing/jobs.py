@@ -77,6 +77,7 @@ def sift(
     now: datetime,
     not_before: datetime | None = None,
     limits: ParseLimits | None = None,
+    fast: bool = True,
 ) -> tuple[tuple[Item, ...], str | None]:
     """Fetched -> the Items the source keeps (parse, normalize, then the editors'
     filters), and why nothing was kept when the document had entries but the filters
@@ -84,11 +85,13 @@ def sift(
 
     With `limits`, an oversized feed is trimmed before parsing and only the
     `limits.max_entries` newest entries are normalized (`ingest.stages.bounds`).
+    `fast=False`: the fast reader already refused the document (`sift_here`).
     """
     from ingest.stages.parse import parse
 
     fetched = _trimmed(source, fetched, limits)
-    return _kept(source, fetched, parse(source, fetched), now, not_before, limits)
+    entries = parse(source, fetched, fast=fast)
+    return _kept(source, fetched, entries, now, not_before, limits)
 
 
 def sift_here(
@@ -163,9 +166,11 @@ def parse_job(
     not_before: datetime | None,
     limits: ParseLimits | None = None,
     why: bool = False,  # positional: an executor's submit passes no keywords
+    fast: bool = True,
 ) -> tuple[str, Any]:
     """`sift` for a pool: ("ok", items) or (error kind, message);
-    with `why`, ("ok", (items, why nothing was kept)) as `sift` gives them.
+    with `why`, ("ok", (items, why nothing was kept)) as `sift` gives them;
+    `fast=False` when `sift_here` already found the fast reader refusing it.
 
     A document that cannot be read is an expected outcome of a poll, so it comes
     back as a value (its error kind and message, which is all the report
@@ -177,7 +182,7 @@ def parse_job(
     limits = limits or ParseLimits()
     try:
         with budget(limits):
-            sifted = sift(source, fetched, now, not_before, limits)
+            sifted = sift(source, fetched, now, not_before, limits, fast)
             return "ok", sifted if why else sifted[0]
     except (Exception, OverBudget) as e:  # OverBudget is a BaseException
         return _failure(e, limits)

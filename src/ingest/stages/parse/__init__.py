@@ -15,19 +15,20 @@ from ingest.model import Fetched, RawEntry, Source
 __all__ = ["parse", "parse_quick"]
 
 
-def parse(source: Source, fetched: Fetched) -> tuple[RawEntry, ...]:
+def parse(source: Source, fetched: Fetched, *, fast: bool = True) -> tuple[RawEntry, ...]:
     """The entries of `fetched`, read as `source.kind` says.
 
     A 304 or a byte-identical body (`fetched.needs_parse` false) has nothing
     to read and gives an empty tuple.  Raises `ParseError` when the document
-    cannot be read as that kind at all.
+    cannot be read as that kind at all.  `fast=False`: a feed goes straight to
+    feedparser (the fast reader already refused it: `parse_quick`).
     """
     if not fetched.needs_parse:
         return ()
     if source.kind == "feed":
         from ingest.stages.parse.feed import parse_feed
 
-        return parse_feed(fetched.content, fetched.final_url, fetched.content_type)
+        return parse_feed(fetched.content, fetched.final_url, fetched.content_type, fast=fast)
     if source.kind == "page":
         from ingest.stages.parse.page import parse_page
 
