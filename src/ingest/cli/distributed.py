@@ -82,23 +82,17 @@ def worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise errors.IngestError("--concurrency must be at least 1")
     url = _url(args)
-    from ingest.runtime.parsing import jobs as workers
-
-    # first, while this process is small and single-threaded; its workers die with it
-    # (a SIGKILLed worker must not leave parse processes behind)
-    pool = workers.start_parse_pool()
     from ingest.runtime import metrics
 
-    try:
-        with (
-            Store.open(url) as store,
-            metrics.running("worker", args.metrics_port, args.metrics_host) as counted,
-        ):
-            return asyncio.run(
-                run_worker(
-                    store, url, concurrency=args.concurrency, heartbeat=args.heartbeat,
-                    grace=args.grace, parse_pool=pool, metrics=counted,
-                )
-            )  # fmt: skip
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # parse workers, if a document needs them, are the pipeline's: started when the first
+    # such document comes, from a forkserver, and they die with this process
+    with (
+        Store.open(url) as store,
+        metrics.running("worker", args.metrics_port, args.metrics_host) as counted,
+    ):
+        return asyncio.run(
+            run_worker(
+                store, url, concurrency=args.concurrency, heartbeat=args.heartbeat,
+                grace=args.grace, metrics=counted,
+            )
+        )  # fmt: skip

@@ -53,7 +53,7 @@ from ingest.stages.controls import strip_controls
 from ingest.stages.policy import arrivals_after_poll, cadence_window, plan_next
 from ingest.stages.politeness import cooled_next, cooled_report, failure_rule, host_of
 
-if TYPE_CHECKING:  # kept out of the import so that workers.start_parse_pool forks a small process
+if TYPE_CHECKING:  # kept out of the import: a run's database process is forked small
     import httpx
 
     from ingest.runtime.metrics import Metrics
@@ -543,8 +543,9 @@ def run(
 ) -> list[SourceReport]:
     """Poll every source once, now; one report per source, in the given order.
 
-    `parse_pool` runs parse + normalize (see `workers.start_parse_pool`);
-    without one, a forkserver pool is started when the first body needs it.
+    `parse_pool` runs the parse jobs the parse thread does not take
+    (`workers.parse_job`); without one, a forkserver pool is started when the first
+    of them comes.
     """
     return asyncio.run(
         _run_async(sources, store, settings or Settings(), transport, clock, progress, parse_pool)

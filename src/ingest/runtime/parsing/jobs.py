@@ -32,9 +32,7 @@ parse_cpu` and `parse_memory`), in three layers:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -44,7 +42,6 @@ from ingest.model import Fetched, Item, RawEntry, Source
 from ingest.runtime.parsing.pool import (
     OverBudget,
     ParsePool,
-    become_worker,
     budget,
     forkserver_executor,
 )
@@ -58,7 +55,6 @@ __all__ = [
     "sift_here",
     "sifted",
     "start_forkserver_pool",
-    "start_parse_pool",
     "warm_up",
     "worker_count",
 ]
@@ -231,26 +227,6 @@ def warm_up() -> None:
 
 def worker_count() -> int:
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def start_parse_pool(workers: int | None = None) -> ParsePool:
-    """Fork the parse workers now, while this process is still small.
-
-    Call it first thing in a short-lived process, before the HTTP client, the
-    database or any thread exists: the workers are forked at once (a fork
-    copies nothing big and no thread's locks) and import the parsing stack
-    on their first job, in parallel with the parent's own start-up.  The
-    caller shuts the pool down.  (Replacements for dead workers, should
-    any die, come from a forkserver.)
-    """
-    count = workers or worker_count()
-    pool = ProcessPoolExecutor(
-        max_workers=count,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=become_worker,
-    )
-    pool.submit(os.getpid)  # a fork pool forks every worker inside its first submit
-    return ParsePool(pool, count)
 
 
 def start_forkserver_pool(workers: int | None = None) -> ParsePool:

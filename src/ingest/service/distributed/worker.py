@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from ingest.model import FetchState, Settings, utcnow
@@ -99,14 +98,13 @@ async def run_worker(
     heartbeat: float = 10.0,
     stalled_after: float = 30.0,
     grace: float = 20.0,
-    parse_pool: Executor | None = None,
     metrics: Metrics | None = None,
 ) -> int:
     """Run jobs until SIGTERM/SIGINT (jobs in flight get `grace` seconds); returns 0.
 
-    `parse_pool` (`workers.start_parse_pool`, started by the caller before any
-    thread) runs the parsing; without one the Pipeline starts a forkserver pool.
-    Every `heartbeat` seconds the worker also leaves its own row in `services`
+    The pipeline parses small well-formed feeds in a thread and starts a
+    forkserver pool for the rest when the first of them comes.  Every
+    `heartbeat` seconds the worker also leaves its own row in `services`
     (named by its owner id, `worker@host:pid:...`), which `ingest health`
     judges; the rows of workers of this host that died are deleted at start.
     """
@@ -122,8 +120,8 @@ async def run_worker(
         make_client(settings) as client,
         # cooldown_refresh 0: the cool-downs are read before every poll, so that a 429 one
         # worker was answered holds back every other worker's next request to that host
-        Pipeline(store, client, settings, owner=owner, parse_pool=parse_pool,
-                 metrics=metrics, cooldown_refresh=0.0) as pipeline,
+        Pipeline(store, client, settings, owner=owner, metrics=metrics,
+                 cooldown_refresh=0.0) as pipeline,
     ):  # fmt: skip
         _register(app, JobRunner(store, pipeline))
         pipeline.warm_up()
