@@ -79,7 +79,9 @@ def _document_links(content: bytes, base: str) -> tuple[list[str], list[str]]:
     if not content or _HUB.search(content) is None:
         return [], []
     if sniff(content) == "json":
-        return _json_links(content, base)
+        # a JSON Feed names its hubs under "hubs": without that key (a "github" link
+        # is no hub) the whole document is not decoded a second time
+        return _json_links(content, base) if b'"hubs"' in content else ([], [])
     return _xml_links(content[:HEAD_BYTES], base)
 
 
