@@ -3,7 +3,7 @@
 SQLite gets WAL mode, a busy timeout and foreign keys on every connection;
 PostgreSQL URLs are used as given; the read engine skips the pool's ping on
 PostgreSQL and retries a dropped connection once.  Bringing the schema up to
-date is `ingest.store.migrate`'s job.  No queries about sources or items
+date is `ingest.store.migrations`'s job.  No queries about sources or items
 live here.
 """
 
@@ -33,7 +33,6 @@ __all__ = [
     "dialect_insert",
     "make_engine",
     "make_read_engine",
-    "redact_url",
     "resolve_url",
     "sqlite_path",
 ]
@@ -99,7 +98,7 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
-        raise errors.StoreError(f"cannot use database {redact_url(url)}: {e}") from e
+        raise errors.StoreError(f"cannot use database {_redact_url(url)}: {e}") from e
     return engine
 
 
@@ -125,7 +124,9 @@ def make_read_engine(engine: Engine) -> Engine:
     try:
         return create_engine(engine.url, isolation_level="AUTOCOMMIT")
     except (SQLAlchemyError, ImportError, ValueError) as e:
-        raise errors.StoreError(f"cannot use database {redact_url(str(engine.url))}: {e}") from e
+        raise errors.StoreError(
+            f"cannot use database {engine.url.render_as_string(hide_password=True)}: {e}"
+        ) from e
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -170,7 +171,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def redact_url(url: str) -> str:
+def _redact_url(url: str) -> str:
     """`url` with its password, if any, as `***` (for messages)."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

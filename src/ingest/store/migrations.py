@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ingest import errors
 from ingest.store import schema, search
-from ingest.store.db import READ_ONLY, redact_url
+from ingest.store.db import READ_ONLY
 from ingest.store.schema import SCHEMA_REVISION
 
 __all__ = ["create_schema", "current_revision", "migrate", "require_schema"]
@@ -42,7 +42,7 @@ def require_schema(engine: Engine) -> None:
     For the commands that only read: they neither create nor migrate anything,
     so a database that is not ingest's, or not yet upgraded, is a clear error.
     """
-    where = redact_url(engine.url.render_as_string(hide_password=False))
+    where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
             conn.execution_options(**{READ_ONLY: True})
