@@ -115,12 +115,12 @@ def failed(
 
 def verified(conn: Connection, sub_id: str, mode: str, lease: int | None, now: datetime) -> None:
     """The hub verified our intent: a subscription is active for `lease` seconds (the
-    spec requires the hub to say; 10 days is assumed when it does not); an
-    unsubscription is over, and its row goes."""
+    spec requires the hub to say; the lease we asked for, `websub.LEASE_REQUESTED`,
+    is assumed when it does not); an unsubscription is over, and its row goes."""
     if mode == "unsubscribe":
         forget(conn, sub_id)
         return
-    seconds = lease if lease is not None and lease > 0 else 10 * 86400
+    seconds = lease if lease is not None and lease > 0 else websub.LEASE_REQUESTED
     conn.execute(
         update(subscriptions)
         .where(subscriptions.c.id == sub_id)
