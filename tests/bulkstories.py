@@ -77,10 +77,12 @@ def _words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choices(WORDS, cum_weights=_CUMULATIVE, k=n))
 
 
-def _stories(n: int, seed: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _stories(
+    n: int, seed: int, first_id: int = 1
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     rng = random.Random(seed)
     feeds = rng.choices(_FEEDS, weights=[f.share for f in _FEEDS], k=n)
-    for i, feed in enumerate(feeds, start=1):
+    for i, feed in enumerate(feeds, start=first_id):
         url = f"https://{feed.source.key}.example.org/content/{i}"
         published = NOW - timedelta(minutes=rng.randint(0, 525_600))
         title = _words(rng, rng.randint(5, 12)).capitalize()
@@ -109,12 +111,16 @@ def _link(source: str, entry: str, item_id: int, url: str, published: datetime) 
     }  # fmt: skip
 
 
-def fill(store: Store, n: int, *, seed: int = 5, batch: int = 20_000) -> None:
-    """Write `n` stories into the (empty, migrated) database of `store`, then ANALYZE."""
+def fill(store: Store, n: int, *, seed: int = 5, batch: int = 20_000, first_id: int = 1) -> None:
+    """Write `n` stories (ids from `first_id`) into the migrated database of `store`, then
+    ANALYZE."""
     store.sync_sources(SOURCES, NOW)
     stories, links = [], []
+    last = first_id + n - 1
     with store.engine.begin() as conn:
-        for story, story_links in _stories(n, seed):
+        if conn.dialect.name == "postgresql":  # the search table's slices for those ids
+            search.add_slices(conn, first_id, last)
+        for story, story_links in _stories(n, seed, first_id):
             stories.append(story)
             links.extend(story_links)
             if len(stories) >= batch:
@@ -122,8 +128,9 @@ def fill(store: Store, n: int, *, seed: int = 5, batch: int = 20_000) -> None:
                 stories, links = [], []
         _write(conn, stories, links)
         if conn.dialect.name == "postgresql":  # the ids were given: move the sequence past them
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('items', 'id'), :n)"),
-                         {"n": max(n, 1)})  # fmt: skip
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('items', 'id'), "
+                              "greatest(:n, (SELECT max(id) FROM items)))"),
+                         {"n": max(last, 1)})  # fmt: skip
     with store.engine.begin() as conn:  # what autovacuum (PostgreSQL) / optimize would do
         conn.execute(text("ANALYZE"))
 

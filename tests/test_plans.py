@@ -76,12 +76,17 @@ def explain(conn: Connection, filters: dict[str, Any]) -> Any:
     def capture(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
         sent.append((statement, params))
 
+    estimate = None
     if pg and filters.get("search"):  # as `reads.latest` decides
         terms = search.match_terms("postgresql", search.terms(filters["search"]))
-        filters = {**filters, "few_matches": search.few_matches(conn, terms)}
+        estimate = search.estimate(conn, terms)
+        filters = {**filters, "few_matches": estimate.few}
+    statement, params = reads.latest_statement(conn.dialect.name, limit=21, **filters)
+    if estimate is not None and estimate.few:
+        params["slice_low"] = estimate.slice_low(params["block_top"])
     event.listen(conn, "before_cursor_execute", capture)
     try:
-        conn.execute(*reads.latest_statement(conn.dialect.name, limit=21, **filters)).all()
+        conn.execute(statement, params).all()
     finally:
         event.remove(conn, "before_cursor_execute", capture)
     ((statement, params),) = [s for s in sent if s[0].startswith("SELECT")]  # one per request
@@ -208,7 +213,10 @@ SEARCHES: list[tuple[str, dict[str, Any]]] = [
     ),
     ("search, cursor", {"search": RARE_WORDS, "before": (NOW, STORIES), "before_score": -1e3}),
     ("common words", {"search": COMMON_WORDS}),
-    ("common words, kind", {"search": COMMON_WORDS, "kind": "video"}),
+    # articles: at 50,000 stories (one slice) the walk finds its block in the newest tenth
+    # of the slice; with the videos' tenth it would read most of it, and the planner rightly
+    # scans the slice then (at a million it walks for videos too: docs/downstream.md)
+    ("common words, kind", {"search": COMMON_WORDS, "kind": "article"}),
 ]
 
 
@@ -220,18 +228,24 @@ def test_a_search_reads_the_full_text_index(big: Store, name: str, filters: dict
         if pg:
             nodes = [n for n, _ in _pg_nodes(plan)]
             for node in nodes:
-                assert not (
-                    node["Node Type"] == "Seq Scan" and node.get("Relation Name") in BIG_TABLES
-                ), plan
-            used = {n.get("Index Name") for n in nodes}
+                relation = str(node.get("Relation Name"))
+                if node["Node Type"] == "Seq Scan" and relation.startswith("item_search_"):
+                    # a slice of the search table (a partition) that has no stories yet
+                    assert not conn.exec_driver_sql(f"SELECT 1 FROM {relation}").all(), plan
+                    continue
+                assert not (node["Node Type"] == "Seq Scan" and relation in BIG_TABLES), plan
+            used = {str(n.get("Index Name")) for n in nodes}
+            gin = {u for u in used if u.startswith("item_search_") and u.endswith("_document_idx")}
+            walk = [n for n in nodes if str(n.get("Index Name")).endswith("_pkey")
+                    and str(n.get("Index Name")).startswith("item_search_")]  # fmt: skip
+            backward = any(n.get("Scan Direction") == "Backward" for n in walk)
             if filters["search"] == COMMON_WORDS:
                 # a third of the stories match: the block is found walking the primary
                 # key down, not by reading every match through the GIN index
-                assert "ix_item_search_document" not in used, plan
-                walk = [n for n in nodes if n.get("Index Name") == "item_search_pkey"]
-                assert any(n.get("Scan Direction") == "Backward" for n in walk), plan
+                assert not gin, plan
+                assert backward, plan
             else:  # a few dozen: the GIN index finds them all
-                assert "ix_item_search_document" in used, plan
+                assert gin, plan
         elif not pg:
             details = [d for _, _, d in plan]
             assert any(d.startswith("SCAN items_fts VIRTUAL TABLE INDEX") for d in details), details

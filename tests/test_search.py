@@ -365,3 +365,111 @@ def test_migration_0010_caps_the_search_index_pending_list(db_url: str) -> None:
         assert titles(store.latest(search="rounds")) == ["Ward rounds"]
     if pg:
         assert options() == ["gin_pending_list_limit=256"]
+
+
+def _walk(store: Store, words: str, limit: int) -> list[int]:
+    """Every page of a search through the store, the cursor as the API makes it."""
+    seen: list[int] = []
+    before, score, block = None, None, None
+    while True:
+        rows = store.latest(search=words, limit=limit, before=before, before_score=score,
+                            block_top=block)  # fmt: skip
+        seen += [r["id"] for r in rows]
+        if len(rows) < limit:
+            return seen
+        last = rows[-1]
+        before, score, block = (last["published_at"], last["id"]), last["score"], last["block"]
+
+
+def test_postgresql_reads_the_newest_slices_and_pages_as_from_every_slice(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's search table is in slices of PG_SLICE ids (0011), and a search looks
+    for its block in the newest slices that should hold it.  Over stories in four
+    slices (one batch spanning two), every page of a search is what reading every slice
+    gives: when the slices picked hold the block, and when they hold too few (the same
+    block is then read again from every slice).  Writes make the slices they need."""
+    from bulkstories import WORDS, fill
+
+    slice_ = search_index.PG_SLICE
+    with Store.open(pg_url) as store:
+        for first in (1, 2 * slice_ + 1, 4 * slice_ - 700):
+            fill(store, 1_400, first_id=first, seed=first)
+
+        def slices() -> list[str]:
+            with store.engine.connect() as conn:
+                return [r[0] for r in conn.exec_driver_sql(
+                    "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c "
+                    "ON c.oid = i.inhrelid WHERE i.inhparent = 'item_search'::regclass ORDER BY 1"
+                )]  # fmt: skip
+
+        assert slices() == [f"item_search_{n:05d}" for n in range(5)]
+        words = f"{WORDS[0]} {WORDS[1]}"  # the two commonest: about 1,900 stories have both
+        reads: list[int] = []
+        real = search_index.Estimate.slice_low
+
+        def spy(self: search_index.Estimate, block_top: int) -> int:
+            reads.append(real(self, block_top))
+            return reads[-1]
+
+        monkeypatch.setattr(search_index, "WALK_COST", 100.0)  # the GIN index's way here
+        monkeypatch.setattr(search_index.Estimate, "slice_low", spy)
+        picked = _walk(store, words, 100)
+        assert reads and max(reads) > 0  # slices were skipped
+        monkeypatch.setattr(search_index.Estimate, "slice_low", lambda self, top: 0)
+        everything = _walk(store, words, 100)
+        assert picked == everything
+        assert len(everything) == len(set(everything)) > search_index.RANK_BLOCK
+        top = 4 * slice_ + 699  # the slices picked hold too few: the top one alone
+        monkeypatch.setattr(search_index.Estimate, "slice_low", lambda self, t: top // slice_)
+        assert _walk(store, words, 100) == everything
+        assert _walk(store, words, 7)[:300] == everything[:300]
+
+        # a poll's new stories get a slice of their own when the ids reach one
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('items', 'id'), {7 * slice_ - 2})"
+            )
+        store.sync_sources([A], T0)
+        save(store, A, [item(A, 900 + n, title=f"Slice news {n}") for n in range(5)])
+        found = store.latest(search="slice news", limit=10)
+        assert sorted(r["id"] for r in found) == list(range(7 * slice_ - 1, 7 * slice_ + 4))
+        assert slices()[-2:] == ["item_search_00007", "item_search_00008"]  # and the next
+
+
+def test_migration_0011_puts_postgresql_search_in_slices_and_back(pg_url: str) -> None:
+    """0011 moves PostgreSQL's search documents into a table partitioned by slice (every
+    slice its stored ids need, and the next one); its downgrade moves them back into one
+    table.  Stories found the same before, between and after."""
+    slice_ = search_index.PG_SLICE
+
+    def jump(store: Store, to: int) -> None:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('items', 'id'), {to})")
+
+    with Store.open(pg_url) as store:
+        store.sync_sources([A], T0)
+        save(store, A, [item(A, 1, title="Ward rounds at dawn")])
+        jump(store, 3 * slice_ + 5)
+        save(store, A, [item(A, 2, title="Ward rounds at dusk")])
+        before = store.latest(search="ward rounds")
+    assert sorted(r["id"] for r in before) == [1, 3 * slice_ + 6]
+
+    def tables() -> list[str]:
+        engine = create_engine(pg_url)
+        try:
+            with engine.connect() as c:
+                return [r[0] for r in c.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables "
+                    "WHERE tablename LIKE 'item_search%%' ORDER BY 1"
+                )]  # fmt: skip
+        finally:
+            engine.dispose()
+
+    migrate_to(pg_url, "0010", down=True)
+    assert tables() == ["item_search"]
+    migrate_to(pg_url, "head")
+    # the partitioned table, and its slices up to id 300,006's and one more
+    assert tables() == ["item_search"] + [f"item_search_{n:05d}" for n in range(5)]
+    with Store.open(pg_url) as store:
+        assert store.latest(search="ward rounds") == before

@@ -127,10 +127,14 @@ def test_a_new_database_is_created_as_the_migrations_would_create_it(db_url: str
     searching = [t for t in created if search.is_search_table(t)]
     assert len(created) == len(metadata.tables) + 3 + len(searching) + ("reloptions" in created)
     if "postgresql" in db_url:
-        assert created["reloptions"] == [
-            ("ix_item_search_document", [f"gin_pending_list_limit={search.PG_PENDING_LIST_KB}"])
+        capped = [f"gin_pending_list_limit={search.PG_PENDING_LIST_KB}"]
+        assert created["reloptions"] == [  # the partitioned index, and each slice's (0011)
+            ("item_search_00000_document_idx", capped),
+            ("item_search_00001_document_idx", capped),
+            ("ix_item_search_document", capped),
         ]
-    assert searching == (["item_search"] if "postgresql" in db_url else
+    assert searching == (["item_search", "item_search_00000", "item_search_00001"]
+                         if "postgresql" in db_url else
                          ["items_fts", "items_fts_config", "items_fts_content", "items_fts_data",
                           "items_fts_docsize", "items_fts_idx"])  # fmt: skip
 

@@ -44,6 +44,7 @@ from ingest.store import (
     hosts,
     migrations,
     reads,
+    search,
     subscriptions,
     upkeep,
     writes,
@@ -139,6 +140,7 @@ class Store:
         """Store several polls' Items and states in one transaction (all or none)."""
         plans, recorded = [], []
         with self._write() as conn:
+            search.make_room(conn, sum(len(batch or ()) for _, batch in polls))
             for record, batch in polls:
                 plan = (
                     writes.save_items(conn, record.source, batch, record.started_at)
@@ -333,6 +335,7 @@ class Store:
         poll log and the subscription's push count, in one transaction; the report
         with what storing came to."""
         with self._write() as conn:
+            search.make_room(conn, len(batch))
             plan = writes.save_items(conn, source, batch, now) if batch else Plan()
             counted = report.with_counts(plan, len(batch), now) if report.ok else report
             writes.log_push(conn, counted, url, now)

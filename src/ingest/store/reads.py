@@ -63,31 +63,41 @@ def latest(conn: Connection, **filters: Any) -> list[Story]:
     block with one more (a block is bigger than any page)."""
     dialect = conn.dialect.name
     statement, params = latest_statement(dialect, **filters)
-    if (  # on PostgreSQL, which way to find a search's block
-        dialect == "postgresql"
-        and "search_terms" in params
-        and search_index.few_matches(conn, params["search_terms"])
-    ):
-        filters = {**filters, "few_matches": True}
-        statement, params = latest_statement(dialect, **filters)
+    estimate = None
+    if dialect == "postgresql" and "search_terms" in params:  # which way to find a block
+        estimate = search_index.estimate(conn, params["search_terms"])
+        if estimate.few:
+            filters = {**filters, "few_matches": True}
+            statement, params = latest_statement(dialect, **filters)
+        else:
+            estimate = None
     if "block_top" not in params:
         return [_with_sources(dict(r._mapping)) for r in conn.execute(statement, params)]
     wanted: int = params["page"]
     rows: list[Story] = []
     while True:
-        low, size = None, 0
+        if estimate is not None:  # the newest slices that should hold the block
+            params["slice_low"] = estimate.slice_low(params["block_top"])
+        low, size, page = None, 0, []
         for r in conn.execute(statement, params):
             row = dict(r._mapping)
             low, size = row.pop("block_low"), row.pop("block_rows")
             if row["id"] is not None:  # an empty page is one row naming only the block
                 top = params["block_top"]
                 row["block"] = None if top == search_index.NO_BLOCK else top
-                rows.append(_with_sources(row))
+                page.append(_with_sources(row))
+        if size < params["block_size"] and params.get("slice_low", 0) > 0:
+            estimate = None  # those slices held less than a block: the same block from all
+            params["slice_low"] = 0
+            continue
+        rows += page
         if len(rows) >= wanted or low is None or size < params["block_size"]:
             return rows  # the page is full, or that was the last block
         filters = {**filters, "limit": wanted - len(rows), "block_top": low - 1}
         filters.update(before=None, before_score=None)  # the next block, from its best
         statement, params = latest_statement(dialect, **filters)
+        if estimate is None and "few_matches" in filters:
+            params["slice_low"] = 0
 
 
 def _with_sources(row: dict[str, Any]) -> Story:
@@ -127,7 +137,7 @@ def latest_statement(
     first: a block is the RANK_BLOCK matches with the highest ids up to its
     `block_top` (None: the first block, every id); a cursor names the block it
     is in, and each row carries its own block's (`block`, None in the first).
-    On PostgreSQL, `few_matches` (from the planner's estimates, `search.few_matches`)
+    On PostgreSQL, `few_matches` (from the planner's estimates, `search.estimate`)
     makes the block be found through the GIN index rather than down the primary
     key (`search.pg_page`).
 

@@ -4,11 +4,14 @@ SQLite searches with its FTS5 extension (the `items_fts` table, rowid = the
 story's id, Porter stemming); PostgreSQL with its own full-text search (the
 `item_search` table: one `tsvector` per story, English stemming, a GIN
 index, and the story's `published_at` beside it, so that ranking the matches
-reads no `items` rows).  Both index the story's title and the plain text of its summary and
-content (tags removed, entities decoded); the store writes a story's
-document whenever it writes the story (`write_documents`), and a story's
-document goes when the story goes (a trigger on SQLite, ON DELETE CASCADE on
-PostgreSQL).
+reads no `items` rows).  On PostgreSQL the table is partitioned into slices of
+PG_SLICE ids (`slice` = id // PG_SLICE, one partition and one GIN index each),
+so that a search reads only the newest slices' matches (`pg_page`); the
+store makes room for new ids before it writes (`make_room`).  Both index the
+story's title and the plain text of its summary and content (tags removed,
+entities decoded); the store writes a story's document whenever it writes
+the story (`write_documents`), and a story's document goes when the story
+goes (a trigger on SQLite, ON DELETE CASCADE on PostgreSQL).
 
 A query is the words in what the reader typed (letters and digits; no
 operators): a story matches when it has every word, stemmed ("nurses"
@@ -26,6 +29,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,18 +48,24 @@ __all__ = [
     "NO_BLOCK",
     "PG_CONFIG",
     "PG_PENDING_LIST_KB",
+    "PG_SLICE",
     "PG_TABLE",
     "RANK_BLOCK",
     "SEARCH_TABLES",
     "WALK_COST",
+    "Estimate",
     "Indexed",
+    "add_slices",
     "check_sqlite_fts5",
     "document",
-    "few_matches",
+    "estimate",
     "is_search_table",
+    "make_room",
     "match_terms",
     "pg_page",
     "search_ddl",
+    "slice_ddl",
+    "slices_for",
     "sqlite_page",
     "terms",
     "write_documents",
@@ -66,6 +76,10 @@ PG_TABLE = "item_search"  # PostgreSQL
 SEARCH_TABLES = (FTS_TABLE, PG_TABLE)
 PG_CONFIG = "english"
 PG_PENDING_LIST_KB = 256  # the GIN index's pending list, read whole by every search (0010)
+# PostgreSQL's search table is partitioned by `slice` = id // PG_SLICE (0011): a search whose
+# block lies in the newest slices reads only their GIN indexes and their matches' rows
+PG_SLICE = 100_000
+SLICE_MARGIN = 1.2  # a block's slices are picked to hold this many times RANK_BLOCK matches
 MAX_TERMS = 16
 RANK_BLOCK = 1000  # a search's matches are ranked this many at a time (`sqlite_page`, `pg_page`)
 NO_BLOCK = 2**63 - 1  # `block_top` of the first block: every id
@@ -83,15 +97,19 @@ _WORD = re.compile(r"\w+")
 
 
 def search_ddl(dialect: str) -> list[str]:
-    """The statements that create the search index in an empty database (migration 0006;
-    on PostgreSQL with 0010's cap on the GIN pending list, which every search reads)."""
+    """The statements that create the search index in an empty database (migrations 0006,
+    0010 and 0011: on PostgreSQL, partitioned by slice, with 0010's cap on the GIN pending
+    list, which every search reads, and the first two slices)."""
     if dialect == "postgresql":
         return [
-            f"CREATE TABLE {PG_TABLE} (item_id BIGINT NOT NULL PRIMARY KEY "
-            "REFERENCES items (id) ON DELETE CASCADE, published_at TIMESTAMP WITH TIME ZONE "
-            "NOT NULL, document TSVECTOR NOT NULL)",
+            f"CREATE TABLE {PG_TABLE} (item_id BIGINT NOT NULL REFERENCES items (id) "
+            "ON DELETE CASCADE, slice BIGINT NOT NULL, published_at TIMESTAMP WITH TIME ZONE "
+            "NOT NULL, document TSVECTOR NOT NULL, PRIMARY KEY (item_id, slice)) "
+            "PARTITION BY RANGE (slice)",
             f"CREATE INDEX ix_{PG_TABLE}_document ON {PG_TABLE} USING gin (document) "
             f"WITH (gin_pending_list_limit = {PG_PENDING_LIST_KB})",
+            slice_ddl(0),
+            slice_ddl(1),
         ]
     return [
         f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, body, "
@@ -101,9 +119,71 @@ def search_ddl(dialect: str) -> list[str]:
     ]
 
 
+def slice_ddl(number: int) -> str:
+    """The statement that creates PostgreSQL's search partition `number` (ids from
+    number * PG_SLICE up to the next slice's); it gets the GIN index by itself."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {PG_TABLE}_{number:05d} PARTITION OF {PG_TABLE} "
+        f"FOR VALUES FROM ({number}) TO ({number + 1})"
+    )
+
+
+def slices_for(low_id: int, high_id: int) -> range:
+    """The slice numbers of the ids from `low_id` to `high_id`."""
+    return range(max(low_id, 0) // PG_SLICE, max(high_id, 0) // PG_SLICE + 1)
+
+
+def make_room(conn: Connection, more: int) -> None:
+    """On PostgreSQL, make sure the search table has partitions for the next `more` story
+    ids and a whole slice beyond (so that ids other writers take meanwhile fit too).
+
+    Called first in a transaction that may store new stories, before it writes to the
+    table: creating a partition locks the whole table until the transaction ends (once in
+    PG_SLICE stories), and a transaction that had written to the table already could
+    deadlock with another writer doing the same.  Writers take turns by an advisory lock.
+    A no-op on SQLite (FTS5 is one table)."""
+    if conn.dialect.name != "postgresql":
+        return
+    last = int(
+        conn.execute(  # the highest id the items' sequence gave (NULL before the first)
+            text(
+                "SELECT coalesce(pg_sequence_last_value("
+                "CAST(pg_get_serial_sequence('items', 'id') AS regclass)), 0)"
+            )
+        ).scalar_one()
+    )
+    add_slices(conn, last, last + more + PG_SLICE)
+
+
+def add_slices(conn: Connection, low_id: int, high_id: int) -> None:
+    """On PostgreSQL, the search table's partitions for the ids from `low_id` to
+    `high_id` (those missing, under an advisory lock; see `make_room` for when)."""
+    wanted = list(slices_for(low_id, high_id))
+    if not _missing_slices(conn, wanted):
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROOM_LOCK})
+    for number in _missing_slices(conn, wanted):  # again: another writer may have made them
+        conn.exec_driver_sql(slice_ddl(number))
+
+
+_ROOM_LOCK = 0x696E67657374  # "ingest": the advisory lock of `make_room`
+
+
+def _missing_slices(conn: Connection, numbers: Sequence[int]) -> list[int]:
+    rows = conn.execute(
+        text(
+            "SELECT n FROM unnest(CAST(:numbers AS bigint[])) AS n "
+            f"WHERE to_regclass(format('{PG_TABLE}_%s', lpad(n::text, 5, '0'))) IS NULL"
+        ),
+        {"numbers": list(numbers)},
+    )
+    return [int(r[0]) for r in rows]
+
+
 def is_search_table(name: str) -> bool:
-    """Whether `name` is one of the search index's tables (FTS5 keeps shadow tables too)."""
-    return name in (PG_TABLE, FTS_TABLE) or name.startswith(FTS_TABLE + "_")
+    """Whether `name` is one of the search index's tables (FTS5 keeps shadow tables too;
+    PostgreSQL's slices are partitions named `item_search_00000` and on)."""
+    return name in (PG_TABLE, FTS_TABLE) or name.startswith((FTS_TABLE + "_", PG_TABLE + "_"))
 
 
 def check_sqlite_fts5(conn: Connection) -> None:
@@ -150,9 +230,10 @@ def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(
             text(
-                f"INSERT INTO {PG_TABLE} (item_id, published_at, document) VALUES (:id, "
-                f":published_at, setweight(to_tsvector('{PG_CONFIG}', :title), 'A') || "
-                f"setweight(to_tsvector('{PG_CONFIG}', :body), 'D')) ON CONFLICT (item_id) "
+                f"INSERT INTO {PG_TABLE} (item_id, slice, published_at, document) VALUES (:id, "
+                f"CAST(:id AS bigint) / {PG_SLICE}, :published_at, "
+                f"setweight(to_tsvector('{PG_CONFIG}', :title), 'A') || "
+                f"setweight(to_tsvector('{PG_CONFIG}', :body), 'D')) ON CONFLICT (item_id, slice) "
                 "DO UPDATE SET published_at = EXCLUDED.published_at, document = EXCLUDED.document"
             ).bindparams(bindparam("published_at", type_=UTCDateTime())),
             params,
@@ -198,10 +279,34 @@ def match_terms(dialect: str, words: Sequence[str]) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def few_matches(conn: Connection, search_terms: str) -> bool:
-    """Whether PostgreSQL should find a search's block through its GIN index (`pg_page`):
-    from the planner's own estimate of the matches (`EXPLAIN`, a plan and no run: a
-    fraction of a millisecond) and of the stories indexed (`pg_class.reltuples`)."""
+@dataclass(frozen=True)
+class Estimate:
+    """The planner's estimate of a search's matches on PostgreSQL (`estimate`), the
+    stories indexed, and the highest id indexed (0 when none)."""
+
+    matches: float
+    stories: float
+    top_id: int
+
+    @property
+    def few(self) -> bool:
+        """Whether the block is better found through the GIN index (`pg_page`)."""
+        return self.matches**2 <= RANK_BLOCK * max(self.stories, self.matches) * WALK_COST
+
+    def slice_low(self, block_top: int) -> int:
+        """The lowest slice a block up to `block_top` is looked for in first: enough
+        slices for SLICE_MARGIN times RANK_BLOCK matches, at the estimated rate."""
+        top = min(block_top, self.top_id)
+        share = min(1.0, self.matches / self.stories) if self.stories > 0 else 1.0
+        ids = SLICE_MARGIN * RANK_BLOCK / share if share > 0 else float(top)
+        return max(0, int(top - min(ids, float(top))) // PG_SLICE)
+
+
+def estimate(conn: Connection, search_terms: str) -> Estimate:
+    """How many stories PostgreSQL expects to match, of how many (`Estimate`): from the
+    planner's own estimate of the matches (`EXPLAIN`, a plan and no run: a fraction of a
+    millisecond) and of the stories in each slice (`pg_class.reltuples`; autovacuum
+    analyzes the slices, not the partitioned table), and the highest id indexed."""
     plan = conn.execute(
         text(
             f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {PG_TABLE} "
@@ -212,11 +317,16 @@ def few_matches(conn: Connection, search_terms: str) -> bool:
     if isinstance(plan, str):
         plan = json.loads(plan)
     matches = float(plan[0]["Plan"]["Plan Rows"])
-    stories = conn.execute(
-        text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+    stories, top = conn.execute(
+        text(
+            "SELECT (SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_inherits AS i "
+            "JOIN pg_class AS c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:table AS regclass)), "
+            f"(SELECT coalesce(max(item_id), 0) FROM {PG_TABLE})"
+        ),
         {"table": PG_TABLE},
-    ).scalar_one()
-    return matches * matches <= RANK_BLOCK * max(float(stories), matches) * WALK_COST
+    ).one()
+    return Estimate(matches, float(stories), int(top))
 
 
 def pg_page(given: frozenset[str]) -> Subquery:
@@ -233,26 +343,40 @@ def pg_page(given: frozenset[str]) -> Subquery:
     beside the document, so `items` is read only for `section`, `kind` or `source`.
     The planner's own choice between the two ways was wrong for rare words (it walked
     134,000 rows down the primary key, 34 ms, for a block the GIN index finds in 18),
-    so `FEW` in `given` names the index's way (`few_matches` decides).
+    so `FEW` in `given` names the index's way (`estimate` decides).  That way reads
+    only the slices from `slice_low` up (the table's partitions, `PG_SLICE` ids each):
+    the caller picks them to hold the block (`Estimate.slice_low`) and asks again from
+    slice 0 when they held fewer than `block_size` matches (`reads.latest`).
     """
-    query = f"plainto_tsquery('{PG_CONFIG}', :search_terms)"
-    # `+ 0` hides the primary key from the planner, so that it reads the GIN index alone
-    # (a prepared statement's generic plan otherwise ANDs in a scan of the whole key)
-    key = "s.item_id + 0" if FEW in given else "s.item_id"
+    # an InitPlan: worked out once (a prepared statement's generic plan called
+    # plainto_tsquery again for every row it checked or ranked)
+    query = f"(SELECT plainto_tsquery('{PG_CONFIG}', :search_terms))"
+    few = FEW in given
+    if few:
+        # `+ 0` hides the primary key from the planner, so that it reads the GIN index
+        # alone (a prepared statement's generic plan otherwise ANDs in a scan of the whole
+        # key); the slices are named by `slice`, which no index has: only partitions go
+        key, match = "s.item_id + 0", f"s.document @@ {query}"
+    else:
+        # the operator's function hides the GIN index: a generic plan, which cannot know
+        # that the words are common, read every match through it (half a second)
+        key, match = "s.item_id", f"ts_match_vq(s.document, {query})"
     where, params, after = _block_filters(given, "s.item_id", "s.published_at", BigInteger)
+    where.append(f"s.slice <= CAST(:block_top AS bigint) / {PG_SLICE}")
+    if few:
+        where.append("s.slice >= :slice_low")
+        params.append(bindparam("slice_low", type_=BigInteger))
     join = "JOIN items AS i ON i.id = s.item_id " if given & {"section", "kind"} else ""
     stmt = text(
+        # the block's documents are carried along to be ranked once the block is cut (the
+        # slices' matches are few enough; reading them again by key cost twice as much)
         "WITH block AS MATERIALIZED ("
-        "SELECT s.item_id AS id, s.published_at AS published_at "
+        "SELECT s.item_id AS id, s.published_at AS published_at, s.document AS document "
         f"FROM {PG_TABLE} AS s {join}"
-        f"WHERE {' AND '.join([f's.document @@ {query}', f'{key} <= :block_top', *where])} "
+        f"WHERE {' AND '.join([match, f'{key} <= :block_top', *where])} "
         f"ORDER BY {key} DESC LIMIT :block_size), "
-        # ranked once the block is cut, its documents read again by the primary key: a
-        # ts_rank, or the documents, in the block's own list would be worked out (or
-        # carried through the sort) for every match
-        f"ranked AS (SELECT b.id AS id, -ts_rank(d.document, {query})::float8 AS score, "
-        f"b.published_at AS published_at FROM block AS b JOIN {PG_TABLE} AS d "
-        "ON d.item_id = b.id), " + _page_of_block("ranked", after)
+        f"ranked AS (SELECT id, -ts_rank(document, {query})::float8 AS score, "
+        "published_at FROM block), " + _page_of_block("ranked", after)
     )
     return _as_page(stmt, params, BigInteger)
 
