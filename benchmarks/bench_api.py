@@ -17,8 +17,11 @@ and measures, each after 50 warm-up calls, the p50 / p95 / max latency of:
 - `/api/items` with each filter: section, a page 1,000 deep (cursor), none,
   `source=` (a big and a small source), `kind=`, a date range, a two-word
   search `q=` (first page and the next one), and `/` and the Atom feed:
-  - in-process: httpx.AsyncClient over httpx.ASGITransport, no sockets, the
-    same Starlette app and thread-pool hop as under uvicorn;
+  - in-process: each request handed straight to the ASGI app (a scope, an empty
+    body, the response's messages collected: what uvicorn hands it), no sockets,
+    the same Starlette app and thread-pool hop as under uvicorn (plus one row
+    through httpx.AsyncClient over httpx.ASGITransport, whose own cost is about
+    0.6 ms a request; earlier runs measured every row through it);
   - over loopback: `ingest serve` as a subprocess (uvicorn, one worker) and
     one keep-alive `http.client` connection, requests one after another
     (plus one row through httpx.Client, whose own cost is most of a request);
@@ -45,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -148,20 +152,59 @@ def paths(store: Store) -> dict[str, str]:
     }
 
 
-def bench_in_process(store: Store, targets: dict[str, str], n: int, out: Results) -> None:
+def asgi_get(app: Any) -> Callable[[str], Awaitable[int]]:
+    """A GET straight into the ASGI app: the request's scope, one empty body, the
+    response's messages collected; returns the status.  No client library around it
+    (httpx's AsyncClient costs about 0.6 ms a request: its own row)."""
+
+    async def get(path: str) -> int:
+        route, _, query = path.partition("?")
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": route, "raw_path": route.encode(), "root_path": "",
+            "query_string": query.encode(), "headers": [(b"host", b"bench")],
+            "client": ("127.0.0.1", 40000), "server": ("bench", 80),
+        }  # fmt: skip
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return int(sent[0]["status"])
+
+    return get
+
+
+def bench_in_process(
+    store: Store, targets: dict[str, str], n: int, out: Results, only: list[str] | None
+) -> None:
     app = create_app(store)
+    get = asgi_get(app)
 
     async def run() -> None:
+        for name, path in targets.items():
+
+            async def call(path: str = path) -> None:
+                status = await get(path)
+                assert status == 200, (path, status)
+
+            samples = await time_async(call, calls(name, n))
+            out.setdefault(name, {})["in-process"] = line(name, samples)
+        name = "/api/items?section=latest&limit=20 through httpx.AsyncClient"
+        if not chosen(name, only):
+            return
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            for name, path in targets.items():
 
-                async def call(path: str = path) -> None:
-                    r = await client.get(path)
-                    assert r.status_code == 200, r.text
+            async def through_httpx() -> None:
+                r = await client.get("/api/items?section=latest&limit=20")
+                assert r.status_code == 200, r.text
 
-                samples = await time_async(call, calls(name, n))
-                out.setdefault(name, {})["in-process"] = line(name, samples)
+            out.setdefault(name, {})["in-process"] = line(name, await time_async(through_httpx, n))
 
     asyncio.run(run())
 
@@ -272,8 +315,8 @@ def measure(db_url: str, args: argparse.Namespace) -> tuple[str, Results]:
             print(f"\n== {dialect}: {store.story_count():,} stories written in {seconds:.0f} s "
                   f"(then ANALYZE); {args.requests} timed calls each")  # fmt: skip
         targets = {k: v for k, v in paths(store).items() if chosen(k, args.only)}
-        print("in-process ASGI (httpx.ASGITransport -> Starlette -> thread pool -> Store):")
-        bench_in_process(store, targets, args.requests, out)
+        print("in-process ASGI (the app called directly -> Starlette -> thread pool -> Store):")
+        bench_in_process(store, targets, args.requests, out, args.only)
         print("over loopback (`ingest serve`, uvicorn, one keep-alive http.client connection):")
         bench_loopback(db_url, targets, args.requests, out, args.only)
         print("SQL, as a downstream site sends it:")

@@ -72,7 +72,8 @@ def latest(conn: Connection, **filters: Any) -> list[Story]:
         else:
             estimate = None
     if "block_top" not in params:
-        return [_with_sources(dict(r._mapping)) for r in conn.execute(statement, params)]
+        found = conn.execute(statement, params).mappings().all()  # one fetch, not one a row
+        return [_with_sources(dict(r)) for r in found]
     wanted: int = params["page"]
     rows: list[Story] = []
     while True:
@@ -197,7 +198,7 @@ def _statement(dialect: str, given: frozenset[str]) -> Select[Any]:
     return (
         query.join(sources, sources.c.key == items.c.source_key)
         .order_by(date.desc(), ident.desc())
-        .limit(bindparam("page", type_=Integer))
+        .limit(bindparam("page", type_=Integer, literal_execute=True))
     )
 
 
