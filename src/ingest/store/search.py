@@ -219,8 +219,9 @@ def document(title: str, summary: str | None, content: str | None) -> tuple[str,
 Indexed = tuple[int, str, str | None, str | None, datetime]
 
 
-def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
-    """Index (or re-index) stories given as (id, title, summary, content, published_at)."""
+def write_documents(conn: Connection, rows: Iterable[Indexed], *, new: bool = False) -> None:
+    """Index (or re-index) stories given as (id, title, summary, content, published_at);
+    `new` when they were inserted in this transaction (nothing of theirs to replace)."""
     params: list[dict[str, Any]] = []
     for item_id, title, summary, content, published_at in rows:
         t, b = document(title, summary, content)
@@ -239,7 +240,8 @@ def write_documents(conn: Connection, rows: Iterable[Indexed]) -> None:
             params,
         )
         return
-    remove_documents(conn, [p["id"] for p in params])  # FTS5 has no upsert
+    if not new:
+        remove_documents(conn, [p["id"] for p in params])  # FTS5 has no upsert
     conn.execute(
         text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :title, :body)"), params
     )

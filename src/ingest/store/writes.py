@@ -157,7 +157,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
             inserted_count = len(inserted)
             ids.update((r[0], (r[1], r[2])) for r in inserted)
             search.write_documents(
-                conn, [(r[1], *_searched(stories[r[0]]), r[2]) for r in inserted]
+                conn, [(r[1], *_searched(stories[r[0]]), r[2]) for r in inserted], new=True
             )
         plan = replace(plan, stories=inserted_count)
         # stories another source stored first were not inserted: look their ids up
