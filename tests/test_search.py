@@ -435,6 +435,14 @@ def test_postgresql_reads_the_newest_slices_and_pages_as_from_every_slice(
         found = store.latest(search="slice news", limit=10)
         assert sorted(r["id"] for r in found) == list(range(7 * slice_ - 1, 7 * slice_ + 4))
         assert slices()[-2:] == ["item_search_00007", "item_search_00008"]  # and the next
+        # past five digits of slices (ten billion ids) the names grow a digit
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('items', 'id'), {100_000 * slice_ - 2})"
+            )
+        save(store, A, [item(A, 950 + n, title=f"Far news {n}") for n in range(3)])
+        assert len(store.latest(search="far news", limit=10)) == 3
+        assert set(slices()) >= {"item_search_99999", "item_search_100000", "item_search_100001"}
 
 
 def test_migration_0011_puts_postgresql_search_in_slices_and_back(pg_url: str) -> None:

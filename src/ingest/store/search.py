@@ -65,6 +65,7 @@ __all__ = [
     "pg_page",
     "search_ddl",
     "slice_ddl",
+    "slice_name",
     "slices_for",
     "sqlite_page",
     "terms",
@@ -123,7 +124,7 @@ def slice_ddl(number: int) -> str:
     """The statement that creates PostgreSQL's search partition `number` (ids from
     number * PG_SLICE up to the next slice's); it gets the GIN index by itself."""
     return (
-        f"CREATE TABLE IF NOT EXISTS {PG_TABLE}_{number:05d} PARTITION OF {PG_TABLE} "
+        f"CREATE TABLE IF NOT EXISTS {slice_name(number)} PARTITION OF {PG_TABLE} "
         f"FOR VALUES FROM ({number}) TO ({number + 1})"
     )
 
@@ -170,14 +171,20 @@ _ROOM_LOCK = 0x696E67657374  # "ingest": the advisory lock of `make_room`
 
 
 def _missing_slices(conn: Connection, numbers: Sequence[int]) -> list[int]:
+    names = {slice_name(n): n for n in numbers}
     rows = conn.execute(
         text(
-            "SELECT n FROM unnest(CAST(:numbers AS bigint[])) AS n "
-            f"WHERE to_regclass(format('{PG_TABLE}_%s', lpad(n::text, 5, '0'))) IS NULL"
+            "SELECT name FROM unnest(CAST(:names AS text[])) AS name "
+            "WHERE to_regclass(name) IS NULL"
         ),
-        {"numbers": list(numbers)},
+        {"names": list(names)},
     )
-    return [int(r[0]) for r in rows]
+    return sorted(names[r[0]] for r in rows)
+
+
+def slice_name(number: int) -> str:
+    """The name of PostgreSQL's search partition `number`: item_search_00000 and on."""
+    return f"{PG_TABLE}_{number:05d}"
 
 
 def is_search_table(name: str) -> bool:
