@@ -118,8 +118,7 @@ def fill(store: Store, n: int, *, seed: int = 5, batch: int = 20_000, first_id: 
     stories, links = [], []
     last = first_id + n - 1
     with store.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # the search table's slices for those ids
-            search.add_slices(conn, first_id, last)
+        search.add_slices(conn, first_id, last)  # PostgreSQL's search slices for those ids
         for story, story_links in _stories(n, seed, first_id):
             stories.append(story)
             links.extend(story_links)

@@ -63,22 +63,23 @@ def latest(conn: Connection, **filters: Any) -> list[Story]:
     block with one more (a block is bigger than any page)."""
     dialect = conn.dialect.name
     statement, params = latest_statement(dialect, **filters)
-    estimate = None
-    if dialect == "postgresql" and "search_terms" in params:  # which way to find a block
-        estimate = search_index.estimate(conn, params["search_terms"])
-        if estimate.few:
+    # on PostgreSQL, when the planner expects few matches, the GIN index's way and the
+    # newest slices it should find the block in (None: every slice)
+    picked: search_index.Estimate | None = None
+    if dialect == "postgresql" and "search_terms" in params:
+        guess = search_index.estimate(conn, params["search_terms"])
+        if guess.few:
+            picked = guess
             filters = {**filters, "few_matches": True}
             statement, params = latest_statement(dialect, **filters)
-        else:
-            estimate = None
     if "block_top" not in params:
         found = conn.execute(statement, params).mappings().all()  # one fetch, not one a row
         return [_with_sources(dict(r)) for r in found]
     wanted: int = params["page"]
     rows: list[Story] = []
     while True:
-        if estimate is not None:  # the newest slices that should hold the block
-            params["slice_low"] = estimate.slice_low(params["block_top"])
+        if filters.get("few_matches"):
+            params["slice_low"] = 0 if picked is None else picked.slice_low(params["block_top"])
         low, size, page = None, 0, []
         for r in conn.execute(statement, params):
             row = dict(r._mapping)
@@ -88,8 +89,7 @@ def latest(conn: Connection, **filters: Any) -> list[Story]:
                 row["block"] = None if top == search_index.NO_BLOCK else top
                 page.append(_with_sources(row))
         if size < params["block_size"] and params.get("slice_low", 0) > 0:
-            estimate = None  # those slices held less than a block: the same block from all
-            params["slice_low"] = 0
+            picked = None  # those slices held less than a block: the same block from all
             continue
         rows += page
         if len(rows) >= wanted or low is None or size < params["block_size"]:
@@ -97,8 +97,6 @@ def latest(conn: Connection, **filters: Any) -> list[Story]:
         filters = {**filters, "limit": wanted - len(rows), "block_top": low - 1}
         filters.update(before=None, before_score=None)  # the next block, from its best
         statement, params = latest_statement(dialect, **filters)
-        if estimate is None and "few_matches" in filters:
-            params["slice_low"] = 0
 
 
 def _with_sources(row: dict[str, Any]) -> Story:

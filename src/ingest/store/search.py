@@ -144,7 +144,7 @@ def make_room(conn: Connection, more: int) -> None:
     deadlock with another writer doing the same.  Writers take turns by an advisory lock.
     A no-op on SQLite (FTS5 is one table)."""
     if conn.dialect.name != "postgresql":
-        return
+        return  # (before the sequence is asked for)
     last = int(
         conn.execute(  # the highest id the items' sequence gave (NULL before the first)
             text(
@@ -158,7 +158,10 @@ def make_room(conn: Connection, more: int) -> None:
 
 def add_slices(conn: Connection, low_id: int, high_id: int) -> None:
     """On PostgreSQL, the search table's partitions for the ids from `low_id` to
-    `high_id` (those missing, under an advisory lock; see `make_room` for when)."""
+    `high_id` (those missing, under an advisory lock; see `make_room` for when).
+    A no-op on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return
     wanted = list(slices_for(low_id, high_id))
     if not _missing_slices(conn, wanted):
         return
@@ -305,10 +308,11 @@ class Estimate:
     def slice_low(self, block_top: int) -> int:
         """The lowest slice a block up to `block_top` is looked for in first: enough
         slices for SLICE_MARGIN times RANK_BLOCK matches, at the estimated rate."""
-        top = min(block_top, self.top_id)
         share = min(1.0, self.matches / self.stories) if self.stories > 0 else 1.0
-        ids = SLICE_MARGIN * RANK_BLOCK / share if share > 0 else float(top)
-        return max(0, int(top - min(ids, float(top))) // PG_SLICE)
+        if share <= 0:
+            return 0  # no matches expected: every slice
+        top = min(block_top, self.top_id)
+        return max(0, int(top - SLICE_MARGIN * RANK_BLOCK / share) // PG_SLICE)
 
 
 def estimate(conn: Connection, search_terms: str) -> Estimate:
