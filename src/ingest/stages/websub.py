@@ -169,13 +169,14 @@ def push_status(state: str, expires_at: datetime | None, now: datetime) -> PushS
     unsubscribing."""
     if state == "active":
         return "subscribed" if expires_at is not None and expires_at > now else "lapsed"
-    if state == "requested":
-        return "pending"
-    if state == "denied":
-        return "denied"
-    if state == "unsubscribing":
-        return "unsubscribing"
-    return "failed"
+    return _PUSH_STATUS.get(state, "failed")
+
+
+_PUSH_STATUS: dict[str, PushStatus] = {
+    "requested": "pending",
+    "denied": "denied",
+    "unsubscribing": "unsubscribing",
+}  # any other stored state but "active" is a failure
 
 
 def push_trouble(state: str, error: str | None, refused: int) -> str | None:
