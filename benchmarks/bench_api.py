@@ -18,7 +18,8 @@ and measures, each after 50 warm-up calls, the p50 / p95 / max latency of:
   `source=` (a big and a small source), `kind=`, a date range, a two-word
   search `q=` (first page and the next one), and `/` and the Atom feed:
   - in-process: each request handed straight to the ASGI app (a scope, an empty
-    body, the response's messages collected: what uvicorn hands it), no sockets,
+    body, the response's messages collected: what uvicorn hands it, on uvicorn's event
+    loop: uvloop), no sockets,
     the same Starlette app and thread-pool hop as under uvicorn (plus one row
     through httpx.AsyncClient over httpx.ASGITransport, whose own cost is about
     0.6 ms a request; earlier runs measured every row through it);
@@ -206,7 +207,18 @@ def bench_in_process(
 
             out.setdefault(name, {})["in-process"] = line(name, await time_async(through_httpx, n))
 
-    asyncio.run(run())
+    serve_loop(run())
+
+
+def serve_loop(main: Awaitable[None]) -> None:
+    """Run `main` on the event loop `ingest serve` runs on: uvicorn's `loop="auto"` takes
+    uvloop when it is installed (ingest depends on it, but for Windows)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - installed with ingest on every platform we test
+        asyncio.run(main)  # type: ignore[arg-type]
+        return
+    uvloop.run(main)
 
 
 def chosen(name: str, only: list[str] | None) -> bool:

@@ -50,7 +50,7 @@ __all__ = [
 
 # The Alembic revision this code expects; opening a database at another one
 # runs the migrations first.  tests/test_store.py checks it is the head.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -177,7 +177,8 @@ item_sources = Table(
     # the read side at scale (0006): the story's `published_at`, kept in step with
     # `items` by the store's writes, so that `source=` reads one index newest first
     Column("published_at", UTCDateTime, nullable=False),
-    Index("ix_item_sources_item", "item_id"),
+    # every listed story's carriers (reads.carriers) from the index alone (0012)
+    Index("ix_item_sources_carriers", "item_id", "source_key", "first_seen_at"),
     Index("ix_item_sources_source_published", "source_key", "published_at", "item_id"),
 )
 
