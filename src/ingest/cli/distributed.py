@@ -55,9 +55,7 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ingest.runtime import metrics
+    from ingest.runtime import eventloop, metrics
     from ingest.service.distributed.dispatcher import DISPATCHER_NAME, Dispatcher
     from ingest.store import Store
 
@@ -70,12 +68,11 @@ def dispatch(args: argparse.Namespace) -> int:
             args.sources, store, url, interval=args.interval, stalled_after=args.stalled_after,
             metrics=counted,
         )  # fmt: skip
-        return asyncio.run(dispatcher.run(once=args.once))
+        return eventloop.run(dispatcher.run(once=args.once))
 
 
 def worker(args: argparse.Namespace) -> int:
-    import asyncio
-
+    from ingest.runtime import eventloop
     from ingest.service.distributed.worker import run_worker
     from ingest.store import Store
 
@@ -90,7 +87,7 @@ def worker(args: argparse.Namespace) -> int:
         Store.open(url) as store,
         metrics.running("worker", args.metrics_port, args.metrics_host) as counted,
     ):
-        return asyncio.run(
+        return eventloop.run(
             run_worker(
                 store, url, concurrency=args.concurrency, heartbeat=args.heartbeat,
                 grace=args.grace, metrics=counted,

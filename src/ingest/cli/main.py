@@ -246,9 +246,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ingest.runtime import metrics
+    from ingest.runtime import eventloop, metrics
     from ingest.service.scheduler import SERVICE_NAME, Service, Timing
 
     with (
@@ -258,7 +256,7 @@ def _schedule(args: argparse.Namespace) -> int:
         service = Service(
             args.sources, store, timing=Timing(grace=args.grace), once=args.once, metrics=counted
         )
-        return asyncio.run(service.run())
+        return eventloop.run(service.run())
 
 
 def _distributed(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from ingest.model import (
     SourceReport,
     utcnow,
 )
+from ingest.runtime import eventloop
 from ingest.runtime.cooldowns import REFRESH as COOLDOWN_REFRESH
 from ingest.runtime.cooldowns import Cooldowns, CooldownView
 from ingest.runtime.leases import lease_ttl, make_owner, owner_is_dead
@@ -547,6 +548,6 @@ def run(
     (`workers.parse_job`); without one, a forkserver pool is started when the first
     of them comes.
     """
-    return asyncio.run(
+    return eventloop.run(
         _run_async(sources, store, settings or Settings(), transport, clock, progress, parse_pool)
     )

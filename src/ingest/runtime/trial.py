@@ -14,7 +14,6 @@ returns values; printing is the command line's (cli/format.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 
 from ingest import errors
 from ingest.model import Fetched, FetchState, Item, Settings, Source
+from ingest.runtime import eventloop
 from ingest.runtime.parsing import jobs as workers
 from ingest.stages import filters
 
@@ -180,7 +180,7 @@ def run_trial(
     now: datetime | None = None,
 ) -> Trial:
     """`try_source` on a fresh event loop (for the command line)."""
-    return asyncio.run(try_source(source, settings, transport=transport, now=now))
+    return eventloop.run(try_source(source, settings, transport=transport, now=now))
 
 
 def _ms(started: float) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ingest.model import PollRecord
@@ -89,6 +89,13 @@ def _keep_later(
         }
 
 
+# the answered hosts that have failures or strikes to reset: built once (an expanding IN)
+_STRUCK = select(hosts.c.host).where(
+    hosts.c.host.in_(bindparam("hosts", expanding=True)),
+    or_(hosts.c.failures != 0, hosts.c.strikes != 0),
+)
+
+
 def _count_failures(
     conn: Connection, records: Sequence[PollRecord]
 ) -> list[tuple[str, datetime, str, PollRecord]]:
@@ -110,13 +117,7 @@ def _count_failures(
     answered = sorted(h for h, run in runs.items() if run.answered and not run.failures)
     counted = {h for h, run in runs.items() if run.failures}
     for some in chunks(answered):  # the usual case: one read that finds nothing to reset
-        counted.update(
-            conn.execute(
-                select(hosts.c.host).where(
-                    hosts.c.host.in_(some), or_(hosts.c.failures != 0, hosts.c.strikes != 0)
-                )
-            ).scalars()
-        )
+        counted.update(conn.execute(_STRUCK, {"hosts": list(some)}).scalars())
     cooled = []
     # each row written in the order of its key, in every transaction: none waits in a circle
     for host in sorted(counted):

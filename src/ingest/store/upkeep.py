@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import Integer, and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from ingest.store.db import IN_CHUNK, chunks
-from ingest.store.schema import fetches, items, services, settings, sources
+from ingest.store.schema import UTCDateTime, fetches, items, services, settings, sources
 
 __all__ = [
     "acquire_leases",
@@ -51,6 +52,24 @@ def due_keys(
 ) -> list[str]:
     """Of `keys`, those due at `now` and free to poll (or leased by `owner`), most overdue first."""
     wanted = set(keys)
+    filtered = len(wanted) <= IN_CHUNK  # the usual case (a worker asks about one key)
+    params: dict[str, Any] = {"now": now}
+    if owner is not None:
+        params["owner"] = owner
+    if filtered:  # the database filters
+        params.update(keys=sorted(wanted), page=limit)
+    rows = conn.execute(_due_query(owner is not None, filtered), params)
+    return [r[0] for r in rows if r[0] in wanted][:limit]
+
+
+@lru_cache(maxsize=4)
+def _due_query(owned: bool, filtered: bool) -> Any:
+    """The SELECT behind `due_keys`, built once per shape (the scheduler asks every tick):
+    parameters `now`, `owner` (when `owned`), `keys` and `page` (when `filtered`)."""
+    now = bindparam("now", type_=UTCDateTime())
+    free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+    if owned:
+        free = or_(free, sources.c.lease_owner == bindparam("owner"))
     query = (
         select(sources.c.key)
         .where(
@@ -59,15 +78,15 @@ def due_keys(
             sources.c.disabled_reason.is_(None),
             or_(sources.c.next_due_at.is_(None), sources.c.next_due_at <= now),
             or_(sources.c.retry_after_until.is_(None), sources.c.retry_after_until <= now),
-            _lease_free(now, owner),
+            free,
         )
         .order_by(sources.c.next_due_at.is_not(None), sources.c.next_due_at, sources.c.key)
     )
-    if (
-        len(wanted) <= IN_CHUNK
-    ):  # the usual case (a worker asks about one key): the database filters
-        query = query.where(sources.c.key.in_(sorted(wanted))).limit(limit)
-    return [r[0] for r in conn.execute(query) if r[0] in wanted][:limit]
+    if filtered:
+        query = query.where(sources.c.key.in_(bindparam("keys", expanding=True))).limit(
+            bindparam("page", type_=Integer, literal_execute=True)  # a plan for the number
+        )
+    return query
 
 
 def acquire_leases(

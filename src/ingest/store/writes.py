@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -347,6 +348,24 @@ def _log_row(report: SourceReport, started_at: datetime, url: str, outcome: str)
     }  # fmt: skip
 
 
+_LOG_INSERT = fetches.insert()
+
+
+@lru_cache(maxsize=64)
+def _state_update(failed: bool, columns: tuple[str, ...]) -> Any:
+    """The UPDATE of a source's state row that sets `columns` (and counts a failure):
+    built once per shape, since building it cost more than running it (the service
+    records a few polls at a time)."""
+    stmt = (
+        update(sources)
+        .where(sources.c.key == bindparam("b_key"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+    if failed:
+        stmt = stmt.values(consecutive_failures=sources.c.consecutive_failures + 1)
+    return stmt
+
+
 def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
     """Update each source's state row and append each poll to `fetches`.
 
@@ -367,14 +386,7 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
         url = record.fetched.url if record.fetched is not None else source.url
         log_rows.append(_log_row(report, record.started_at, url, _outcome(report)))
     for (failed, columns), params_list in groups.items():
-        stmt = (
-            update(sources)
-            .where(sources.c.key == bindparam("b_key"))
-            .values({c: bindparam(f"v_{c}") for c in columns})
-        )
-        if failed:
-            stmt = stmt.values(consecutive_failures=sources.c.consecutive_failures + 1)
-        conn.execute(stmt, params_list)
+        conn.execute(_state_update(failed, columns), params_list)
     if log_rows:
-        conn.execute(fetches.insert(), log_rows)
+        conn.execute(_LOG_INSERT, log_rows)
     record_cooldowns(conn, records)  # a 429, or failures in a row, hold back the host (hosts.py)
