@@ -42,19 +42,21 @@ def fetch_states(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str |
     """Per source of `keys` (polled or not): the URL the validators belong to, and the state."""
     out: dict[str, tuple[str | None, FetchState]] = {}
     for chunk in chunks(keys):
-        rows = conn.execute(
-            select(
-                sources.c.key,
-                sources.c.state_url,
-                sources.c.etag,
-                sources.c.last_modified,
-                sources.c.body_hash,
-                sources.c.consecutive_failures,
-                sources.c.discovered_url,
-            ).where(sources.c.key.in_(chunk))
-        )
+        rows = conn.execute(_FETCH_STATES, {"keys": list(chunk)})
         out.update((r[0], (r[1], FetchState(r[2], r[3], r[4], r[5] or 0, r[6]))) for r in rows)
     return out
+
+
+# built once: the scheduler reads the states of the sources it polls every tick
+_FETCH_STATES = select(
+    sources.c.key,
+    sources.c.state_url,
+    sources.c.etag,
+    sources.c.last_modified,
+    sources.c.body_hash,
+    sources.c.consecutive_failures,
+    sources.c.discovered_url,
+).where(sources.c.key.in_(bindparam("keys", expanding=True)))
 
 
 def latest(conn: Connection, **filters: Any) -> list[Story]:

@@ -42,9 +42,12 @@ __all__ = [
 SETTINGS_ROW = "settings"
 
 
-def _lease_free(now: datetime, owner: str | None = None) -> Any:
+def _lease_free(owned: bool) -> Any:
+    """Not leased, or the lease ran out by the parameter `now` (or, when `owned`, held
+    by the parameter `owner`)."""
+    now = bindparam("now", type_=UTCDateTime())
     free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
-    return free if owner is None else or_(free, sources.c.lease_owner == owner)
+    return or_(free, sources.c.lease_owner == bindparam("owner")) if owned else free
 
 
 def due_keys(
@@ -67,9 +70,6 @@ def _due_query(owned: bool, filtered: bool) -> Any:
     """The SELECT behind `due_keys`, built once per shape (the scheduler asks every tick):
     parameters `now`, `owner` (when `owned`), `keys` and `page` (when `filtered`)."""
     now = bindparam("now", type_=UTCDateTime())
-    free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
-    if owned:
-        free = or_(free, sources.c.lease_owner == bindparam("owner"))
     query = (
         select(sources.c.key)
         .where(
@@ -78,7 +78,7 @@ def _due_query(owned: bool, filtered: bool) -> Any:
             sources.c.disabled_reason.is_(None),
             or_(sources.c.next_due_at.is_(None), sources.c.next_due_at <= now),
             or_(sources.c.retry_after_until.is_(None), sources.c.retry_after_until <= now),
-            free,
+            _lease_free(owned),
         )
         .order_by(sources.c.next_due_at.is_not(None), sources.c.next_due_at, sources.c.key)
     )
@@ -98,14 +98,18 @@ def acquire_leases(
     until = now + timedelta(seconds=ttl)
     taken: set[str] = set()
     for chunk in chunks(keys):
-        rows = conn.execute(
-            update(sources)
-            .where(sources.c.key.in_(chunk), _lease_free(now, owner))
-            .values(lease_owner=owner, lease_until=until)
-            .returning(sources.c.key)
-        )
-        taken.update(r[0] for r in rows)
+        params = {"keys": list(chunk), "now": now, "owner": owner, "until": until}
+        taken.update(r[0] for r in conn.execute(_TAKE_LEASES, params))
     return taken
+
+
+# built once: the scheduler takes leases every tick
+_TAKE_LEASES = (
+    update(sources)
+    .where(sources.c.key.in_(bindparam("keys", expanding=True)), _lease_free(owned=True))
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until", type_=UTCDateTime()))
+    .returning(sources.c.key)
+)
 
 
 def lease_owners(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
