@@ -51,8 +51,12 @@ def tree_cpu(proc: psutil.Process) -> float:
 
 
 def polls(db: Path) -> int:
-    with sqlite3.connect(db) as c:
-        return int(c.execute("SELECT count(*) FROM fetches").fetchone()[0])
+    """Polls recorded so far; 0 while the scheduler is still creating the new file's schema."""
+    try:
+        with sqlite3.connect(db) as c:
+            return int(c.execute("SELECT count(*) FROM fetches").fetchone()[0])
+    except sqlite3.OperationalError:  # no such table yet, or the file is locked being made
+        return 0
 
 
 def ingest_side(sources: Path, work: Path, feeds: int, seconds: float) -> tuple[float, int]:
