@@ -185,6 +185,28 @@ def test_cookies_never_follow_a_redirect_to_another_host(
     assert second.header("User-Agent") == "EditorBot/1"
 
 
+def test_a_cookie_a_host_sets_goes_back_to_it_once(feed_server: FeedServer) -> None:
+    """One jar keeps the cookies a server sets (httpx's): the next request to that host
+    carries each once, and a host that set none gets none."""
+    feed_server.put("/a.xml", RSS, headers={"Set-Cookie": "consent=yes; Path=/"})
+    feed_server.put("/b.xml", RSS)
+    with FeedServer(host="127.0.0.2") as other:
+        other.put("/c.xml", RSS)
+
+        async def go() -> None:
+            async with make_client(Settings()) as client:
+                for url in (feed_server.url("/a.xml"), feed_server.url("/b.xml"),
+                            other.url("/c.xml")):  # fmt: skip
+                    await Fetcher(client).fetch(Source(key="s", name="s", url=url))
+
+        run(go())
+        (second,) = other.requests
+    first, again = feed_server.requests
+    assert first.header("Cookie") is None
+    assert again.header("Cookie") == "consent=yes"
+    assert second.header("Cookie") is None
+
+
 def test_a_missing_variable_fails_the_poll_saying_which(
     feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

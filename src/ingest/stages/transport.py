@@ -97,7 +97,11 @@ def _aiohttp_transport(
             enable_cleanup_closed=False,
             **({"resolver": guarded_resolver(guard)} if guard is not None else {}),
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
+        # cookies are httpx's to keep (its jar, its Cookie header): aiohttp's own jar would
+        # keep them a second time and filter them again for every request
+        return aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
     transport: httpx.AsyncBaseTransport = AiohttpTransport(
         client=session, proxy=_http_proxy(proxy) if proxy else None
