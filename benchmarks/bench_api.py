@@ -37,7 +37,6 @@ repeat them on a noisy machine.  It measures; it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import os
 import secrets
@@ -59,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bulkstories import NOW, WORDS, fill  # noqa: E402
+from ingest.runtime import eventloop  # noqa: E402
 from ingest.store import Store  # noqa: E402
 from ingest.web.app import create_app  # noqa: E402
 from ingest.web.params import encode_cursor  # noqa: E402
@@ -207,18 +207,7 @@ def bench_in_process(
 
             out.setdefault(name, {})["in-process"] = line(name, await time_async(through_httpx, n))
 
-    serve_loop(run())
-
-
-def serve_loop(main: Awaitable[None]) -> None:
-    """Run `main` on the event loop `ingest serve` runs on: uvicorn's `loop="auto"` takes
-    uvloop when it is installed (ingest depends on it, but for Windows)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - installed with ingest on every platform we test
-        asyncio.run(main)  # type: ignore[arg-type]
-        return
-    uvloop.run(main)
+    eventloop.run(run())  # the loop `ingest serve` runs on: uvicorn takes uvloop too
 
 
 def chosen(name: str, only: list[str] | None) -> bool:
