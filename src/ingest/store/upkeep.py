@@ -42,11 +42,13 @@ __all__ = [
 SETTINGS_ROW = "settings"
 
 
+_NOW = bindparam("now", type_=UTCDateTime())  # the `now` of the statements built once here
+
+
 def _lease_free(owned: bool) -> Any:
     """Not leased, or the lease ran out by the parameter `now` (or, when `owned`, held
     by the parameter `owner`)."""
-    now = bindparam("now", type_=UTCDateTime())
-    free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+    free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < _NOW)
     return or_(free, sources.c.lease_owner == bindparam("owner")) if owned else free
 
 
@@ -69,22 +71,23 @@ def due_keys(
 def _due_query(owned: bool, filtered: bool) -> Any:
     """The SELECT behind `due_keys`, built once per shape (the scheduler asks every tick):
     parameters `now`, `owner` (when `owned`), `keys` and `page` (when `filtered`)."""
-    now = bindparam("now", type_=UTCDateTime())
     query = (
         select(sources.c.key)
         .where(
             sources.c.enabled.is_(True),
             sources.c.in_config.is_(True),
             sources.c.disabled_reason.is_(None),
-            or_(sources.c.next_due_at.is_(None), sources.c.next_due_at <= now),
-            or_(sources.c.retry_after_until.is_(None), sources.c.retry_after_until <= now),
+            or_(sources.c.next_due_at.is_(None), sources.c.next_due_at <= _NOW),
+            or_(sources.c.retry_after_until.is_(None), sources.c.retry_after_until <= _NOW),
             _lease_free(owned),
         )
         .order_by(sources.c.next_due_at.is_not(None), sources.c.next_due_at, sources.c.key)
     )
     if filtered:
+        # the LIMIT a parameter: the room left varies from tick to tick, and one statement
+        # (one prepared statement on PostgreSQL) serves them all over the small sources table
         query = query.where(sources.c.key.in_(bindparam("keys", expanding=True))).limit(
-            bindparam("page", type_=Integer, literal_execute=True)  # a plan for the number
+            bindparam("page", type_=Integer)
         )
     return query
 
