@@ -3,9 +3,12 @@
 
     python benchmarks/bench_vs_reader.py [--feeds 200] [--items 25] [--delay-ms 40]
         [--workers 16] [--repeat 3] [--feedlab ../shared/feedlab] [--postgres URL]
+    python benchmarks/bench_vs_reader.py --corpus ../shared/corpus/realworld [--repeat 3]
 
-Generates a corpus with feedlab/gen.py, serves it over loopback with
-feedlab/serve.py, then times, as separate processes on fresh databases:
+Generates a corpus with feedlab/gen.py (or, with --corpus, takes a directory of
+real feeds as it is, listed by feedlab/sources_for.py, with `retention: 36500d`
+so that ingest keeps their old stories as reader keeps its entries), serves it
+over loopback with feedlab/serve.py, then times, as separate processes on fresh databases:
 a cold `ingest run` and an unchanged re-poll, and the same two passes of
 feedlab/peer_reader.py (the `reader` library, --workers threads).  Prints the
 median seconds, peak memory (largest single process RSS, the whole process
@@ -20,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -43,14 +47,27 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=16, help="reader's worker threads")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-reader", action="store_true")
+    ap.add_argument("--corpus", type=Path, help="a directory of feeds (feeds/*) to serve as is")
     a = ap.parse_args()
 
     compile_sources(ROOT)  # as pip did reader's
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     port = free_port()
-    corpus = work / "corpus"
-    expected = generate(a.feedlab, corpus, feeds=a.feeds, items=a.items, port=port, hosts=a.hosts)
-    sources = corpus / "sources.yaml"
+    if a.corpus is None:
+        corpus = work / "corpus"
+        expected = generate(
+            a.feedlab, corpus, feeds=a.feeds, items=a.items, port=port, hosts=a.hosts
+        )
+        sources = corpus / "sources.yaml"
+    else:
+        corpus, expected = a.corpus, {}
+        sources = work / "sources.yaml"
+        listed = subprocess.run(
+            [sys.executable, str(a.feedlab / "sources_for.py"), str(corpus),
+             "--port", str(port), "--hosts", str(a.hosts)],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        sources.write_text("settings:\n  retention: 36500d\n" + listed)
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
     results: dict[str, list[dict[str, float | str]]] = {
         k: [] for k in ("ingest cold", "ingest warm", "reader cold", "reader warm")
@@ -91,8 +108,11 @@ def main() -> None:
     def med(label: str, key: str) -> float:
         return statistics.median(float(r[key]) for r in results[label])
 
-    print(f"corpus: {a.feeds} feeds x {a.items} items, --delay-ms {a.delay_ms:g}, "
-          f"{a.hosts} hosts; expected {json.dumps(expected)}")  # fmt: skip
+    if a.corpus is None:
+        print(f"corpus: {a.feeds} feeds x {a.items} items, --delay-ms {a.delay_ms:g}, "
+              f"{a.hosts} hosts; expected {json.dumps(expected)}")  # fmt: skip
+    else:
+        print(f"corpus: {a.corpus} as it is, --delay-ms {a.delay_ms:g}, {a.hosts} hosts")
     print(f"counts: {json.dumps(counts)}")
     print(f"{'run':<14}{'median s':>10}{'min s':>8}{'peak MB':>9}{'tree MB':>9}{'PSS MB':>9}"
           f"  (n={a.repeat})")  # fmt: skip
