@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import ingest.cli.format as cli_format
 from ingest import __version__, errors
 from ingest.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ingest.runtime import gcpause
 from ingest.stages.controls import printable
 
 if TYPE_CHECKING:
@@ -167,6 +168,8 @@ def _seconds(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "run":  # `ingest run` starts up until its polls begin (cli/run.py)
+        gcpause.settle()
     import ingest.cli.logs as logs
 
     base = logging.INFO if args.command in ("schedule", "dispatch", "worker") else logging.WARNING

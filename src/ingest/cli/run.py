@@ -25,11 +25,13 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     """`ingest run`: poll the enabled (or `--only`) sources once, print a line each."""
+    from ingest.runtime import gcpause
     from ingest.runtime.store_process import StoreProcess
 
     # First, while this process is small and has no threads: the database in a child
-    # that imports SQLAlchemy while we load the config and the HTTP stack.
-    with StoreProcess(args.db) as store:
+    # that imports SQLAlchemy while we load the config and the HTTP stack.  No cyclic
+    # collection until the polling starts (runtime/gcpause.py): start-up is allocation.
+    with gcpause.starting(), StoreProcess(args.db) as store:
         code = _run_with(args, store)
     if args.latest > 0 and code != EXIT_USAGE and args.format == "text":
         import ingest.cli.format as cli_format

@@ -43,7 +43,7 @@ from ingest.model import (
     SourceReport,
     utcnow,
 )
-from ingest.runtime import eventloop
+from ingest.runtime import eventloop, gcpause
 from ingest.runtime.cooldowns import REFRESH as COOLDOWN_REFRESH
 from ingest.runtime.cooldowns import Cooldowns, CooldownView
 from ingest.runtime.leases import lease_ttl, make_owner, owner_is_dead
@@ -529,6 +529,7 @@ async def _run_async(
             store, client, settings, clock=clock, progress=progress, parse_pool=parse_pool
         ) as pipeline,
     ):
+        gcpause.settle()  # imports done, client made: from here on the work's own garbage
         return await pipeline.run(sources)
 
 

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest import errors
+from ingest.runtime import gcpause
 
 if TYPE_CHECKING:  # annotations only: the fork comes first, before anything is imported
     from multiprocessing.connection import Connection
@@ -163,6 +164,8 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
     parent_end.close()  # else the pipe never reports the parent's death
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ingest.store import Store  # at once: the import is the slow part
+
+    gcpause.settle()  # forked while `ingest run` started up: our start-up is over too
 
     store: Store | None = None
     failure: errors.StoreError | None = None

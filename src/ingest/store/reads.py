@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Integer, bindparam, func, literal_column, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
@@ -270,6 +269,10 @@ def carriers(dialect: str) -> Any:
         .correlate(items)
     )
     if dialect == "postgresql":
+        # imported here: the PostgreSQL dialect package (every driver's module) costs a
+        # SQLite run's database process ~25 ms of start-up
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
         keyed = per_source.subquery("c")
         return select(
             func.string_agg(
