@@ -33,7 +33,7 @@ from ingest.model import Settings, Source
 from ingest.stages.challenge import challenge_of
 from ingest.stages.fetch import Fetcher
 from ingest.stages.netguard import NetGuard, parse_network
-from ingest.stages.transport import make_client
+from ingest.stages.transport import PollingClient, make_client
 from proxyserver import ProxyServer
 
 T = TypeVar("T")
@@ -205,6 +205,28 @@ def test_a_cookie_a_host_sets_goes_back_to_it_once(feed_server: FeedServer) -> N
     assert first.header("Cookie") is None
     assert again.header("Cookie") == "consent=yes"
     assert second.header("Cookie") is None
+
+
+def test_the_polling_clients_cookie_store_keeps_what_httpx_keeps() -> None:
+    """`PollingClient` skips reading responses that set no cookie; what it keeps and sends
+    is httpx's: cookies set on the client, and those a response sets, on later requests."""
+    seen: list[set[str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(set(filter(None, request.headers.get("cookie", "").split("; "))))
+        if request.url.path == "/set":
+            return httpx.Response(200, headers={"Set-Cookie": "a=1; Path=/"})
+        return httpx.Response(200, headers={"X-Other": "no cookie here"})
+
+    async def go() -> None:
+        async with PollingClient(transport=httpx.MockTransport(answer)) as client:
+            client.cookies = {"pre": "x"}  # httpx's setter: still the polling store
+            for path in ("/none", "/set", "/none"):
+                await client.get(f"http://h.test{path}")
+            assert dict(client.cookies) == {"pre": "x", "a": "1"}
+
+    run(go())
+    assert seen == [{"pre=x"}, {"pre=x"}, {"pre=x", "a=1"}]
 
 
 def test_a_missing_variable_fails_the_poll_saying_which(

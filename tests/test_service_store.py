@@ -178,11 +178,18 @@ def test_due_is_never_polled_first_then_most_overdue_and_skips_the_rest(
     assert store.due(keys, T0, 100) == ["n1", "n2", "o1", "o2", "exact"]
     assert store.due(keys, T0, 3) == ["n1", "n2", "o1"]
     assert store.due(["o2", "n2", "future", "unknown"], T0, 100) == ["n2", "o2"]  # only `keys`
+    # many keys (the scheduler's every enabled source) are filtered after the read, not in
+    # SQL: the same answers
+    many = [f"pad{i}" for i in range(40)]
+    assert store.due(keys + many, T0, 100) == ["n1", "n2", "o1", "o2", "exact"]
+    assert store.due(many + keys, T0, 3) == ["n1", "n2", "o1"]
+    assert store.due(["o2", "n2", "future", "unknown", *many], T0, 100) == ["n2", "o2"]
 
     # each exclusion lifts on its own terms; the others stay out
     later = T0 + 2 * hour  # past `future`, the Retry-After and the lease
     assert store.due(keys, later, 100) == ["leased", "n1", "n2", "o1", "o2", "retry", "exact",
                                            "future"]  # fmt: skip
+    assert store.due(keys + many, later, 100) == store.due(keys, later, 100)
 
 
 def test_a_lease_held_by_this_very_owner_also_hides_a_source_from_due(store: Store) -> None:

@@ -33,6 +33,7 @@ made-up name to any address without a packet leaving the machine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import socket
@@ -139,11 +140,30 @@ def refusal_reason(address: Address) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # asked again for every request to the same host
 def _ip(text: str) -> Address | None:
     try:
         return ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _refusal(allow: tuple[Network, ...], address: str) -> str | None:
+    """`NetGuard.refusal`, remembered: every poll of an IP-literal URL and every address
+    a lookup returns asks again about the same few addresses (a pure function of both)."""
+    ip = _ip(address)
+    if ip is None:
+        return "not an IP address"
+    if ip.version == 6 and ip.scope_id:  # fe80::1%eth0: the scope is not part of the address
+        ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+    reason = refusal_reason(ip)
+    if reason is None:
+        return None
+    inner = _embedded_v4(ip)
+    if any(ip in net or (inner is not None and inner in net) for net in allow):
+        return None
+    return reason
 
 
 async def _system_resolver(host: str, port: int) -> Sequence[str]:
@@ -180,18 +200,7 @@ class NetGuard:
 
     def refusal(self, address: str) -> str | None:
         """Why `address` (an IP as text) may not be connected to, or None when it may."""
-        ip = _ip(address)
-        if ip is None:
-            return "not an IP address"
-        if ip.version == 6 and ip.scope_id:  # fe80::1%eth0: the scope is not part of the address
-            ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
-        reason = refusal_reason(ip)
-        if reason is None:
-            return None
-        inner = _embedded_v4(ip)
-        if any(ip in net or (inner is not None and inner in net) for net in self.allow):
-            return None
-        return reason
+        return _refusal(self.allow, address)
 
     def check_address(self, host: str, address: str) -> None:
         """Raise `Refused` unless a connection to `address` (for `host`) is allowed."""

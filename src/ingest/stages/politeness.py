@@ -21,6 +21,7 @@ the pipeline consults them, fetch.py waits out the spacing.
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import datetime, timedelta
 from typing import Final
@@ -56,6 +57,7 @@ _SPREAD: Final = 5.0  # seconds over which a cooled host's sources come back
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function, asked several times per poll of a URL
 def host_of(url: str) -> str:
     """The server `url` talks to: its host name, lower-case without a trailing dot, with
     `:port` when the URL names a port other than its scheme's default (as aiohttp's

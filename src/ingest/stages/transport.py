@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import base64
 import sys
-from typing import Final
+from http.cookiejar import CookieJar
+from typing import Any, Final
 
 # httpx's package imports its command-line tool (click, rich, pygments: ~0.09 s of
 # every start) whenever those happen to be installed; ingest never calls it, and
@@ -35,7 +36,14 @@ import httpx  # noqa: E402
 from ingest.model import Settings  # noqa: E402
 from ingest.stages.netguard import NetGuard, guarded_resolver  # noqa: E402
 
-__all__ = ["ACCEPT", "PROXY_EXTENSION", "GuardedTransport", "ProxyRouter", "make_client"]
+__all__ = [
+    "ACCEPT",
+    "PROXY_EXTENSION",
+    "GuardedTransport",
+    "PollingClient",
+    "ProxyRouter",
+    "make_client",
+]
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/rdf+xml, application/feed+json, "
@@ -70,7 +78,7 @@ def make_client(
     elif guard is not None or not isinstance(transport, httpx.MockTransport):
         guard = guard or NetGuard.from_settings(settings)
         transport = ProxyRouter(GuardedTransport(transport, guard, resolves=False), guard, settings)
-    return httpx.AsyncClient(
+    return PollingClient(
         transport=transport,
         headers={
             "User-Agent": settings.user_agent,
@@ -80,6 +88,40 @@ def make_client(
         follow_redirects=False,
         timeout=None,  # the whole-poll deadline is enforced by Fetcher
     )
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie store, which does not look at a response that sets no cookie.
+
+    httpx hands every response to `extract_cookies`, which wraps it and its
+    request for `http.cookiejar` (a `urllib` request, the headers copied into an
+    `email` message) before the jar finds no `Set-Cookie` in it: about a tenth
+    of an unchanged poll's CPU.  The jar reads only `Set-Cookie` and
+    `Set-Cookie2`, so skipping a response without either changes nothing.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+class PollingClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` whose cookie store is `_Cookies` (same jar, same behaviour)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._polling_cookies = _Cookies(super().cookies.jar)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._polling_cookies
+
+    @cookies.setter
+    def cookies(
+        self, cookies: httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]]
+    ) -> None:
+        self._polling_cookies = _Cookies(httpx.Cookies(cookies).jar)
 
 
 def _aiohttp_transport(

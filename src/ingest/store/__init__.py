@@ -213,7 +213,8 @@ class Store:
             url, state = url_and_state
             if url != (state.discovered_url or s.url):
                 state = FetchState(failures=state.failures, discovered_url=state.discovered_url)
-            out[s.key] = replace(state, pushed=s.key in pushed)
+            # (FetchState.pushed is False unless a hub pushes: most states go out as they came)
+            out[s.key] = replace(state, pushed=True) if s.key in pushed else state
         return out
 
     def due(
