@@ -10,12 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import column, select, table
+from sqlalchemy import bindparam, column, insert, select, table, update
 from sqlalchemy.exc import DBAPIError
 
 from bulkstories import NOW, fill
 from ingest import errors
 from ingest.store import Store, direct, reads
+from ingest.store.schema import fetches, sources
 
 
 @pytest.fixture
@@ -79,3 +80,66 @@ def test_a_driver_error_is_sqlalchemys_then_the_stores(store: Store) -> None:
     with pytest.raises(errors.StoreError, match="no_such_table"):
         store._read(lambda c: direct.dicts(c, missing, {}))
     assert len(store.latest(limit=5)) == 5  # the store reads on afterwards
+
+
+def _fetch_rows(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(fetches).order_by(fetches.c.id)).mappings()]
+
+
+def test_executemany_writes_what_sqlalchemy_writes(store: Store) -> None:
+    """The poll log's INSERT and a state UPDATE with a value of its own (`+ 1`), written
+    by the driver, read back exactly as the same rows written by SQLAlchemy."""
+    later = NOW + timedelta(minutes=5)
+    log = [
+        {"source_key": "ted", "started_at": NOW, "duration_ms": 12, "url": "http://a/x",
+         "status": 304, "outcome": "not_modified", "entries": 0, "new": 0, "updated": 0,
+         "error": None},
+        {"source_key": "rare", "started_at": later, "duration_ms": 7, "url": "http://b/ü",
+         "status": None, "outcome": "error", "entries": 0, "new": 0, "updated": 0,
+         "error": "boom\nline two"},
+    ]  # fmt: skip
+    update_stmt = (
+        update(sources)
+        .where(sources.c.key == bindparam("b_key"))
+        .values(last_attempt_at=bindparam("v_at"), last_error=bindparam("v_error"))
+        .values(consecutive_failures=sources.c.consecutive_failures + 1)
+    )
+    states = [
+        {"b_key": "ted", "v_at": NOW, "v_error": None},
+        {"b_key": "rare", "v_at": later, "v_error": "x"},
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(insert(fetches), log)
+        conn.execute(update_stmt, states)
+    by_sqla = _fetch_rows(store)
+    raw_sql = "SELECT key, last_attempt_at, last_error FROM sources ORDER BY key"
+    with store.engine.connect() as conn:
+        before = {r.key: r for r in conn.execute(select(sources))}
+        raw_before = list(conn.exec_driver_sql(raw_sql))  # as stored, not converted
+    with store.engine.begin() as conn:
+        direct.executemany(conn, insert(fetches), log)
+        direct.executemany(conn, update_stmt, states)
+        direct.executemany(conn, update_stmt, [])  # nothing to do: no statement
+    written = _fetch_rows(store)[len(by_sqla) :]
+    assert [{**r, "id": None} for r in written] == [{**r, "id": None} for r in by_sqla]
+    assert written[0]["started_at"] == NOW and written[0]["started_at"].utcoffset() is not None
+    with store.engine.connect() as conn:
+        after = {r.key: r for r in conn.execute(select(sources))}
+        raw_after = list(conn.exec_driver_sql(raw_sql))
+    assert raw_after == raw_before  # the same values, stored in the same form
+    for key in ("ted", "rare"):
+        assert after[key].consecutive_failures == before[key].consecutive_failures + 1
+    assert after["rare"].last_error == "x" and after["ted"].last_attempt_at == NOW
+
+
+def test_a_write_error_is_sqlalchemys_then_the_stores(store: Store) -> None:
+    bad = [{"source_key": None, "started_at": NOW, "duration_ms": 1, "url": "u",
+            "status": 200, "outcome": "ok", "entries": 0, "new": 0, "updated": 0,
+            "error": None}]  # fmt: skip
+    with store.engine.begin() as conn, pytest.raises(DBAPIError) as caught:
+        direct.executemany(conn, insert(fetches), bad)  # source_key is NOT NULL
+    assert not caught.value.connection_invalidated
+    with pytest.raises(errors.StoreError), store._write() as c:
+        direct.executemany(c, insert(fetches), bad)
+    assert len(store.latest(limit=5)) == 5  # the store goes on afterwards

@@ -1,4 +1,4 @@
-"""Run a read-only SELECT through the driver's own cursor, compiled once.
+"""Run a SELECT, or a write once per row, through the driver's own cursor, compiled once.
 
 A list request's statement takes PostgreSQL a quarter of a millisecond, and
 SQLAlchemy's execution around it (the execution context, the result's
@@ -11,22 +11,32 @@ row.  A driver error is translated as SQLAlchemy translates it
 (`DBAPIError`, the connection invalidated when the server dropped it), so a
 caller handles the errors of both ways alike.
 
-It does not write, build statements, or run the search statements (their
-blocks are read row by row: store/reads.py).
+`executemany` does the same for a write (an INSERT or UPDATE of one shape,
+run once per row of parameters): the service records every poll that way,
+and SQLAlchemy's per-row parameter handling cost more than the writes.  Only
+statements whose values are all given (or written in the statement) go this
+way: a column default computed in Python would be skipped (store/schema.py
+has only server defaults).
+
+It does not build statements, open or commit transactions (the caller's
+`Connection` is in one), or run the search statements (their blocks are read
+row by row: store/reads.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["dicts"]
+__all__ = ["dicts", "executemany"]
 
 Convert = Callable[[Any], Any]
 
@@ -58,23 +68,10 @@ def dicts(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> l
         value = own if key is None else params[key]
         sent.append(value if convert is None else convert(value))
     args: Any = {b[0]: v for b, v in zip(c.binds, sent, strict=True)} if c.named else sent
-    raw = conn.connection.dbapi_connection
-    if raw is None:  # pragma: no cover - a Connection always has one once asked
-        raise RuntimeError("the connection has no driver connection")
-    cursor = raw.cursor()
-    try:
+    with _cursor(conn, c.sql, args) as cursor:
         cursor.execute(c.sql, args)
         description = cursor.description
         rows = cursor.fetchall()
-    except dialect.loaded_dbapi.Error as e:
-        dropped = dialect.is_disconnect(e, raw, cursor)
-        if dropped:
-            conn.invalidate(e)
-        raise DBAPIError.instance(
-            c.sql, args, e, dialect.loaded_dbapi.Error, connection_invalidated=dropped
-        ) from e
-    finally:
-        cursor.close()
     converters = _columns(c, dialect, tuple(d[1] for d in description))
     keys = c.keys
     if not converters:
@@ -86,6 +83,52 @@ def dicts(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> l
             d[name] = convert(d[name])
         out.append(d)
     return out
+
+
+def executemany(conn: Connection, statement: ClauseElement, rows: Sequence[dict[str, Any]]) -> None:
+    """`statement` (an INSERT or UPDATE, or a `text` one) once per dict of `rows`, in one
+    driver call.
+
+    Every dict has the same keys: for an INSERT without `values`, the columns;
+    for a statement of `bindparam`s (or a `text` one), their names; a key the
+    statement does not name is not sent.  `statement` must be one
+    reused object (a module constant or a cached builder), as for `dicts`.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    c = _compile_write(statement, dialect, tuple(sorted(rows[0])))
+    batch: list[Any] = []
+    for row in rows:
+        sent = []
+        for _, key, own, convert in c.binds:
+            value = own if key is None else row[key]
+            sent.append(value if convert is None else convert(value))
+        batch.append({b[0]: v for b, v in zip(c.binds, sent, strict=True)} if c.named else sent)
+    with _cursor(conn, c.sql, batch) as cursor:
+        cursor.executemany(c.sql, batch)
+
+
+@contextmanager
+def _cursor(conn: Connection, sql: str, args: Any) -> Iterator[Any]:
+    """The driver's cursor on `conn`'s connection; a driver error raised in the block
+    comes out as SQLAlchemy's `DBAPIError`, the connection invalidated if it dropped."""
+    dialect = conn.dialect
+    raw = conn.connection.dbapi_connection
+    if raw is None:  # pragma: no cover - a Connection always has one once asked
+        raise RuntimeError("the connection has no driver connection")
+    cursor = raw.cursor()
+    try:
+        yield cursor
+    except dialect.loaded_dbapi.Error as e:
+        dropped = dialect.is_disconnect(e, raw, cursor)
+        if dropped:
+            conn.invalidate(e)
+        raise DBAPIError.instance(
+            sql, args, e, dialect.loaded_dbapi.Error, connection_invalidated=dropped
+        ) from e
+    finally:
+        cursor.close()
 
 
 @lru_cache(maxsize=512)
@@ -129,6 +172,27 @@ def _compile(
         keys=tuple(col.name for col in columns),
         types=tuple(col.type for col in columns),
     )
+
+
+@lru_cache(maxsize=256)
+def _compile_write(statement: ClauseElement, dialect: Dialect, names: tuple[str, ...]) -> _Compiled:
+    """`statement` compiled for rows with the keys `names` (an INSERT's columns)."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(names)))
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise ValueError("executemany takes no expanding or literal-execute parameters")
+    named = not compiled.positional
+    given = set(names)
+    binds = []
+    placeholders = compiled.bind_names.values() if named else compiled.positiontup or ()
+    for name in placeholders:
+        bind = compiled.binds[name]
+        key = bind.key if bind.key in given else None
+        if key is None and bind.callable is not None:  # pragma: no cover - a Python default
+            raise ValueError(f"executemany cannot compute {bind.key!r} for each row")
+        own = None if key is not None else bind.effective_value
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        binds.append((name, key, own, convert))
+    return _Compiled(sql=compiled.string, named=named, binds=tuple(binds), keys=(), types=())
 
 
 @lru_cache(maxsize=2048)

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Subquery, TextClause
 
 from ingest import errors
+from ingest.store import direct
 from ingest.store.db import chunks
 from ingest.store.schema import UTCDateTime
 
@@ -229,6 +230,9 @@ def document(title: str, summary: str | None, content: str | None) -> tuple[str,
 Indexed = tuple[int, str, str | None, str | None, datetime]
 
 
+_FTS_INSERT = text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :title, :body)")
+
+
 def write_documents(conn: Connection, rows: Iterable[Indexed], *, new: bool = False) -> None:
     """Index (or re-index) stories given as (id, title, summary, content, published_at);
     `new` when they were inserted in this transaction (nothing of theirs to replace)."""
@@ -252,9 +256,7 @@ def write_documents(conn: Connection, rows: Iterable[Indexed], *, new: bool = Fa
         return
     if not new:
         remove_documents(conn, [p["id"] for p in params])  # FTS5 has no upsert
-    conn.execute(
-        text(f"INSERT INTO {FTS_TABLE} (rowid, title, body) VALUES (:id, :title, :body)"), params
-    )
+    direct.executemany(conn, _FTS_INSERT, params)  # the driver's: no per-row handling
 
 
 def remove_documents(conn: Connection, ids: Sequence[int]) -> None:

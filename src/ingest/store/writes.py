@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.stages import dedupe
-from ingest.store import search
+from ingest.store import direct, search
 from ingest.store.configs import source_json
 from ingest.store.db import chunks, dialect_insert
 from ingest.store.hosts import record_cooldowns
@@ -133,6 +133,21 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, d
     return out
 
 
+_CARRIER_INSERTS: dict[str, Any] = {}
+
+
+def _carrier_insert(conn: Connection) -> Any:
+    """The INSERT of a story's carriers (`item_sources`) that skips rows already there,
+    built once per dialect (store/direct.py keys its compiled forms by the object)."""
+    name = conn.dialect.name
+    stmt = _CARRIER_INSERTS.get(name)
+    if stmt is None:
+        stmt = _CARRIER_INSERTS[name] = dialect_insert(conn, item_sources).on_conflict_do_nothing(
+            index_elements=["source_key", "entry_key"]
+        )
+    return stmt
+
+
 def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
     """Store one poll's Items for `source`; returns what dedupe decided."""
     known = _known(conn, source.key, [i.entry_key for i in batch])
@@ -163,10 +178,9 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         plan = replace(plan, stories=inserted_count)
         # stories another source stored first were not inserted: look their ids up
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
-        conn.execute(
-            dialect_insert(conn, item_sources).on_conflict_do_nothing(
-                index_elements=["source_key", "entry_key"]
-            ),
+        direct.executemany(  # the driver's executemany: SQLAlchemy's per-row handling cost more
+            conn,
+            _carrier_insert(conn),
             [
                 {
                     "source_key": source.key,
@@ -385,8 +399,9 @@ def record_polls(conn: Connection, records: Iterable[PollRecord]) -> None:
         groups.setdefault(shape, []).append(params)
         url = record.fetched.url if record.fetched is not None else source.url
         log_rows.append(_log_row(report, record.started_at, url, _outcome(report)))
+    # on the driver's executemany (store/direct.py): SQLAlchemy's handling of each row's
+    # parameters cost more than the writes themselves
     for (failed, columns), params_list in groups.items():
-        conn.execute(_state_update(failed, columns), params_list)
-    if log_rows:
-        conn.execute(_LOG_INSERT, log_rows)
+        direct.executemany(conn, _state_update(failed, columns), params_list)
+    direct.executemany(conn, _LOG_INSERT, log_rows)
     record_cooldowns(conn, records)  # a 429, or failures in a row, hold back the host (hosts.py)
