@@ -25,7 +25,7 @@ row by row: store/reads.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,11 +63,7 @@ def dicts(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> l
     dialect = conn.dialect
     literal = tuple(sorted((k, params[k]) for k in _literal_names(statement, dialect)))
     c = _compile(statement, dialect, literal, tuple(sorted(params)))
-    sent = []
-    for _, key, own, convert in c.binds:
-        value = own if key is None else params[key]
-        sent.append(value if convert is None else convert(value))
-    args: Any = {b[0]: v for b, v in zip(c.binds, sent, strict=True)} if c.named else sent
+    args = _args(c, params)
     with _cursor(conn, c.sql, args) as cursor:
         cursor.execute(c.sql, args)
         description = cursor.description
@@ -98,15 +94,18 @@ def executemany(conn: Connection, statement: ClauseElement, rows: Sequence[dict[
         return
     dialect = conn.dialect
     c = _compile_write(statement, dialect, tuple(sorted(rows[0])))
-    batch: list[Any] = []
-    for row in rows:
-        sent = []
-        for _, key, own, convert in c.binds:
-            value = own if key is None else row[key]
-            sent.append(value if convert is None else convert(value))
-        batch.append({b[0]: v for b, v in zip(c.binds, sent, strict=True)} if c.named else sent)
+    batch = [_args(c, row) for row in rows]
     with _cursor(conn, c.sql, batch) as cursor:
         cursor.executemany(c.sql, batch)
+
+
+def _args(c: _Compiled, params: dict[str, Any]) -> Any:
+    """What the driver is sent for `params`: by name or by position, each value converted."""
+    sent = []
+    for _, key, own, convert in c.binds:
+        value = own if key is None else params[key]
+        sent.append(value if convert is None else convert(value))
+    return {b[0]: v for b, v in zip(c.binds, sent, strict=True)} if c.named else sent
 
 
 @contextmanager
@@ -152,23 +151,11 @@ def _compile(
     compiled = statement.params(**filler).compile(
         dialect=dialect, compile_kwargs={"render_postcompile": True}
     )
-    named = not compiled.positional
-    given = set(names)
-    binds = []
-    placeholders = compiled.bind_names.values() if named else compiled.positiontup or ()
-    for name in placeholders:
-        bind = compiled.binds[name]
-        if bind.literal_execute:
-            continue
-        key = bind.key if bind.key in given else None
-        own = None if key is not None else bind.effective_value
-        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        binds.append((name, key, own, convert))
     columns = statement.selected_columns
     return _Compiled(
         sql=compiled.string,
-        named=named,
-        binds=tuple(binds),
+        named=not compiled.positional,
+        binds=_binds(compiled, dialect, names),
         keys=tuple(col.name for col in columns),
         types=tuple(col.type for col in columns),
     )
@@ -180,19 +167,34 @@ def _compile_write(statement: ClauseElement, dialect: Dialect, names: tuple[str,
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(names)))
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("executemany takes no expanding or literal-execute parameters")
-    named = not compiled.positional
+    binds = _binds(compiled, dialect, names)
+    return _Compiled(
+        sql=compiled.string, named=not compiled.positional, binds=binds, keys=(), types=()
+    )
+
+
+def _binds(
+    compiled: SQLCompiler, dialect: Dialect, names: tuple[str, ...]
+) -> tuple[tuple[str, str | None, Any, Convert | None], ...]:
+    """What `compiled` sends, in order (`_Compiled.binds`): the placeholder, the caller's
+    parameter of `names` it takes (else the statement's own value), the conversion."""
     given = set(names)
     binds = []
-    placeholders = compiled.bind_names.values() if named else compiled.positiontup or ()
+    if compiled.positional:
+        placeholders: Iterable[str] = compiled.positiontup or ()
+    else:
+        placeholders = compiled.bind_names.values()
     for name in placeholders:
         bind = compiled.binds[name]
+        if bind.literal_execute:  # written into the SQL
+            continue
         key = bind.key if bind.key in given else None
         if key is None and bind.callable is not None:  # pragma: no cover - a Python default
-            raise ValueError(f"executemany cannot compute {bind.key!r} for each row")
+            raise ValueError(f"cannot compute {bind.key!r} on the driver's cursor")
         own = None if key is not None else bind.effective_value
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
         binds.append((name, key, own, convert))
-    return _Compiled(sql=compiled.string, named=named, binds=tuple(binds), keys=(), types=())
+    return tuple(binds)
 
 
 @lru_cache(maxsize=2048)
