@@ -16,7 +16,7 @@ import pytest
 from ingest import errors
 from ingest.cli.logs import TextFormatter
 from ingest.model import Item, Source
-from ingest.runtime.pipeline import _failure
+from ingest.runtime.reports import failure_report
 from ingest.stages.controls import printable, strip_controls, without_controls
 
 CLEAN = Item(
@@ -84,5 +84,7 @@ def test_text_log_lines_show_control_characters_as_escapes() -> None:
 def test_a_failed_polls_message_is_stored_without_controls() -> None:
     assert strip_controls("a\x00b\tc\nd\x1b\x7f") == "ab\tc\nd"
     source = Source(key="s", name="S", url="https://a.example/")
-    report = _failure(source, errors.ParseError("unexpected X while parsing: \x00\x1b[2J"), None)
+    report = failure_report(
+        source, errors.ParseError("unexpected X while parsing: \x00\x1b[2J"), None
+    )
     assert report.error == "unexpected X while parsing: [2J"

@@ -12,11 +12,8 @@ processes never fetch it at once.  `run` is the one-shot entry point of
 `ingest run`; the scheduler (service/scheduler.py) keeps a Pipeline open and calls
 `poll`.  No stage's own logic lives here: this module only chains them.
 
-Two kinds of source take another path through `fetch_source`: a `kind:
-curated` source is "fetched" without any request (its items are in the
-file), and a `kind: feed` source whose URL answers with an HTML page is
-polled through the feed that page names (`parse.discover`), which later
-polls then ask for directly.
+What a source's kind asks of its fetch (curated items, a feed found on a
+page) is `discovery.fetch_source`'s; a report in words, `reports.py`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -46,9 +43,11 @@ from ingest.model import (
 from ingest.runtime import eventloop, gcpause
 from ingest.runtime.cooldowns import REFRESH as COOLDOWN_REFRESH
 from ingest.runtime.cooldowns import Cooldowns, CooldownView
+from ingest.runtime.discovery import fetch_source
 from ingest.runtime.leases import lease_ttl, make_owner, owner_is_dead
 from ingest.runtime.parsing import jobs as workers
 from ingest.runtime.recorder import PollStore, Recorder
+from ingest.runtime.reports import failure_report, log_report
 from ingest.stages.bounds import ParseLimits
 from ingest.stages.controls import strip_controls
 from ingest.stages.policy import arrivals_after_poll, cadence_window, plan_next
@@ -58,15 +57,12 @@ if TYPE_CHECKING:  # kept out of the import: a run's database process is forked 
     import httpx
 
     from ingest.runtime.metrics import Metrics
-    from ingest.stages.fetch import Fetcher
 
-__all__ = ["Pipeline", "fetch_source", "log_report", "run"]
+__all__ = ["Pipeline", "run"]
 
 log = logging.getLogger("ingest.poll")
 
 Progress = Callable[[SourceReport], None]
-FindLinks = Callable[[bytes, str], Awaitable[tuple[str, ...]]]
-_FEED_GONE = frozenset({404, 410})  # a discovered feed answering this: read the page again
 
 
 class Pipeline:
@@ -283,7 +279,7 @@ class Pipeline:
             cooling = (e.host, started + timedelta(seconds=e.seconds), e.reason)
             report = cooled_report(source.key, *cooling, now=started)
         except errors.IngestError as e:
-            report = _failure(source, e, fetched)
+            report = failure_report(source, e, fetched)
         except Exception as e:  # never let one source stop the others
             log.exception("unexpected error polling %s", source.key)
             report = SourceReport(
@@ -414,102 +410,6 @@ class _Slot:
         if self._held:
             self._held = False
             self._semaphore.release()
-
-
-async def _find_links_here(content: bytes, url: str) -> tuple[str, ...]:
-    from ingest.stages.parse.discover import find_feed_links
-
-    return find_feed_links(content, url)
-
-
-async def fetch_source(
-    fetcher: Fetcher,
-    source: Source,
-    state: FetchState,
-    find_links: FindLinks = _find_links_here,
-) -> Fetched:
-    """One poll's answer for `source`: what parse reads next (raises `IngestError`s).
-
-    - `kind: curated`: no request; the items' hash stands in for a body hash,
-      so a poll whose items did not change is `unchanged`.
-    - `kind: feed` with a `state.discovered_url`: that feed is asked for
-      directly; if it is gone (404, 410), the page is read again for a new one.
-    - `kind: feed` answering with an HTML page: the first feed that the page
-      names (`find_links`, run where the caller wants the CPU spent) is
-      fetched and returned, with `discovered_url` set; a page that names none
-      is a `ParseError` saying so.
-    """
-    if source.kind == "curated":
-        from ingest.stages.parse.curated import items_hash
-
-        digest = items_hash(source)
-        unchanged = digest == state.body_hash
-        return Fetched(source.key, source.url, source.url, 0, body_hash=digest, unchanged=unchanged)
-    if source.kind == "feed" and state.discovered_url:
-        try:
-            fetched = await fetcher.fetch(replace(source, url=state.discovered_url), state)
-            return replace(fetched, discovered_url=state.discovered_url)
-        except errors.HTTPStatusError as e:
-            if e.status not in _FEED_GONE:
-                raise
-            log.info("%s: discovered feed %s is gone; reading the page again", source.key, e.url)
-            state = FetchState(failures=state.failures)
-    fetched = await fetcher.fetch(source, state)
-    if source.kind != "feed" or not fetched.needs_parse:
-        return fetched
-    from ingest.stages.parse.discover import looks_like_html
-
-    if not looks_like_html(fetched.content):
-        return fetched
-    found = await find_links(fetched.content, fetched.final_url)
-    links = [u for u in found if u not in (source.url, fetched.final_url)]  # not the page itself
-    if not links:
-        raise errors.ParseError(
-            f"{fetched.final_url}: not a feed: looks like an HTML page, and no feed link was "
-            'found on it (<link rel="alternate" type="application/rss+xml" href="...">)'
-        )
-    feed = await fetcher.fetch(replace(source, url=links[0]), FetchState(failures=state.failures))
-    return replace(feed, discovered_url=links[0])
-
-
-def _failure(source: Source, e: errors.IngestError, fetched: Fetched | None) -> SourceReport:
-    status = getattr(e, "status", None) or (fetched.status if fetched else None)
-    return SourceReport(
-        source_key=source.key,
-        ok=False,
-        status=status or None,
-        error=strip_controls(str(e)),  # stored: no NUL for PostgreSQL to refuse
-        error_kind=e.kind,
-        retry_after=getattr(e, "retry_after", None),
-        moved_to=fetched.moved_to if fetched else None,
-    )
-
-
-def log_report(r: SourceReport, *, push: bool = False) -> None:
-    """The poll log's line for `r` (`ingest.poll`): a poll's, or with `push` what a WebSub
-    hub pushed (`KEY push new=...`, `KEY push failed ...`)."""
-    extra: dict[str, object] = {
-        "source": r.source_key, "status": r.status, "new": r.new, "updated": r.updated,
-        "entries": r.entries, "ms": r.elapsed_ms, "error": r.error,
-    }  # fmt: skip
-    if push:
-        extra["push"] = True
-    status = "" if r.status is None else f" status={r.status}"  # none: a curated source
-    key = f"{r.source_key} push" if push else r.source_key
-    if r.ok:
-        how = " not-modified" if r.not_modified else (" unchanged" if r.unchanged else "")
-        how += "".join(f" ({note})" for note in r.notes)
-        log.info(
-            "%s%s new=%d updated=%d entries=%d ms=%d%s",
-            key, status, r.new, r.updated, r.entries, r.elapsed_ms, how,
-            extra=extra,
-        )  # fmt: skip
-    else:
-        log.warning(
-            "%s failed%s ms=%d error=%s",
-            key, status, r.elapsed_ms, r.error,
-            extra=extra,
-        )  # fmt: skip
 
 
 async def _run_async(

@@ -3,7 +3,7 @@ filter, dedupe, store.
 
 One job: `receive` turns one verified content distribution (its signature was
 checked by `web/websub.py` with `websub.signature_ok`) into stored stories and
-a `SourceReport`, logged as a poll is (`pipeline.log_report`: `KEY push new=...`)
+a `SourceReport`, logged as a poll is (`reports.log_report`: `KEY push new=...`)
 and written to the poll log (outcome `push`, or `push_error` when the body
 cannot be read: the error is logged and shown by `ingest status`, nothing is
 stored, and the source's polling goes on as before).  The caller gives the
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from ingest import errors
 from ingest.model import Fetched, Item, Settings, Source, SourceReport
-from ingest.runtime.pipeline import log_report
+from ingest.runtime.reports import log_report
 from ingest.stages.bounds import ParseLimits
 from ingest.stages.controls import strip_controls
 from ingest.stages.websub import Subscription

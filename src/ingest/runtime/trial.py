@@ -1,7 +1,7 @@
 """`ingest try`: poll one source once and say what would be stored, storing nothing.
 
 How an editor tunes a source: the same fetch (fetch.py, with discovery and
-curated sources as in a real poll, `pipeline.fetch_source`), the same parse
+curated sources as in a real poll, `discovery.fetch_source`), the same parse
 and normalize, and the source's filters, but no database at all (not even the
 `sources` row) and no conditional GET (there is no earlier state).  Each
 entry comes back with why the filters would drop it, if they would.  A
@@ -113,7 +113,7 @@ async def try_source(
     now: datetime | None = None,
 ) -> Trial:
     """Fetch, parse and filter `source` once, as a poll would; store nothing."""
-    from ingest.runtime.pipeline import fetch_source
+    from ingest.runtime.discovery import fetch_source
     from ingest.stages.fetch import Fetcher
     from ingest.stages.transport import make_client
 
