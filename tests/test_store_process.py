@@ -122,6 +122,35 @@ def test_ingest_run_never_imports_sqlalchemy_itself(
         assert count(store, "items") == 1
 
 
+def test_a_sqlite_store_never_imports_the_postgresql_dialect(tmp_path: Path) -> None:
+    """The PostgreSQL dialect package imports every driver's module: a SQLite run's
+    database process (which opens the store, syncs, reads states, records and saves
+    polls, lists stories) must not pay for it."""
+    code = (
+        "import sys\n"
+        "from datetime import timedelta\n"
+        "from ingest.store import Store\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from store_helpers import T0, item, ok\n"
+        "from ingest.model import Fetched, NextPoll, PollRecord, Source\n"
+        "a = Source(key='a', name='A', url='http://127.0.0.1:1/a.xml')\n"
+        "with Store.open(sys.argv[2]) as s:\n"
+        "    s.sync_sources([a], T0)\n"
+        "    s.fetch_states([a])\n"
+        "    f = Fetched('a', a.url, a.url, 200, etag='e', body_hash='h')\n"
+        "    r = PollRecord(a, ok(a), f, T0, NextPoll(T0 + timedelta(minutes=5)))\n"
+        "    s.save_polls([(r, [item(a, 1)])])\n"
+        "    s.record_polls([r])\n"
+        "    assert s.due(['a'], T0, 5) == [] and len(s.latest(limit=5)) == 1\n"
+        "found = [m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')]\n"
+        "assert not found, found\n"
+    )
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    here = str(Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", code, here, url], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_run_refused_for_its_sources_file_creates_no_database(tmp_path: Path) -> None:
     from ingest.cli.main import main
 
