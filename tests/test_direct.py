@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, column, insert, select, table, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from bulkstories import NOW, fill
 from ingest import errors
 from ingest.store import Store, direct, reads
-from ingest.store.schema import fetches, sources
+from ingest.store.schema import fetches, items, sources
 
 
 @pytest.fixture
@@ -143,3 +145,44 @@ def test_a_write_error_is_sqlalchemys_then_the_stores(store: Store) -> None:
     with pytest.raises(errors.StoreError), store._write() as c:
         direct.executemany(c, insert(fetches), bad)
     assert len(store.latest(limit=5)) == 5  # the store goes on afterwards
+
+
+def test_insert_returning_gives_what_sqlalchemy_returns(store: Store) -> None:
+    """New stories (one URL already stored among them): the rows inserted, as SQLAlchemy
+    returns them (the date converted back to an aware datetime), and no row for the
+    URL that was skipped."""
+    with store.engine.connect() as conn:
+        taken = conn.execute(select(items.c.canonical_url).limit(1)).scalar_one()
+    later = NOW + timedelta(minutes=1)
+
+    def story(url: str, when: Any) -> dict[str, Any]:
+        return {"canonical_url": url, "url": url, "title": "T", "summary": "",
+                "author": None, "image_url": None, "published_at": when,
+                "date_source": "feed", "section": "latest", "source_key": "ted",
+                "content_hash": "h", "first_seen_at": NOW, "updated_at": NOW,
+                "kind": "article", "duration_seconds": None, "media_url": None,
+                "is_short": False, "content": "<p>x</p>"}  # fmt: skip
+
+    rows = [
+        story("https://n.example/1", NOW),
+        story(taken, NOW),
+        story("https://n.example/2", later),
+    ]
+    stmt = (
+        (sqlite_insert(items) if store.engine.dialect.name == "sqlite" else pg_insert(items))
+        .on_conflict_do_nothing(index_elements=["canonical_url"])
+        .returning(items.c.canonical_url, items.c.id, items.c.published_at)
+    )
+    with store.engine.connect() as conn:
+        with conn.begin() as tx:
+            by_sqla = [tuple(r) for r in conn.execute(stmt, rows)]
+            tx.rollback()
+        with conn.begin() as tx:
+            by_driver = direct.insert_returning(conn, stmt, rows)
+            assert direct.insert_returning(conn, stmt, []) == []
+            tx.rollback()
+    assert sorted((u, w) for u, _, w in by_driver) == sorted((u, w) for u, _, w in by_sqla)
+    assert sorted((u, w) for u, _, w in by_driver) == [
+        ("https://n.example/1", NOW), ("https://n.example/2", later)
+    ]  # fmt: skip
+    assert all(isinstance(i, int) and w.utcoffset() is not None for _, i, w in by_driver)

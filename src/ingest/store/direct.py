@@ -34,9 +34,10 @@ from typing import Any, cast
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["dicts", "executemany"]
+__all__ = ["dicts", "executemany", "insert_returning"]
 
 Convert = Callable[[Any], Any]
 
@@ -108,6 +109,44 @@ def _args(c: _Compiled, params: dict[str, Any]) -> Any:
     return {b[0]: v for b, v in zip(c.binds, sent, strict=True)} if c.named else sent
 
 
+def insert_returning(
+    conn: Connection, statement: ClauseElement, rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows an INSERT ... RETURNING gives for `rows` (those it inserted), each value
+    converted as SQLAlchemy converts it; in no particular order.
+
+    On SQLite one statement per row on the driver's cursor (sqlite3's `execute` is
+    cheap, SQLAlchemy's many-rows INSERT machinery around it was not); elsewhere
+    SQLAlchemy's own batched INSERT, a server round trip being dearer than the rest.
+    `statement` must be one reused object, as for `executemany`.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        return [tuple(r) for r in conn.execute(cast(Executable, statement), list(rows))]
+    c = _compile_write(statement, conn.dialect, tuple(sorted(rows[0])))
+    out: list[tuple[Any, ...]] = []
+    description = None
+    with _cursor(conn, c.sql, rows) as cursor:
+        for row in rows:
+            cursor.execute(c.sql, _args(c, row))
+            out.extend(cursor.fetchall())
+            description = description or cursor.description
+    if not out or description is None:
+        return out
+    converters = _columns(c, conn.dialect, tuple(d[1] for d in description))
+    if not converters:
+        return out
+    position = {name: i for i, name in enumerate(c.keys)}
+    done = []
+    for found in out:
+        values = list(found)
+        for name, convert in converters:
+            values[position[name]] = convert(values[position[name]])
+        done.append(tuple(values))
+    return done
+
+
 @contextmanager
 def _cursor(conn: Connection, sql: str, args: Any) -> Iterator[Any]:
     """The driver's cursor on `conn`'s connection; a driver error raised in the block
@@ -168,8 +207,13 @@ def _compile_write(statement: ClauseElement, dialect: Dialect, names: tuple[str,
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("executemany takes no expanding or literal-execute parameters")
     binds = _binds(compiled, dialect, names)
+    returned = list(getattr(statement, "exported_columns", ()))  # what a RETURNING gives
     return _Compiled(
-        sql=compiled.string, named=not compiled.positional, binds=binds, keys=(), types=()
+        sql=compiled.string,
+        named=not compiled.positional,
+        binds=binds,
+        keys=tuple(col.name for col in returned),
+        types=tuple(col.type for col in returned),
     )
 
 

@@ -133,7 +133,22 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, d
     return out
 
 
+_STORY_INSERTS: dict[str, Any] = {}
 _CARRIER_INSERTS: dict[str, Any] = {}
+
+
+def _story_insert(conn: Connection) -> Any:
+    """The INSERT of new stories that skips a canonical URL already stored and returns
+    (canonical_url, id, published_at) of those it inserted; built once per dialect."""
+    name = conn.dialect.name
+    stmt = _STORY_INSERTS.get(name)
+    if stmt is None:
+        stmt = _STORY_INSERTS[name] = (
+            dialect_insert(conn, items)
+            .on_conflict_do_nothing(index_elements=["canonical_url"])
+            .returning(items.c.canonical_url, items.c.id, items.c.published_at)
+        )
+    return stmt
 
 
 def _carrier_insert(conn: Connection) -> Any:
@@ -164,12 +179,9 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         fresh = [item for url, item in stories.items() if url not in ids]
         inserted_count = 0
         if fresh:
-            inserted = conn.execute(
-                dialect_insert(conn, items)
-                .on_conflict_do_nothing(index_elements=["canonical_url"])
-                .returning(items.c.canonical_url, items.c.id, items.c.published_at),
-                [_story_row(item, now) for item in fresh],
-            ).all()
+            inserted = direct.insert_returning(
+                conn, _story_insert(conn), [_story_row(item, now) for item in fresh]
+            )
             inserted_count = len(inserted)
             ids.update((r[0], (r[1], r[2])) for r in inserted)
             search.write_documents(
