@@ -1,4 +1,5 @@
-"""runtime/gcpause.py: no cyclic collection while `ingest run` starts up, and none lost.
+"""runtime/gcpause.py and the console script (cli/entry.py): no cyclic collection while
+`ingest run` starts up, and none lost; a closed standard output ends a command quietly.
 
 The collector must be off from the start of `ingest run` until the polling
 starts, back on (with the start-up's objects frozen) from there, and exactly
@@ -9,6 +10,8 @@ in-process (these tests) keeps its own collector.
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +132,24 @@ def test_a_command_other_than_run_settles_as_soon_as_it_is_known(
         assert main(["check", "--sources", sources]) == 0
         assert gc.isenabled()  # `check` (and `serve`, `schedule`...) run with the collector on
     assert "no problems" in capsys.readouterr().out
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`ingest latest | head -1`: the console script exits 1 without a traceback when its
+    standard output is closed before it is done writing."""
+    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    from ingest.store import Store
+
+    with Store.open(db):
+        pass  # an empty, migrated database: `ingest status` has something to read
+    script = Path(sys.executable).parent / "ingest"
+    proc = subprocess.Popen(
+        [str(script), "status", "--db", db],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the command writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
