@@ -31,6 +31,7 @@ __all__ = [
     "READ_ONLY",
     "chunks",
     "dialect_insert",
+    "insert_for",
     "make_engine",
     "make_read_engine",
     "resolve_url",
@@ -105,7 +106,12 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
 def dialect_insert(conn: Connection, table: Any) -> Any:
     """The dialect's own INSERT for `table` (it has ON CONFLICT), imported only for the
     dialect in use."""
-    if conn.dialect.name == "postgresql":
+    return insert_for(conn.dialect.name, table)
+
+
+def insert_for(dialect: str, table: Any) -> Any:
+    """`dialect_insert` by the dialect's name, for statements built once per dialect."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table)

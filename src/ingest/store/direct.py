@@ -69,17 +69,8 @@ def dicts(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> l
         cursor.execute(c.sql, args)
         description = cursor.description
         rows = cursor.fetchall()
-    converters = _columns(c, dialect, tuple(d[1] for d in description))
     keys = c.keys
-    if not converters:
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-    out = []
-    for row in rows:
-        d = dict(zip(keys, row, strict=True))
-        for name, convert in converters:
-            d[name] = convert(d[name])
-        out.append(d)
-    return out
+    return [dict(zip(keys, row, strict=True)) for row in _converted(c, dialect, description, rows)]
 
 
 def executemany(conn: Connection, statement: ClauseElement, rows: Sequence[dict[str, Any]]) -> None:
@@ -134,17 +125,24 @@ def insert_returning(
             description = description or cursor.description
     if not out or description is None:
         return out
-    converters = _columns(c, conn.dialect, tuple(d[1] for d in description))
+    return [tuple(row) for row in _converted(c, conn.dialect, description, out)]
+
+
+def _converted(
+    c: _Compiled, dialect: Dialect, description: Sequence[Any], rows: Sequence[Sequence[Any]]
+) -> Sequence[Sequence[Any]]:
+    """`rows` (of `c`'s columns, as the driver described them) with each value the
+    dialect converts converted, as SQLAlchemy converts it; as they are when none is."""
+    converters = _columns(c, dialect, tuple(d[1] for d in description))
     if not converters:
-        return out
-    position = {name: i for i, name in enumerate(c.keys)}
-    done = []
-    for found in out:
-        values = list(found)
-        for name, convert in converters:
-            values[position[name]] = convert(values[position[name]])
-        done.append(tuple(values))
-    return done
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            values[i] = convert(values[i])
+        out.append(values)
+    return out
 
 
 @contextmanager
@@ -244,11 +242,12 @@ def _binds(
 @lru_cache(maxsize=2048)
 def _columns(
     c: _Compiled, dialect: Dialect, type_codes: Sequence[Any]
-) -> tuple[tuple[str, Convert], ...]:
-    """The columns the dialect converts, for the driver's type codes of this result."""
+) -> tuple[tuple[int, Convert], ...]:
+    """The columns the dialect converts (by position), for the driver's type codes of
+    this result."""
     out = []
-    for name, type_, code in zip(c.keys, c.types, type_codes, strict=True):
+    for i, (type_, code) in enumerate(zip(c.types, type_codes, strict=True)):
         convert = type_.dialect_impl(dialect).result_processor(dialect, code)
         if convert is not None:
-            out.append((name, convert))
+            out.append((i, convert))
     return tuple(out)

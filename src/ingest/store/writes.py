@@ -24,7 +24,7 @@ from ingest.model import Item, Plan, PollRecord, Source, SourceReport
 from ingest.stages import dedupe
 from ingest.store import direct, search
 from ingest.store.configs import source_json
-from ingest.store.db import chunks, dialect_insert
+from ingest.store.db import chunks, dialect_insert, insert_for
 from ingest.store.hosts import record_cooldowns
 from ingest.store.rekey import rekey
 from ingest.store.schema import fetches, item_sources, items, sources
@@ -133,34 +133,25 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, d
     return out
 
 
-_STORY_INSERTS: dict[str, Any] = {}
-_CARRIER_INSERTS: dict[str, Any] = {}
-
-
-def _story_insert(conn: Connection) -> Any:
+@lru_cache(maxsize=4)
+def _story_insert(dialect: str) -> Any:
     """The INSERT of new stories that skips a canonical URL already stored and returns
-    (canonical_url, id, published_at) of those it inserted; built once per dialect."""
-    name = conn.dialect.name
-    stmt = _STORY_INSERTS.get(name)
-    if stmt is None:
-        stmt = _STORY_INSERTS[name] = (
-            dialect_insert(conn, items)
-            .on_conflict_do_nothing(index_elements=["canonical_url"])
-            .returning(items.c.canonical_url, items.c.id, items.c.published_at)
-        )
-    return stmt
+    (canonical_url, id, published_at) of those it inserted; built once per dialect
+    (store/direct.py keys its compiled forms by the object)."""
+    return (
+        insert_for(dialect, items)
+        .on_conflict_do_nothing(index_elements=["canonical_url"])
+        .returning(items.c.canonical_url, items.c.id, items.c.published_at)
+    )
 
 
-def _carrier_insert(conn: Connection) -> Any:
+@lru_cache(maxsize=4)
+def _carrier_insert(dialect: str) -> Any:
     """The INSERT of a story's carriers (`item_sources`) that skips rows already there,
-    built once per dialect (store/direct.py keys its compiled forms by the object)."""
-    name = conn.dialect.name
-    stmt = _CARRIER_INSERTS.get(name)
-    if stmt is None:
-        stmt = _CARRIER_INSERTS[name] = dialect_insert(conn, item_sources).on_conflict_do_nothing(
-            index_elements=["source_key", "entry_key"]
-        )
-    return stmt
+    built once per dialect."""
+    return insert_for(dialect, item_sources).on_conflict_do_nothing(
+        index_elements=["source_key", "entry_key"]
+    )
 
 
 def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: datetime) -> Plan:
@@ -180,7 +171,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         inserted_count = 0
         if fresh:
             inserted = direct.insert_returning(
-                conn, _story_insert(conn), [_story_row(item, now) for item in fresh]
+                conn, _story_insert(conn.dialect.name), [_story_row(item, now) for item in fresh]
             )
             inserted_count = len(inserted)
             ids.update((r[0], (r[1], r[2])) for r in inserted)
@@ -192,7 +183,7 @@ def save_items(conn: Connection, source: Source, batch: Sequence[Item], now: dat
         ids.update(_ids_by_url(conn, [u for u in stories if u not in ids]))
         direct.executemany(  # the driver's executemany: SQLAlchemy's per-row handling cost more
             conn,
-            _carrier_insert(conn),
+            _carrier_insert(conn.dialect.name),
             [
                 {
                     "source_key": source.key,
