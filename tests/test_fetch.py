@@ -47,7 +47,9 @@ RSS = (
     + "</channel></rss>\n"
 )
 RSS2 = RSS.replace("Story 0<", "Story zero<")
-TRANSPORTS = ["aiohttp", "httpx"]
+# the production client (a plain GET on its direct lane, lane.py), the same client with every
+# request through httpx's layers over aiohttp, and httpx's own transport
+TRANSPORTS = ["aiohttp", "aiohttp-httpx", "httpx"]
 GUARD = 8.0  # seconds any one test coroutine may run
 
 
@@ -65,9 +67,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def new_client(settings: Settings, transport: str = "aiohttp") -> httpx.AsyncClient:
-    """The production client ("aiohttp") or the same client over httpx's own transport."""
+    """The production client ("aiohttp"), without its direct lane ("aiohttp-httpx"), or the
+    same client over httpx's own transport ("httpx")."""
     if transport == "aiohttp":
         return make_client(settings)
+    if transport == "aiohttp-httpx":
+        return make_client(settings, lane=False)
     return make_client(settings, transport=httpx.AsyncHTTPTransport())
 
 

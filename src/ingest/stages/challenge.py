@@ -12,8 +12,7 @@ makes no decision about retrying (policy.py) or reporting (fetch.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = ["SNIFF_BYTES", "challenge_of"]
 
@@ -56,13 +55,20 @@ _GENERIC_MARKS: Final = (
 _REFUSALS: Final = frozenset({403, 429, 503})
 
 
-def challenge_of(status: int, headers: Mapping[str, str], body: bytes) -> str | None:
+class Headers(Protocol):
+    """What is read of an answer's headers: a value by lower-case name, or None."""
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+
+def challenge_of(status: int, headers: Headers, body: bytes) -> str | None:
     """The protection that answered (e.g. "Cloudflare", "a CAPTCHA"), or None for a real answer.
 
-    `headers` are looked up case-insensitively by lower-case name (an
-    `httpx.Headers` is); only the first `SNIFF_BYTES` of `body` are read.  A
-    2xx answer counts only with a vendor's mark (a feed may well mention a
-    CAPTCHA); a refusal also with a generic CAPTCHA or "enable JavaScript" page.
+    `headers` are looked up case-insensitively by lower-case name (as in an
+    `httpx.Headers` or the direct lane's answer); only the first `SNIFF_BYTES`
+    of `body` are read.  A 2xx answer counts only with a vendor's mark (a feed
+    may well mention a CAPTCHA); a refusal also with a generic CAPTCHA or
+    "enable JavaScript" page.
     """
     for vendor, name, text in _HEADER_MARKS:
         value = headers.get(name)

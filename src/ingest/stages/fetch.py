@@ -44,8 +44,10 @@ import re
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 # httpx's package imports its command-line tool (click, rich, pygments: ~0.09 s of
@@ -62,12 +64,19 @@ from ingest.stages.envrefs import redact  # noqa: E402
 from ingest.stages.fetch_request import SourceRequest  # noqa: E402
 from ingest.stages.netguard import Refused, cause_in  # noqa: E402
 from ingest.stages.politeness import cooldown_seconds, delay_for, host_of  # noqa: E402
+from ingest.stages.transport import PollingClient  # noqa: E402
 from ingest.stages.urls import absolute_http_url  # noqa: E402
+
+if TYPE_CHECKING:
+    from ingest.stages.lane import LaneAnswer
 
 __all__ = ["Fetcher", "Slots", "parse_retry_after"]
 
 # (host, delay) -> seconds until this request's slot among every process's requests
 Slots = Callable[[str, float], Awaitable[float]]
+Reply: TypeAlias = (
+    "httpx.Response | LaneAnswer"  # an answer, from httpx or from the client's direct lane
+)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _CHALLENGE_STATUSES = frozenset({403, 429, 503})
@@ -111,6 +120,7 @@ class Fetcher:
         slots: Slots | None = None,
     ) -> None:
         self.client = client
+        self._lane = client.lane if isinstance(client, PollingClient) else None
         self.settings = settings or Settings()
         self._clock = clock
         self._sleep = sleep  # waits out `per_host_delay` (tests pass one that moves `clock`)
@@ -210,17 +220,15 @@ class Fetcher:
         moved_to: str | None = None
         home = (urlsplit(url).hostname or "").lower()
         for hop in range(self.settings.max_redirects + 1):
-            headers = request.headers_for(url, home)
+            headers: dict[str, str | bytes] = dict(request.headers_for(url, home))
             if hop == 0 or moved_to is not None:
                 # validators belong to the URL they came from; a permanent move keeps them
                 if state.etag:
-                    headers["If-None-Match"] = state.etag
+                    headers["If-None-Match"] = _validator(state.etag)
                 if state.last_modified:
-                    headers["If-Modified-Since"] = state.last_modified
+                    headers["If-Modified-Since"] = _validator(state.last_modified)
             try:
-                async with self.client.stream(
-                    "GET", _parsed(url), headers=headers, extensions=request.extensions
-                ) as resp:
+                async with self._send(url, headers, request.extensions) as resp:
                     if resp.status_code in _REDIRECTS:
                         location = resp.headers.get("location")
                         if not location:
@@ -264,12 +272,28 @@ class Fetcher:
             f"more than {self.settings.max_redirects} redirects", status=0, url=source.url
         )
 
+    def _send(
+        self, url: str, headers: dict[str, str | bytes], extensions: dict[str, Any]
+    ) -> AbstractAsyncContextManager[Reply]:
+        """One hop's GET: on the client's direct lane when it has one and the hop has no
+        proxy (lane.py: the same request without httpx's objects), else through httpx."""
+        parsed = _parsed(url)
+        lane = self._lane
+        if lane is not None and not extensions:
+            exchange = lane.get(parsed, headers)
+            if exchange is not None:
+                return exchange
+        # httpx takes a bytes value under a str name (a validator that is not ASCII), though
+        # its annotations name only all-str or all-bytes mappings
+        sent = cast("dict[str, str]", headers)
+        return self.client.stream("GET", parsed, headers=sent, extensions=extensions)
+
     async def _answer(
         self,
         source: Source,
         state: FetchState,
         url: str,
-        resp: httpx.Response,
+        resp: Reply,
         moved_to: str | None,
     ) -> Fetched:
         status = resp.status_code
@@ -330,6 +354,13 @@ class Fetcher:
         )
 
 
+def _validator(value: str) -> str | bytes:
+    """A validator as it goes back to the server: as it came, or, when it is not ASCII (an
+    ETag may hold any byte), its UTF-8 bytes, which httpx read it from (httpx would refuse
+    the text; one read as Latin-1 then simply does not match, and the answer is a 200)."""
+    return value if value.isascii() else value.encode("utf-8")
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(url: str) -> httpx.URL:
     """`url` parsed once for all its polls: httpx parses a URL given as text on every request
@@ -357,7 +388,7 @@ def _is_html(content_type: str | None, body: bytes) -> bool:
     return start.startswith((b"<!doctype html", b"<html"))
 
 
-async def _body_start(resp: httpx.Response, cap: int, url: str) -> bytes:
+async def _body_start(resp: Reply, cap: int, url: str) -> bytes:
     """Up to `SNIFF_BYTES` of an error answer's body; nothing when it cannot be read."""
     if resp.is_stream_consumed:
         return resp.content[:SNIFF_BYTES]
@@ -375,7 +406,7 @@ async def _body_start(resp: httpx.Response, cap: int, url: str) -> bytes:
     return b"".join(chunks)[:SNIFF_BYTES]
 
 
-async def _read_body(resp: httpx.Response, cap: int, url: str) -> bytes:
+async def _read_body(resp: Reply, cap: int, url: str) -> bytes:
     """The decoded body, in bounded steps with a turn of the event loop between them."""
     if resp.is_stream_consumed:  # built from bytes (httpx.MockTransport): read and decoded
         if len(resp.content) > cap:
@@ -384,7 +415,7 @@ async def _read_body(resp: httpx.Response, cap: int, url: str) -> bytes:
     return b"".join([piece async for piece in _decoded(resp, cap, url)])
 
 
-async def _decoded(resp: httpx.Response, cap: int, url: str) -> AsyncGenerator[bytes, None]:
+async def _decoded(resp: Reply, cap: int, url: str) -> AsyncGenerator[bytes, None]:
     """The body's decoded pieces (`BodyDecoder`: bounded, capped at `cap`), with a turn of
     the event loop after each, which lets the poll's deadline fire inside a bomb."""
     decoder = BodyDecoder(resp.headers.get("content-encoding"), cap, url)

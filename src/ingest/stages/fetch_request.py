@@ -50,6 +50,12 @@ class SourceRequest:
             for name, template in source.headers:
                 value, used = expand(template, os.environ)
                 secrets += used
+                if not _sendable(value):  # the value itself is a secret: not in the message
+                    raise errors.FetchError(
+                        f"headers: {name}: the value filled in from the environment is not "
+                        "printable ASCII, as an HTTP header must be (see docs/sources.md)",
+                        url=source.url,
+                    )
                 if name.lower() == "user-agent":
                     user_agent = value
                 else:
@@ -75,6 +81,12 @@ class SourceRequest:
         if self.other and (urlsplit(url).hostname or "").lower() == home:
             headers.update(self.other)
         return headers
+
+
+def _sendable(value: str) -> bool:
+    """Printable ASCII, as sources.yaml's own header values must be (config/request_fields.py);
+    a value from the environment is checked here, where it is filled in."""
+    return value.isascii() and (value.isprintable() or not value)
 
 
 _NO_REQUEST: Final = SourceRequest(None, {}, None, ())

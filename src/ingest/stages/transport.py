@@ -25,8 +25,9 @@ from __future__ import annotations
 import base64
 import ssl
 import sys
+from collections.abc import Callable
 from http.cookiejar import CookieJar
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 # httpx's package imports its command-line tool (click, rich, pygments: ~0.09 s of
 # every start) whenever those happen to be installed; ingest never calls it, and
@@ -36,6 +37,11 @@ import httpx  # noqa: E402
 
 from ingest.model import Settings  # noqa: E402
 from ingest.stages.netguard import NetGuard, guarded_resolver  # noqa: E402
+
+if TYPE_CHECKING:  # aiohttp (0.15 s) is imported when the first client is made, not before
+    import aiohttp
+
+    from ingest.stages.lane import DirectLane, SharedSession
 
 __all__ = [
     "ACCEPT",
@@ -58,7 +64,8 @@ def make_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     guard: NetGuard | None = None,
-) -> httpx.AsyncClient:
+    lane: bool = True,
+) -> PollingClient:
     """The client ingest uses: aiohttp's connection pool under httpx's API, guarded.
 
     httpx's own pool slows down badly past a few dozen concurrent requests
@@ -71,15 +78,24 @@ def make_client(
     malformed `INGEST_ALLOW_NETWORKS` raises `ConfigError`.  An injected
     `httpx.MockTransport` opens no socket and is left unguarded (and without
     proxies) unless a `guard` is given.
+
+    The production client (no `transport` given) sends a poll's plain GETs
+    (no proxy) through its direct lane (`lane.DirectLane`: the same request on
+    the same aiohttp session, without httpx's objects around it); `lane=False`
+    sends them through httpx like every other request (the tests compare the two).
     """
+    shared: SharedSession | None = None
     if transport is None:
+        from ingest.stages.lane import SharedSession
+
         guard = guard or NetGuard.from_settings(settings)
-        direct = GuardedTransport(_aiohttp_transport(settings, guard), guard, resolves=True)
+        shared = SharedSession(_session_maker(settings, guard))
+        direct = GuardedTransport(_aiohttp_transport(shared), guard, resolves=True)
         transport = ProxyRouter(direct, guard, settings)
     elif guard is not None or not isinstance(transport, httpx.MockTransport):
         guard = guard or NetGuard.from_settings(settings)
         transport = ProxyRouter(GuardedTransport(transport, guard, resolves=False), guard, settings)
-    return PollingClient(
+    client = PollingClient(
         transport=transport,
         headers={
             "User-Agent": settings.user_agent,
@@ -89,6 +105,11 @@ def make_client(
         follow_redirects=False,
         timeout=None,  # the whole-poll deadline is enforced by Fetcher
     )
+    if shared is not None and guard is not None and lane:
+        from ingest.stages.lane import DirectLane
+
+        client.lane = DirectLane(client, shared, guard)
+    return client
 
 
 class _Cookies(httpx.Cookies):
@@ -108,11 +129,13 @@ class _Cookies(httpx.Cookies):
 
 
 class PollingClient(httpx.AsyncClient):
-    """`httpx.AsyncClient` whose cookie store is `_Cookies` (same jar, same behaviour)."""
+    """`httpx.AsyncClient` whose cookie store is `_Cookies` (same jar, same behaviour), with
+    the direct lane for a poll's plain GETs when `make_client` built its transport."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._polling_cookies = _Cookies(super().cookies.jar)
+        self.lane: DirectLane | None = None
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -125,12 +148,11 @@ class PollingClient(httpx.AsyncClient):
         self._polling_cookies = _Cookies(httpx.Cookies(cookies).jar)
 
 
-def _aiohttp_transport(
-    settings: Settings, guard: NetGuard | None, proxy: str | None = None
-) -> httpx.AsyncBaseTransport:
+def _session_maker(
+    settings: Settings, guard: NetGuard | None
+) -> Callable[[], aiohttp.ClientSession]:
     """aiohttp's pool; names resolved through the guard, or (behind a proxy) by it only."""
     import aiohttp
-    from httpx_aiohttp import AiohttpTransport
 
     def session() -> aiohttp.ClientSession:  # called on the first request, in the loop
         connector = aiohttp.TCPConnector(
@@ -146,16 +168,20 @@ def _aiohttp_transport(
             connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
         )
 
+    return session
+
+
+def _aiohttp_transport(shared: SharedSession, proxy: str | None = None) -> httpx.AsyncBaseTransport:
+    """httpx's transport over aiohttp's pool (the session `shared` holds)."""
+    from ingest.stages.lane import SessionTransport
+
     # The transport's own SSL context is only for a session it would build itself; ours is
     # built above and verifies with aiohttp's default context (the system's CAs, or
     # SSL_CERT_FILE).  Left to itself, httpx-aiohttp would load certifi's CA bundle into a
     # context nothing uses, 25 ms of every start: it gets an empty one instead, which trusts
     # nothing and so fails closed should it ever be used.
     unused = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(
-        client=session, proxy=_http_proxy(proxy) if proxy else None, verify=unused
-    )
-    return transport
+    return SessionTransport(shared, proxy=_http_proxy(proxy) if proxy else None, verify=unused)
 
 
 def _http_proxy(url: str) -> httpx.Proxy:
@@ -246,7 +272,9 @@ class ProxyRouter(httpx.AsyncBaseTransport):
         if proxy.startswith("socks"):
             inner = httpx.AsyncHTTPTransport(proxy=proxy, trust_env=False)
         else:
-            inner = _aiohttp_transport(self.settings, None, proxy)
+            from ingest.stages.lane import SharedSession
+
+            inner = _aiohttp_transport(SharedSession(_session_maker(self.settings, None)), proxy)
             auth = _http_proxy(proxy).headers.get("Proxy-Authorization")
             if auth is not None:
                 inner = _PlainProxyAuth(inner, auth)
