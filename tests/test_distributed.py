@@ -11,6 +11,7 @@ the job's own lease); and no source may ever be polled twice at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from feedlab_helpers import Lab, ingest, scalar, start_logged, stop_all, wait_for
-from ingest.model import CuratedItem, Settings, Source
+from ingest.model import CuratedItem, Rule, Settings, Source
 from ingest.store.configs import (
     settings_from_json,
     settings_json,
@@ -48,6 +49,30 @@ def test_source_and_settings_survive_the_json_round_trip() -> None:
     assert source_json(back) == source_json(source)  # moving a source in the file is no change
     settings = Settings(concurrency=3, allow_networks=("10.0.0.0/8",), jitter=0.0)
     assert settings_from_json(settings_json(settings)) == settings
+
+
+def test_a_source_s_text_is_the_text_asdict_gave() -> None:
+    """The stored text is compared with each start's: a new way of writing it must write the
+    same text, or every source would look edited once."""
+    when = datetime(2026, 3, 12, 14, 15, tzinfo=UTC)
+    source = Source(
+        key="k", name="K", url="https://example.org/", kind="curated", include=("a",),
+        exclude=("b", "c"), select=(("item", "li"),), headers=(("X-A", "${A}"),),
+        rules=(Rule("drop", (("title", "x"),)),), strip_params=("utm_source",), line=3,
+        items=(CuratedItem("T", "https://example.org/t", date=when, summary="s", line=4),
+               CuratedItem("U", "https://example.org/u", line=5)),
+    )  # fmt: skip
+    plain = dataclasses.replace(
+        source, line=0, items=tuple(dataclasses.replace(i, line=0) for i in source.items)
+    )
+    data = dataclasses.asdict(plain)
+    data.pop("line")
+    for item in data["items"]:
+        item.pop("line")
+    expected = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), default=lambda d: d.isoformat()
+    )
+    assert source_json(source) == expected
 
 
 def _fields(source: Source) -> dict[str, object]:

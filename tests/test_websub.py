@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ingest.model import Advert, Fetched, Settings, Source, SourceReport
+from ingest.stages.parse import hubs as hubs_module
 from ingest.stages.parse.hubs import HEAD_BYTES, advert_of, header_links
 from ingest.stages.policy import plan_next
 from ingest.stages.websub import (
@@ -249,3 +250,13 @@ def test_verification_of_intent() -> None:
     assert verification(sub("requested"), "subscribe", HUB.topic, "") is None
     assert verification(sub("failed"), "subscribe", HUB.topic, "c") is None
     assert verification(None, "subscribe", HUB.topic, "c") is None
+
+
+@pytest.mark.parametrize("at", [0, 65533, 65534, 65535, 65536, 131070, 199997])
+@pytest.mark.parametrize("word", [b"hub", b"HUB", b"hUb"])
+def test_hub_is_found_in_any_case_anywhere_even_across_pieces(at: int, word: bytes) -> None:
+    body = bytearray(b"x" * 200_000)
+    body[at : at + 3] = word
+    assert hubs_module._mentions_hub(bytes(body))
+    assert not hubs_module._mentions_hub(b"x" * 200_000)
+    assert not hubs_module._mentions_hub(bytes(body[:at] + b"hu" + body[at + 3 :]))

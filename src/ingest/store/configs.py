@@ -11,6 +11,7 @@ and does not touch the database.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -27,15 +28,27 @@ def _default(value: object) -> str:
 
 
 def source_json(source: Source) -> str:
-    """The source as JSON text, without its line numbers (sorted keys: stable text)."""
-    plain = dataclasses.replace(
-        source, line=0, items=tuple(dataclasses.replace(i, line=0) for i in source.items)
-    )
-    data = dataclasses.asdict(plain)
-    data.pop("line", None)
-    for item in data["items"]:
-        item.pop("line", None)
-    return json.dumps(data, sort_keys=True, default=_default, separators=(",", ":"))
+    """The source as JSON text, without its line numbers (sorted keys: stable text).
+
+    The text `dataclasses.asdict` gives, without its deep copy of every value (a
+    run writes every source's text at start-up, on its critical path)."""
+    return json.dumps(_plain(source), sort_keys=True, default=_default, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    """`value` as `dataclasses.asdict` would give it (tuples stay tuples), `line` left out."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _fields(type(value))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "line")
 
 
 def source_from_json(text: str) -> Source:
