@@ -20,7 +20,7 @@ import struct
 import threading
 from typing import Any
 
-__all__ = ["ProxyServer"]
+__all__ = ["ProxyServer", "recv_head"]
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -39,6 +39,18 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
         for s in (src, dst):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+
+def recv_head(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes] | None:
+    """An HTTP message head read off `sock` after what `data` holds already: (the head
+    without its blank line, the bytes that came after it), or None when the peer closed."""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    return head, rest
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -112,13 +124,10 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _http(self, sock: socket.socket) -> None:
         proxy = self.server.proxy
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return
-            head += chunk
-        head, rest = head.split(b"\r\n\r\n", 1)
+        got = recv_head(sock)
+        if got is None:
+            return
+        head, rest = got
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = lines[0].split(" ", 2)
         headers = [tuple(x.split(":", 1)) for x in lines[1:] if ":" in x]

@@ -28,6 +28,7 @@ from ingest.model import Fetched, FetchState, Settings, Source
 from ingest.stages import lane as lane_module
 from ingest.stages.fetch import Fetcher
 from ingest.stages.transport import make_client
+from proxyserver import recv_head
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 # the request head -> the raw response; None: the connection is cut instead, and one that
@@ -130,12 +131,10 @@ class RawServer:
         data = b""
         with conn:
             while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, data = data.split(b"\r\n\r\n", 1)
+                got = recv_head(conn, data)
+                if got is None:
+                    return
+                head, data = got
                 self.heads.append(head)
                 path = head.split(b" ", 2)[1].decode()
                 answer = SCRIPT[path](head)
