@@ -5,8 +5,10 @@
         [--polls 4000] [--in-flight 50] [--feedlab ../shared/feedlab]
 
 Serves a feedlab corpus over loopback, then, in this one process on uvloop,
-primes every source's ETag with a first poll and times `--polls` conditional
-polls (all 304s, `--in-flight` at a time) three ways, each on a fresh client:
+primes every source's ETag with a first poll and times about `--polls`
+conditional polls (all 304s, `--in-flight` at a time) each of three ways, in
+rounds of every source taken in turn (the median round of each way is
+printed, so that a drift of the machine's speed touches the three alike):
 
 - `lane`: `Fetcher.fetch` on the production client (`make_client`), whose
   plain GETs take the direct lane (stages/lane.py);
@@ -15,7 +17,7 @@ polls (all 304s, `--in-flight` at a time) three ways, each on a fresh client:
 - `aiohttp`: a bare `session.get` with the same headers and nothing else
   (no guard, no deadline, no limits, no `Fetched`): the floor.
 
-Prints the process CPU (user + system) per poll of each.  It measures; it
+Prints the process CPU (user + system) per poll of each, the median round.  It measures; it
 asserts nothing.
 """
 
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -34,68 +37,66 @@ from typing import TYPE_CHECKING
 from lab import corpus_arguments, free_port, generate, serving
 
 if TYPE_CHECKING:
-    from ingest.model import Settings, Source
+    from ingest.model import Source
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def _timed(
-    polls: int, in_flight: int, one: Callable[[Source], Awaitable[None]], sources: list[Source]
-) -> float:
-    """CPU seconds per poll of `polls` calls of `one(source)`, `in_flight` at a time."""
-    sem = asyncio.Semaphore(in_flight)
-
-    async def bounded(source: Source) -> None:
-        async with sem:
-            await one(source)
-
-    await asyncio.gather(*(bounded(s) for s in sources))  # warm: connections open
-    rounds = max(1, polls // len(sources))
-    started = time.process_time()
-    for _ in range(rounds):
-        await asyncio.gather(*(bounded(s) for s in sources))
-    return (time.process_time() - started) / (rounds * len(sources))
-
-
-async def _one_way(
-    way: str, settings: Settings, sources: list[Source], polls: int, in_flight: int
-) -> float:
+async def _measure(sources_file: Path, polls: int, in_flight: int) -> dict[str, float]:
+    """CPU seconds per poll of each way: their rounds interleaved (a round of every source
+    each, in turn), so that a drift of the machine's speed touches all three alike; the
+    median round of each."""
+    from ingest.config import load_config
     from ingest.stages.fetch import Fetcher
     from ingest.stages.transport import ACCEPT, make_client
 
-    async with make_client(settings, lane=way != "httpx") as client:
-        fetcher = Fetcher(client, settings)
-        states = {s.key: (await fetcher.fetch(s)).state for s in sources}
+    config = load_config(str(sources_file))
+    settings = config.settings
+    sources = list(config.enabled())
+    sem = asyncio.Semaphore(in_flight)
+    async with (
+        make_client(settings) as with_lane,
+        make_client(settings, lane=False) as without,
+    ):
+        lane_fetcher, httpx_fetcher = Fetcher(with_lane, settings), Fetcher(without, settings)
+        states = {s.key: (await lane_fetcher.fetch(s)).state for s in sources}
+        assert with_lane.lane is not None
+        session = with_lane.lane.session.get()
 
-        async def poll(source: Source) -> None:
-            fetched = await fetcher.fetch(source, states[source.key])
-            assert fetched.not_modified
+        async def lane(source: Source) -> None:
+            assert (await lane_fetcher.fetch(source, states[source.key])).not_modified
+
+        async def through_httpx(source: Source) -> None:
+            assert (await httpx_fetcher.fetch(source, states[source.key])).not_modified
 
         async def bare(source: Source) -> None:
-            assert client.lane is not None
             headers = {
                 "User-Agent": settings.user_agent,
                 "Accept": ACCEPT,
                 "Accept-Encoding": "gzip, deflate",
                 "If-None-Match": states[source.key].etag or "",
             }
-            async with client.lane.session.get().get(
+            async with session.get(
                 source.url, headers=headers, allow_redirects=False, auto_decompress=False
             ) as resp:
                 assert resp.status == 304
 
-        return await _timed(polls, in_flight, bare if way == "aiohttp" else poll, sources)
+        ways: dict[str, Callable[[Source], Awaitable[None]]] = {
+            "lane": lane, "httpx": through_httpx, "aiohttp": bare,
+        }  # fmt: skip
 
+        async def bounded(one: Callable[[Source], Awaitable[None]], source: Source) -> None:
+            async with sem:
+                await one(source)
 
-async def _measure(sources_file: Path, polls: int, in_flight: int) -> dict[str, float]:
-    from ingest.config import load_config
-
-    config = load_config(str(sources_file))
-    sources = list(config.enabled())
-    return {
-        way: await _one_way(way, config.settings, sources, polls, in_flight)
-        for way in ("lane", "httpx", "aiohttp")
-    }
+        rounds: dict[str, list[float]] = {name: [] for name in ways}
+        for n in range(1 + max(1, polls // len(sources))):
+            for name, one in ways.items():
+                started = time.process_time()
+                await asyncio.gather(*(bounded(one, s) for s in sources))
+                if n:  # the first round of each only opens connections
+                    rounds[name].append((time.process_time() - started) / len(sources))
+    return {name: statistics.median(times) for name, times in rounds.items()}
 
 
 def main() -> None:
