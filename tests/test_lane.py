@@ -14,6 +14,7 @@ must be equal.  A spy on `DirectLane.get` shows the lane really sent them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import socket
 import threading
@@ -89,6 +90,7 @@ SCRIPT: dict[str, Answer] = {
         "302 Found", [("Location", "/cookie-check"), ("Set-Cookie", "sid=s1; Path=/")]
     ),
     "/cookie-check": _cookie_check,
+    "/cookie-feed": _feed(("Set-Cookie", "sid=s2; Path=/"), body=FEED * 20_000),
     "/hop1": lambda _h: _response("301 Moved Permanently", [("Location", "/hop2")]),
     "/hop2": lambda _h: _response("308 Permanent Redirect", [("Location", "/plain")]),
     "/loop": lambda _h: _response("302 Found", [("Location", "/loop")]),
@@ -128,6 +130,10 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(ConnectionError):  # a client that hangs up mid-answer
+            self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
         data = b""
         with conn:
             while True:
@@ -301,3 +307,25 @@ def test_the_guard_refuses_on_the_lane_as_through_httpx(
     assert lane_calls and heads == []
     assert outcomes[0][0] == "RefusedError"
     assert _polls(server, ["/plain"], lane=False) == (heads, outcomes)
+
+
+def test_a_failure_while_reading_the_answer_s_cookies_lets_the_connection_go(
+    server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one connection allowed, a second poll gets it only if the first gave it back."""
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("cookie jar broke")
+
+    monkeypatch.setattr(lane_module.DirectLane, "keep_cookies", broken)
+
+    async def go() -> Fetched:
+        settings = Settings(concurrency=1, per_host=1)
+        async with make_client(settings) as client:
+            fetcher = Fetcher(client, settings)
+            with pytest.raises(RuntimeError, match="cookie jar broke"):
+                await fetcher.fetch(Source(key="k", name="k", url=server.url("/cookie-feed")))
+            plain = Source(key="p", name="p", url=server.url("/plain"), timeout=3)
+            return await fetcher.fetch(plain)
+
+    assert asyncio.run(go()).status == 200

@@ -166,10 +166,15 @@ class _Exchange:
                 compress=False,
                 timeout=_NO_TIMEOUT,
             )
+        try:
+            if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+                lane.keep_cookies(target, self._headers, response)
+            answer = LaneAnswer(response)
+        except BaseException:  # no `async with` body, so no __aexit__: let the connection go
+            response.release()
+            raise
         self._response = response
-        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
-            lane.keep_cookies(target, self._headers, response)
-        return LaneAnswer(response)
+        return answer
 
     async def __aexit__(
         self,
