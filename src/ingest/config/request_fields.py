@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from ingest.config.values import _Bad, _text, _timeout
 from ingest.config.yaml_nodes import _NULL_TAG, _is_null, _kind_of
 from ingest.model import Identity
+from ingest.stages.controls import PRINTABLE_ASCII
 from ingest.stages.envrefs import references
 
 __all__ = [
@@ -42,7 +43,6 @@ MAX_HEADERS: Final = 32
 _MAX_VALUE: Final = 8192
 PROXY_SCHEMES: Final = ("http", "socks5", "socks5h")
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
-_PRINTABLE_RE: Final = re.compile(r"[\x20-\x7e]*")
 # headers ingest sets itself, for the request to work at all (framing, decoding, caching)
 _OURS: Final = {
     "host": "the host comes from the source's url",
@@ -90,7 +90,7 @@ def _headers(node: Node, name: str) -> tuple[tuple[str, str], ...]:
         if _is_null(value_node):
             raise _Bad(f"{name}: {header} is empty", value_node)
         value = _text(value_node, f"{name}: {header}")
-        if len(value) > _MAX_VALUE or not _PRINTABLE_RE.fullmatch(value):
+        if len(value) > _MAX_VALUE or not PRINTABLE_ASCII.fullmatch(value):
             raise _Bad(
                 f"{name}: {header} may only use printable ASCII characters, at most "
                 f"{_MAX_VALUE} of them, as an HTTP header must",
@@ -113,7 +113,7 @@ def _proxy(node: Node, name: str) -> str:
         ok = ok and parts.path in ("", "/") and not parts.query and not parts.fragment
     except ValueError:
         ok = False
-    if not ok or not _PRINTABLE_RE.fullmatch(value) or " " in value:
+    if not ok or not PRINTABLE_ASCII.fullmatch(value) or " " in value:
         raise _Bad(
             f"{name} must be a proxy address such as http://proxy.example:3128 or "
             "socks5://user:${PROXY_PASSWORD}@127.0.0.1:1080 (scheme http, socks5 or socks5h, "

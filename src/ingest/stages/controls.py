@@ -8,7 +8,9 @@ reaches a reader's page or terminal (`strip_controls` does the same for
 the message of a failed poll).  `printable` makes any text safe for a
 terminal: C0, DEL and C1 characters become visible escapes (`\x1b`), so a
 story, a server's message or a config value printed by the command line can
-never set a window title, move the cursor or ring the bell.  It does not
+never set a window title, move the cursor or ring the bell.  Beside them,
+`PRINTABLE_ASCII` is what a header value ingest sends may hold (checked in
+sources.yaml and again once the environment has filled it in).  It does not
 sanitize HTML (normalize.py does, with nh3).
 """
 
@@ -23,6 +25,7 @@ from ingest.model import Item
 __all__ = [
     "CONTROL_CHARS",
     "CONTROL_CHARS_IN_TEXT",
+    "PRINTABLE_ASCII",
     "printable",
     "strip_controls",
     "without_controls",
@@ -38,6 +41,9 @@ _LINE_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # the same 
 # text that may run over lines the same but tab and newline
 CONTROL_CHARS: Final = _TERMINAL_CONTROL
 CONTROL_CHARS_IN_TEXT: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# what an HTTP header value ingest sends may hold: printable ASCII (sources.yaml's `headers:`,
+# checked again once `${NAME}` references are filled in)
+PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e]*")
 
 
 def without_controls(item: Item) -> Item:

@@ -220,7 +220,7 @@ class Fetcher:
         moved_to: str | None = None
         home = (urlsplit(url).hostname or "").lower()
         for hop in range(self.settings.max_redirects + 1):
-            headers: dict[str, str | bytes] = dict(request.headers_for(url, home))
+            headers = request.headers_for(url, home)
             if hop == 0 or moved_to is not None:
                 # validators belong to the URL they came from; a permanent move keeps them
                 if state.etag:
@@ -277,16 +277,15 @@ class Fetcher:
     ) -> AbstractAsyncContextManager[Reply]:
         """One hop's GET: on the client's direct lane when it has one and the hop has no
         proxy (lane.py: the same request without httpx's objects), else through httpx."""
-        parsed = _parsed(url)
         lane = self._lane
         if lane is not None and not extensions:
-            exchange = lane.get(parsed, headers)
+            exchange = lane.get(url, headers)
             if exchange is not None:
                 return exchange
         # httpx takes a bytes value under a str name (a validator that is not ASCII), though
         # its annotations name only all-str or all-bytes mappings
         sent = cast("dict[str, str]", headers)
-        return self.client.stream("GET", parsed, headers=sent, extensions=extensions)
+        return self.client.stream("GET", _parsed(url), headers=sent, extensions=extensions)
 
     async def _answer(
         self,

@@ -5,7 +5,9 @@ source's headers and proxy from this process's environment (`envrefs`),
 keeps the values that came from there (so fetch.py can hide them in any
 message), and says which headers go with each hop of a poll: the User-Agent
 on every hop, the others (cookies, tokens) only to the host of the source's
-own URL.  It sends nothing (fetch.py does) and checks no shape (config/ did).
+own URL.  It sends nothing (fetch.py does) and checks no shape (config/ did),
+but a value filled in from the environment must be printable ASCII, the rule
+sources.yaml's own values follow (`controls.PRINTABLE_ASCII`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 
 from ingest import errors
 from ingest.model import Source
+from ingest.stages.controls import PRINTABLE_ASCII
 from ingest.stages.envrefs import MissingVariable, expand
 from ingest.stages.transport import PROXY_EXTENSION
 
@@ -50,7 +53,7 @@ class SourceRequest:
             for name, template in source.headers:
                 value, used = expand(template, os.environ)
                 secrets += used
-                if not _sendable(value):  # the value itself is a secret: not in the message
+                if not PRINTABLE_ASCII.fullmatch(value):  # a secret: not in the message
                     raise errors.FetchError(
                         f"headers: {name}: the value filled in from the environment is not "
                         "printable ASCII, as an HTTP header must be (see docs/sources.md)",
@@ -72,21 +75,15 @@ class SourceRequest:
             ) from None
         return cls(user_agent, other, proxy, tuple(secrets))
 
-    def headers_for(self, url: str, home: str) -> dict[str, str]:
+    def headers_for(self, url: str, home: str) -> dict[str, str | bytes]:
         """The headers of one hop: the User-Agent on every hop, the others (cookies,
         tokens) only to the host of the source's own URL, never to a redirect elsewhere."""
-        headers: dict[str, str] = {}
+        headers: dict[str, str | bytes] = {}  # fetch.py adds the validators (bytes or text)
         if self.user_agent is not None:
             headers["User-Agent"] = self.user_agent
         if self.other and (urlsplit(url).hostname or "").lower() == home:
             headers.update(self.other)
         return headers
-
-
-def _sendable(value: str) -> bool:
-    """Printable ASCII, as sources.yaml's own header values must be (config/request_fields.py);
-    a value from the environment is checked here, where it is filled in."""
-    return value.isascii() and (value.isprintable() or not value)
 
 
 _NO_REQUEST: Final = SourceRequest(None, {}, None, ())

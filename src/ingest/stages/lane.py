@@ -27,21 +27,20 @@ httpx as before (`LaneAnswer` is not made; httpx decides what it accepts).
 tests/test_lane.py sends the same polls both ways and compares what the
 server received and what the poll came to.  This module follows no redirect,
 reads no body into memory and translates no error into ingest's own
-(fetch.py does all three); it opens no session of its own (`SharedSession`
-holds the one the transport uses too).
+(fetch.py does all three); it opens no session of its own (aiosession.py's
+`SharedSession` holds the one the transport uses too).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import aiohttp
 import httpx
 import yarl
-from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from ingest.stages.netguard import NetGuard
@@ -49,39 +48,13 @@ from ingest.stages.netguard import NetGuard
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
-__all__ = ["CHUNK", "DirectLane", "LaneAnswer", "SessionTransport", "SharedSession"]
+    from ingest.stages.aiosession import SharedSession
+
+__all__ = ["CHUNK", "DirectLane", "LaneAnswer"]
 
 CHUNK: Final = 16 * 1024  # the raw body's pieces, as httpx-aiohttp reads them
 # what httpx-aiohttp passes for a client without timeouts (the poll's deadline is fetch.py's)
 _NO_TIMEOUT: Final = aiohttp.ClientTimeout(sock_connect=None, sock_read=None, connect=None)
-
-
-class SharedSession:
-    """One aiohttp session for the lane and the transport, made on first use (in the loop)."""
-
-    def __init__(self, make: Callable[[], aiohttp.ClientSession]) -> None:
-        self._make = make
-        self._session: aiohttp.ClientSession | None = None
-
-    def get(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = self._make()
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-class SessionTransport(AiohttpTransport):
-    """httpx-aiohttp's transport on a `SharedSession`, which it closes (whoever opened it)."""
-
-    def __init__(self, shared: SharedSession, **kwargs: Any) -> None:
-        super().__init__(client=shared.get, **kwargs)
-        self.shared = shared
-
-    async def aclose(self) -> None:
-        await self.shared.aclose()
 
 
 class _Headers:
@@ -189,12 +162,15 @@ class _Exchange:
 
 
 class _Target:
-    """A URL as httpx normalises it, and as aiohttp takes it (built once per URL)."""
+    """A URL as httpx normalises it, and as aiohttp takes it (built once per URL's text).
+
+    An invalid URL raises `httpx.InvalidURL` every time, as httpx would (an exception is
+    not remembered), and fetch.py reports it as it reports httpx's."""
 
     __slots__ = ("aiohttp_url", "host", "httpx_url", "text")
 
-    def __init__(self, url: httpx.URL) -> None:
-        self.httpx_url = url
+    def __init__(self, text: str) -> None:
+        url = self.httpx_url = httpx.URL(text)
         self.text = str(url)
         self.host = url.netloc.decode("ascii")  # httpx's Host header
         try:
@@ -203,8 +179,8 @@ class _Target:
             self.aiohttp_url = self.text
 
 
-@functools.lru_cache(maxsize=4096)
-def _target(url: httpx.URL) -> _Target:
+@functools.lru_cache(maxsize=4096)  # by the text: an httpx.URL hashes its text made anew
+def _target(url: str) -> _Target:
     return _Target(url)
 
 
@@ -217,9 +193,9 @@ class DirectLane:
         self.guard = guard
         self._base: tuple[list[tuple[bytes, bytes]], dict[str, str]] | None = None
 
-    def get(self, url: httpx.URL, headers: Mapping[str, str | bytes]) -> _Exchange | None:
-        """The hop's exchange, or None when it must go through httpx (a header that is not
-        ASCII text)."""
+    def get(self, url: str, headers: Mapping[str, str | bytes]) -> _Exchange | None:
+        """The hop's exchange to `url`, or None when it must go through httpx (a header
+        that is not ASCII text)."""
         merged = self._client_headers()
         for name, value in headers.items():
             if not (isinstance(value, str) and value.isascii() and name.isascii()):

@@ -41,7 +41,8 @@ from ingest.stages.netguard import NetGuard, guarded_resolver  # noqa: E402
 if TYPE_CHECKING:  # aiohttp (0.15 s) is imported when the first client is made, not before
     import aiohttp
 
-    from ingest.stages.lane import DirectLane, SharedSession
+    from ingest.stages.aiosession import SharedSession
+    from ingest.stages.lane import DirectLane
 
 __all__ = [
     "ACCEPT",
@@ -86,7 +87,7 @@ def make_client(
     """
     shared: SharedSession | None = None
     if transport is None:
-        from ingest.stages.lane import SharedSession
+        from ingest.stages.aiosession import SharedSession
 
         guard = guard or NetGuard.from_settings(settings)
         shared = SharedSession(_session_maker(settings, guard))
@@ -173,7 +174,7 @@ def _session_maker(
 
 def _aiohttp_transport(shared: SharedSession, proxy: str | None = None) -> httpx.AsyncBaseTransport:
     """httpx's transport over aiohttp's pool (the session `shared` holds)."""
-    from ingest.stages.lane import SessionTransport
+    from ingest.stages.aiosession import SessionTransport
 
     # The transport's own SSL context is only for a session it would build itself; ours is
     # built above and verifies with aiohttp's default context (the system's CAs, or
@@ -272,7 +273,7 @@ class ProxyRouter(httpx.AsyncBaseTransport):
         if proxy.startswith("socks"):
             inner = httpx.AsyncHTTPTransport(proxy=proxy, trust_env=False)
         else:
-            from ingest.stages.lane import SharedSession
+            from ingest.stages.aiosession import SharedSession
 
             inner = _aiohttp_transport(SharedSession(_session_maker(self.settings, None)), proxy)
             auth = _http_proxy(proxy).headers.get("Proxy-Authorization")
