@@ -11,13 +11,68 @@ aiohttp itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ssl
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import aiohttp
-from httpx_aiohttp import AiohttpTransport
+__all__ = ["SessionTransport", "SharedSession", "tls_ready"]
 
-__all__ = ["SessionTransport", "SharedSession"]
+
+class _CertLoader:
+    """The CAs of the SSL contexts aiohttp makes when it is imported, loaded when a TLS
+    connection first needs them.
+
+    aiohttp's connector module makes two default contexts at import, and each loads
+    the system's CA bundle (`set_default_verify_paths`): 40-60 ms of CPU apiece here,
+    in every run, whether or not any source is https.  During our import of aiohttp
+    that call is only noted.  `ready()` makes it, for each noted context that
+    verifies, before the first https request or proxied request is handed to aiohttp
+    (the lane and `SessionTransport` call it), so no TLS connection is ever made with
+    a context whose CAs are not loaded.  The unverified context (CERT_NONE, which
+    ingest never uses) gets none: it would never look at them.  If aiohttp was
+    imported before (a test, a library), its contexts are complete already.
+    """
+
+    def __init__(self) -> None:
+        self._noted: list[ssl.SSLContext] = []
+
+    @contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Note, not run, `set_default_verify_paths` of the contexts made in the block."""
+        noted = self._noted
+        own = ssl.SSLContext.__dict__.get("set_default_verify_paths")  # else the C base's
+
+        def note(context: ssl.SSLContext) -> None:
+            noted.append(context)
+
+        ssl.SSLContext.set_default_verify_paths = note  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            if own is None:
+                del ssl.SSLContext.set_default_verify_paths
+            else:
+                ssl.SSLContext.set_default_verify_paths = own  # type: ignore[method-assign]
+
+    def ready(self) -> None:
+        """Load the CAs of every noted context that verifies (at once after the first time)."""
+        if self._noted:
+            noted, self._noted = self._noted, []
+            for context in noted:
+                if context.verify_mode != ssl.CERT_NONE:
+                    context.set_default_verify_paths()
+
+
+_certs = _CertLoader()
+if "aiohttp" not in sys.modules:
+    with _certs.deferring():
+        import aiohttp
+tls_ready = _certs.ready  # call before handing aiohttp an https (or proxied) request
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+from httpx_aiohttp import AiohttpTransport  # noqa: E402
 
 
 class SharedSession:
@@ -43,6 +98,10 @@ class SessionTransport(AiohttpTransport):
     def __init__(self, shared: SharedSession, **kwargs: Any) -> None:
         super().__init__(client=shared.get, **kwargs)
         self.shared = shared
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        _certs.ready()  # whatever the scheme: a proxy's tunnel may be TLS too
+        return await super().handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.shared.aclose()

@@ -43,6 +43,7 @@ import httpx
 import yarl
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
+from ingest.stages.aiosession import tls_ready
 from ingest.stages.netguard import NetGuard
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ class _Exchange:
     async def __aenter__(self) -> LaneAnswer:
         lane, target = self._lane, self._target
         lane.guard.check_url(target.text)
+        if target.tls:
+            tls_ready()
         session = lane.session.get()
         with map_aiohttp_exceptions():
             response = await session.request(
@@ -167,11 +170,12 @@ class _Target:
     An invalid URL raises `httpx.InvalidURL` every time, as httpx would (an exception is
     not remembered), and fetch.py reports it as it reports httpx's."""
 
-    __slots__ = ("aiohttp_url", "host", "httpx_url", "text")
+    __slots__ = ("aiohttp_url", "host", "httpx_url", "text", "tls")
 
     def __init__(self, text: str) -> None:
         url = self.httpx_url = httpx.URL(text)
         self.text = str(url)
+        self.tls = url.scheme != "http"  # aiohttp's context needs its CAs (aiosession.py)
         self.host = url.netloc.decode("ascii")  # httpx's Host header
         try:
             self.aiohttp_url: yarl.URL | str = yarl.URL(self.text)
