@@ -6,7 +6,9 @@ transport on that session, closing it with the client whichever of the two
 opened it.  The session's settings (limits, the guarded resolver, no cookie
 jar of aiohttp's own) are transport.py's; what is sent on it, the lane's
 (lane.py) and httpx's.  It is imported only when a client is made, with
-aiohttp itself.
+aiohttp itself, and it imports aiohttp with the CA loading of aiohttp's default
+SSL contexts put off until a TLS connection needs it (`tls_ready`, which the
+lane calls before an https request and `SessionTransport` before any request).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import ssl
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 __all__ = ["SessionTransport", "SharedSession", "tls_ready"]
@@ -66,11 +68,10 @@ class _CertLoader:
 
 
 _certs = _CertLoader()
-if "aiohttp" not in sys.modules:
-    with _certs.deferring():
-        import aiohttp
+with _certs.deferring() if "aiohttp" not in sys.modules else nullcontext():
+    import aiohttp
 tls_ready = _certs.ready  # call before handing aiohttp an https (or proxied) request
-import aiohttp  # noqa: E402
+
 import httpx  # noqa: E402
 from httpx_aiohttp import AiohttpTransport  # noqa: E402
 
