@@ -15,6 +15,7 @@ same process, and the CAs are counted before and after.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import ssl
@@ -62,15 +63,38 @@ PLAIN = b'<?xml version="1.0"?><rss version="2.0"><channel><title>P</title></cha
 
 
 class _Feed(http.server.BaseHTTPRequestHandler):
+    body = RSS
+
     def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/rss+xml")
-        self.send_header("Content-Length", str(len(RSS)))
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(RSS)
+        self.wfile.write(self.body)
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
+
+
+class _Plain(_Feed):
+    body = PLAIN
+
+
+@contextlib.contextmanager
+def _serving(
+    handler: type[_Feed], context: ssl.SSLContext | None = None
+) -> Iterator[http.server.ThreadingHTTPServer]:
+    """A server on 127.0.0.1 answering with `handler`, over TLS when given a context."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -80,39 +104,17 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     cert = ca.issue_cert("127.0.0.1")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(context)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    try:
+    with _serving(_Feed, context) as server:
         yield f"https://127.0.0.1:{server.server_address[1]}/feed.xml", ca_file
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
 def http_server() -> Iterator[str]:
     """A plain-http feed on 127.0.0.1."""
-
-    class Plain(_Feed):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(len(PLAIN)))
-            self.end_headers()
-            self.wfile.write(PLAIN)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Plain)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(_Plain) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/plain.xml"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _poll(path: str, *urls: str, **env: str) -> list[str]:
