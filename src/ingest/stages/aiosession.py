@@ -7,8 +7,9 @@ opened it.  The session's settings (limits, the guarded resolver, no cookie
 jar of aiohttp's own) are transport.py's; what is sent on it, the lane's
 (lane.py) and httpx's.  It is imported only when a client is made, with
 aiohttp itself, and it imports aiohttp with the CA loading of aiohttp's default
-SSL contexts put off until a TLS connection needs it (`tls_ready`, which the
-lane calls before an https request and `SessionTransport` before any request).
+SSL contexts put off until a TLS connection may need it: `SharedSession.get`
+loads them before it hands the session out, unless its caller says the request
+is plain http (the lane does; httpx's transport asks once, for any request).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-__all__ = ["SessionTransport", "SharedSession", "tls_ready"]
+__all__ = ["SessionTransport", "SharedSession"]
 
 
 class _CertLoader:
@@ -30,9 +31,9 @@ class _CertLoader:
     the system's CA bundle (`set_default_verify_paths`): 40-60 ms of CPU apiece here,
     in every run, whether or not any source is https.  During our import of aiohttp
     that call is only noted.  `ready()` makes it, for each noted context that
-    verifies, before the first https request or proxied request is handed to aiohttp
-    (the lane and `SessionTransport` call it), so no TLS connection is ever made with
-    a context whose CAs are not loaded.  The unverified context (CERT_NONE, which
+    verifies, before `SharedSession.get` hands the session out for anything but a
+    plain-http request, so no TLS connection is ever made with a context whose CAs
+    are not loaded.  The unverified context (CERT_NONE, which
     ingest never uses) gets none: it would never look at them.  If aiohttp was
     imported before (a test, a library), its contexts are complete already.
     """
@@ -70,9 +71,7 @@ class _CertLoader:
 _certs = _CertLoader()
 with _certs.deferring() if "aiohttp" not in sys.modules else nullcontext():
     import aiohttp
-tls_ready = _certs.ready  # call before handing aiohttp an https (or proxied) request
 
-import httpx  # noqa: E402
 from httpx_aiohttp import AiohttpTransport  # noqa: E402
 
 
@@ -83,7 +82,12 @@ class SharedSession:
         self._make = make
         self._session: aiohttp.ClientSession | None = None
 
-    def get(self) -> aiohttp.ClientSession:
+    def get(self, *, tls: bool = True) -> aiohttp.ClientSession:
+        """The session, for a request that may make a TLS connection (an https URL, a
+        proxy's tunnel: aiohttp's default context gets its CAs first) or, with
+        `tls=False`, for a plain-http request with no proxy."""
+        if tls:
+            _certs.ready()
         if self._session is None:
             self._session = self._make()
         return self._session
@@ -99,10 +103,6 @@ class SessionTransport(AiohttpTransport):
     def __init__(self, shared: SharedSession, **kwargs: Any) -> None:
         super().__init__(client=shared.get, **kwargs)
         self.shared = shared
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        _certs.ready()  # whatever the scheme: a proxy's tunnel may be TLS too
-        return await super().handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.shared.aclose()

@@ -43,7 +43,6 @@ import httpx
 import yarl
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
-from ingest.stages.aiosession import tls_ready
 from ingest.stages.netguard import NetGuard
 
 if TYPE_CHECKING:
@@ -129,9 +128,7 @@ class _Exchange:
     async def __aenter__(self) -> LaneAnswer:
         lane, target = self._lane, self._target
         lane.guard.check_url(target.text)
-        if target.tls:
-            tls_ready()
-        session = lane.session.get()
+        session = lane.session.get(tls=target.tls)
         with map_aiohttp_exceptions():
             response = await session.request(
                 "GET",
@@ -175,7 +172,7 @@ class _Target:
     def __init__(self, text: str) -> None:
         url = self.httpx_url = httpx.URL(text)
         self.text = str(url)
-        self.tls = url.scheme != "http"  # aiohttp's context needs its CAs (aiosession.py)
+        self.tls = url.scheme != "http"  # the session's TLS context needs its CAs first
         self.host = url.netloc.decode("ascii")  # httpx's Host header
         try:
             self.aiohttp_url: yarl.URL | str = yarl.URL(self.text)

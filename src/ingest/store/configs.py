@@ -36,7 +36,8 @@ def source_json(source: Source) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """`value` as `dataclasses.asdict` would give it (tuples stay tuples), `line` left out."""
+    """`value` as `dataclasses.asdict` would give it, `line` left out; a tuple becomes a list,
+    which `json.dumps` writes as it writes a tuple."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {name: _plain(getattr(value, name)) for name in _fields(type(value))}
     if isinstance(value, (list, tuple)):
