@@ -481,3 +481,15 @@ def test_migration_0011_puts_postgresql_search_in_slices_and_back(pg_url: str) -
     assert tables() == ["item_search"] + [f"item_search_{n:05d}" for n in range(5)]
     with Store.open(pg_url) as store:
         assert store.latest(search="ward rounds") == before
+
+
+def test_a_document_is_the_text_of_its_summary_then_of_a_different_content() -> None:
+    html = "<p>Tea &amp; <b>biscuits</b>\n  for&nbsp;all</p>"
+    assert search_index.document("T", html, None) == ("T", "Tea & biscuits for all")
+    assert search_index.document("T", html, html) == ("T", "Tea & biscuits for all")
+    same_text = "<div>Tea &amp; biscuits for all</div>"  # other markup, the same words
+    assert search_index.document("T", html, same_text) == ("T", "Tea & biscuits for all")
+    assert search_index.document("T", "<p>Tea</p>", "<p>Tea for all</p>") == (
+        "T", "Tea Tea for all",
+    )  # fmt: skip
+    assert search_index.document("T", None, "<p>Only &lt;this&gt;</p>") == ("T", "Only <this>")

@@ -19,7 +19,7 @@ import pytest
 
 from feedserver import FeedServer
 from ingest.errors import StoreError
-from ingest.model import Fetched, NextPoll, PollRecord, Source, SourceReport
+from ingest.model import Fetched, NextPoll, Plan, PollRecord, Source, SourceReport
 from ingest.runtime.store_process import StoreProcess
 from ingest.store import Store
 from store_helpers import T0, count, item, ok
@@ -58,6 +58,42 @@ def test_calls_come_back_as_the_store_answers_them(db_url: str) -> None:
         assert count(store, "fetches") == 3
         row = store.status()
         assert {r["key"]: r["last_error"] for r in row}["b"] == "boom"
+
+
+def test_plans_come_back_as_the_stores_made_of_the_callers_own_items(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The child answers save_poll(s) with positions in the batch the parent sent, and
+    the parent rebuilds each Plan from its own Items: the same Plan the Store makes."""
+    record = PollRecord(A, ok(A), None, T0, NextPoll(T0 + timedelta(minutes=30)))
+    first = [item(A, 1), item(A, 2), item(A, 3)]
+    # the next poll: one changed, one repeated in the batch, one new, one the same
+    second = [item(A, 1), item(A, 2, title="Story 2, corrected", content_hash="h2b"),
+              item(A, 4), item(A, 4, title="again"), item(A, 3)]  # fmt: skip
+    other = tmp_path / "reference.sqlite3"
+    with StoreProcess(sqlite_url) as remote, Store.open(f"sqlite:///{other}") as store:
+        assert remote.sync_sources([A], T0) == store.sync_sources([A], T0) == 1
+        for batches in ([first], [second, [item(A, 5)]]):
+            polls = [(record, batch) for batch in batches]
+            got, want = remote.save_polls(polls), store.save_polls(polls)
+            assert got == want
+            for plan, batch in zip(got, batches, strict=True):  # the caller's own objects
+                assert all(any(i is b for b in batch) for i in plan.new + plan.changed)
+        assert got[0].changed and got[0].new and got[0].same and got[0].duplicates_in_batch
+        assert remote.save_poll(record, [item(A, 6)]) == store.save_poll(record, [item(A, 6)])
+        assert remote.save_poll(record, None) == Plan()
+
+
+def test_a_plan_whose_items_are_not_the_batchs_crosses_whole() -> None:
+    from ingest.runtime.store_process import _plan, _positions
+
+    batch = [item(A, 1), item(A, 2)]
+    plan = Plan(new=(batch[1],), changed=(batch[0],), same=3, duplicates_in_batch=1, stories=1)
+    assert _positions(plan, batch) == ((1,), (0,), 3, 1, 1)
+    assert _plan(_positions(plan, batch), batch) == plan
+    foreign = Plan(new=(item(A, 9),))
+    assert _positions(foreign, batch) is foreign  # not the batch's: sent as it is
+    assert _plan(foreign, batch) is foreign
 
 
 def test_a_database_that_cannot_be_opened_fails_each_call_with_its_message(

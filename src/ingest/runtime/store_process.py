@@ -121,11 +121,11 @@ class StoreProcess:
         return slot
 
     def save_polls(self, polls: Sequence[tuple[PollRecord, Sequence[Item] | None]]) -> list[Plan]:
-        return list(self._call("save_polls", polls))
+        answers = self._call("save_polls", polls)
+        return [_plan(a, batch) for a, (_, batch) in zip(answers, polls, strict=True)]
 
     def save_poll(self, record: PollRecord, batch: Sequence[Item] | None = None) -> Plan:
-        plan: Plan = self._call("save_poll", record, batch)
-        return plan
+        return _plan(self._call("save_poll", record, batch), batch)
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -200,6 +200,41 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
             store.close()
 
 
+# A Plan's `new` and `changed` are Items of the batch the parent sent: the child answers
+# with their positions in it, and the parent takes them from its own copy, instead of
+# pickling every new Item back (a cold run's whole corpus, a second time).
+_Positions = tuple[tuple[int, ...], tuple[int, ...], int, int, int]
+
+
+def _positions(plan: Plan, batch: Sequence[Item] | None) -> Plan | _Positions:
+    """`plan` as the positions in `batch` of its new and changed Items, with its counts;
+    the Plan itself if one of them is not an Item of `batch`."""
+    where = {id(item): i for i, item in enumerate(batch or ())}
+    try:
+        new = tuple(where[id(item)] for item in plan.new)
+        changed = tuple(where[id(item)] for item in plan.changed)
+    except KeyError:  # not one of the batch's own: send it whole
+        return plan
+    return new, changed, plan.same, plan.duplicates_in_batch, plan.stories
+
+
+def _plan(answer: Plan | _Positions, batch: Sequence[Item] | None) -> Plan:
+    """The Plan the child described with `_positions`, its Items taken from `batch`."""
+    if not isinstance(answer, tuple):
+        return answer
+    from ingest.model import Plan
+
+    new, changed, same, duplicates, stories = answer
+    items = batch or ()
+    return Plan(
+        new=tuple(items[i] for i in new),
+        changed=tuple(items[i] for i in changed),
+        same=same,
+        duplicates_in_batch=duplicates,
+        stories=stories,
+    )
+
+
 def _load_dialect(url: str | None) -> None:
     """Import the database's SQLAlchemy dialect now (10 ms for SQLite's), while the parent
     still loads its own stack: opening the database on the first call then does not.  Only
@@ -221,7 +256,14 @@ def _answer(
     if name not in _CALLS:
         return "error", errors.StoreError(f"the database process has no call {name!r}")
     try:
-        return "ok", getattr(store, name)(*args)
+        value = getattr(store, name)(*args)
+        if name == "save_polls":
+            value = [
+                _positions(plan, batch) for plan, (_, batch) in zip(value, args[0], strict=True)
+            ]
+        elif name == "save_poll":
+            value = _positions(value, args[1] if len(args) > 1 else None)
+        return "ok", value
     except errors.StoreError as e:
         return "error", e
     except Exception as e:  # a fault in the child must reach the run as a StoreError

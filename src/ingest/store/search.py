@@ -221,7 +221,7 @@ def plain(fragment: str | None) -> str:
 def document(title: str, summary: str | None, content: str | None) -> tuple[str, str]:
     """What a story is found by: its title, and the text of its summary and content."""
     body = plain(summary)
-    more = plain(content)
+    more = "" if content == summary else plain(content)  # the same text: read once
     if more and more != body:
         body = f"{body} {more}" if body else more
     return title, body
