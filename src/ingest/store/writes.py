@@ -79,15 +79,24 @@ def sync_sources(conn: Connection, configured: Sequence[Source], now: datetime) 
     return len(fresh) + len(changed) + len(gone)
 
 
+# The reads of every poll that stores stories, built once: building a statement and its
+# cache key cost more than SQLite's answer (an expanding IN list is filled in per call).
+_KNOWN = select(
+    item_sources.c.entry_key, item_sources.c.content_hash, item_sources.c.item_id
+).where(
+    item_sources.c.source_key == bindparam("b_source"),
+    item_sources.c.entry_key.in_(bindparam("b_keys", expanding=True)),
+)
+_BY_URL = select(items.c.canonical_url, items.c.id, items.c.published_at).where(
+    items.c.canonical_url.in_(bindparam("b_urls", expanding=True))
+)
+
+
 def _known(conn: Connection, source_key: str, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
     """Of the source's `keys`, those stored: entry key -> (content hash, story id)."""
     known: dict[str, tuple[str, int]] = {}
     for chunk in chunks(keys):
-        rows = conn.execute(
-            select(
-                item_sources.c.entry_key, item_sources.c.content_hash, item_sources.c.item_id
-            ).where(item_sources.c.source_key == source_key, item_sources.c.entry_key.in_(chunk))
-        )
+        rows = conn.execute(_KNOWN, {"b_source": source_key, "b_keys": list(chunk)})
         known.update((r[0], (r[1], r[2])) for r in rows)
     return known
 
@@ -124,11 +133,7 @@ def _ids_by_url(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, d
     """Stored stories among `urls`: canonical URL -> (id, published_at)."""
     out: dict[str, tuple[int, datetime]] = {}
     for chunk in chunks(urls):
-        rows = conn.execute(
-            select(items.c.canonical_url, items.c.id, items.c.published_at).where(
-                items.c.canonical_url.in_(chunk)
-            )
-        )
+        rows = conn.execute(_BY_URL, {"b_urls": list(chunk)})
         out.update((r[0], (r[1], r[2])) for r in rows)
     return out
 
