@@ -32,6 +32,45 @@ __all__ = ["rekey"]
 _DATED = frozenset({"published", "updated"})
 
 
+# built once (store/direct.py keys its compiled forms by the object; building a statement
+# cost more than running it); an expanding IN list is filled in per call
+_ANY_ENTRY = (
+    select(item_sources.c.entry_key)
+    .where(item_sources.c.source_key == bindparam("b_source"))
+    .limit(1)
+)
+_CARRIED = item_sources.join(items, items.c.id == item_sources.c.item_id)
+_CARRIED_BY_URL = (
+    select(
+        items.c.canonical_url,
+        item_sources.c.entry_key,
+        item_sources.c.content_hash,
+        item_sources.c.item_id,
+    )
+    .select_from(_CARRIED)
+    .where(
+        item_sources.c.source_key == bindparam("b_source"),
+        items.c.canonical_url.in_(bindparam("b_urls", expanding=True)),
+    )
+    .order_by(item_sources.c.first_seen_at)
+)
+_CARRIED_BY_TITLE = (
+    select(
+        items.c.title,
+        items.c.published_at,
+        item_sources.c.entry_key,
+        item_sources.c.content_hash,
+        item_sources.c.item_id,
+    )
+    .select_from(_CARRIED)
+    .where(
+        item_sources.c.source_key == bindparam("b_source"),
+        items.c.title.in_(bindparam("b_titles", expanding=True)),
+    )
+    .order_by(item_sources.c.first_seen_at)
+)
+
+
 def rekey(
     conn: Connection,
     source_key: str,
@@ -60,7 +99,7 @@ def rekey(
     by_url: dict[str, list[tuple[str, str, int]]] = {}
     urls = sorted({i.canonical_url for i in todo.values()})
     for chunk in chunks(urls):
-        rows = conn.execute(_BY_URL, {"b_source": source_key, "b_urls": list(chunk)})
+        rows = conn.execute(_CARRIED_BY_URL, {"b_source": source_key, "b_urls": list(chunk)})
         for url, old, digest, item_id in rows:
             by_url.setdefault(url, []).append((old, digest, item_id))
     for key, item in todo.items():
@@ -69,7 +108,7 @@ def rekey(
     rest = [i for k, i in todo.items() if k not in moved and i.date_source in _DATED and i.title]
     by_title: dict[tuple[str, datetime], list[tuple[str, str, int]]] = {}
     for chunk in chunks(sorted({i.title for i in rest})):
-        dated = conn.execute(_BY_TITLE, {"b_source": source_key, "b_titles": list(chunk)})
+        dated = conn.execute(_CARRIED_BY_TITLE, {"b_source": source_key, "b_titles": list(chunk)})
         for title, published, old, digest, item_id in dated:
             by_title.setdefault((title, published), []).append((old, digest, item_id))
     for item in rest:
@@ -87,42 +126,3 @@ def rekey(
 def _has_entries(conn: Connection, key: str) -> bool:
     """Whether the source has stored any entry (every first poll of a source asks)."""
     return bool(direct.dicts(conn, _ANY_ENTRY, {"b_source": key}))
-
-
-# built once (store/direct.py keys its compiled forms by the object; building a statement
-# cost more than running it); an expanding IN list is filled in per call
-_ANY_ENTRY = (
-    select(item_sources.c.entry_key)
-    .where(item_sources.c.source_key == bindparam("b_source"))
-    .limit(1)
-)
-_CARRIED = item_sources.join(items, items.c.id == item_sources.c.item_id)
-_BY_URL = (
-    select(
-        items.c.canonical_url,
-        item_sources.c.entry_key,
-        item_sources.c.content_hash,
-        item_sources.c.item_id,
-    )
-    .select_from(_CARRIED)
-    .where(
-        item_sources.c.source_key == bindparam("b_source"),
-        items.c.canonical_url.in_(bindparam("b_urls", expanding=True)),
-    )
-    .order_by(item_sources.c.first_seen_at)
-)
-_BY_TITLE = (
-    select(
-        items.c.title,
-        items.c.published_at,
-        item_sources.c.entry_key,
-        item_sources.c.content_hash,
-        item_sources.c.item_id,
-    )
-    .select_from(_CARRIED)
-    .where(
-        item_sources.c.source_key == bindparam("b_source"),
-        items.c.title.in_(bindparam("b_titles", expanding=True)),
-    )
-    .order_by(item_sources.c.first_seen_at)
-)
