@@ -23,12 +23,19 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from lab import compile_sources, corpus_arguments, free_port, generate, measure, serving
+from lab import (
+    compile_sources,
+    corpus_arguments,
+    free_port,
+    generate,
+    listed_corpus,
+    measure,
+    serving,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -61,13 +68,8 @@ def main() -> None:
         sources = corpus / "sources.yaml"
     else:
         corpus, expected = a.corpus, {}
-        sources = work / "sources.yaml"
-        listed = subprocess.run(
-            [sys.executable, str(a.feedlab / "sources_for.py"), str(corpus),
-             "--port", str(port), "--hosts", str(a.hosts)],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        sources.write_text("settings:\n  retention: 36500d\n" + listed)
+        sources = listed_corpus(a.feedlab, corpus, work / "sources.yaml", port=port,
+                                hosts=a.hosts)  # fmt: skip
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
     results: dict[str, list[dict[str, float | str]]] = {
         k: [] for k in ("ingest cold", "ingest warm", "reader cold", "reader warm")

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nh3
-from lab import compile_sources, corpus_arguments, free_port, generate, serving
+from lab import compile_sources, corpus_arguments, free_port, generate, listed_corpus, serving
 from lxml import etree
 
 from ingest.store import search
@@ -116,13 +116,9 @@ def main() -> None:
         generate(a.feedlab, corpus, feeds=a.feeds, items=a.items, port=port, hosts=a.hosts)
         sources = corpus / "sources.yaml"
     else:
-        corpus, sources = a.corpus, work / "sources.yaml"
-        listed = subprocess.run(
-            [sys.executable, str(a.feedlab / "sources_for.py"), str(corpus),
-             "--port", str(port), "--hosts", str(a.hosts)],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        sources.write_text("settings:\n  retention: 36500d\n" + listed)
+        corpus = a.corpus
+        sources = listed_corpus(a.feedlab, corpus, work / "sources.yaml", port=port,
+                                hosts=a.hosts)  # fmt: skip
     filled = work / "filled.sqlite3"
     env = {**os.environ, "INGEST_ALLOW_NETWORKS": "127.0.0.0/8"}
     with serving(a.feedlab, corpus, port, a.hosts, a.delay_ms):

@@ -21,7 +21,10 @@ from typing import Any
 
 import psutil
 
-__all__ = ["compile_sources", "corpus_arguments", "free_port", "generate", "measure", "serving"]
+__all__ = [
+    "compile_sources", "corpus_arguments", "free_port", "generate", "listed_corpus", "measure",
+    "serving",
+]  # fmt: skip
 
 
 def corpus_arguments(ap: argparse.ArgumentParser, root: Path) -> None:
@@ -53,6 +56,19 @@ def generate(
     )  # fmt: skip
     counts: dict[str, Any] = json.loads(done.stdout)
     return counts
+
+
+def listed_corpus(feedlab: Path, corpus: Path, into: Path, *, port: int, hosts: int) -> Path:
+    """A sources file at `into` for a directory of real feeds served as they are
+    (feedlab/sources_for.py), with `retention: 36500d` so that their old stories are
+    kept, as reader keeps its entries."""
+    listed = subprocess.run(
+        [sys.executable, str(feedlab / "sources_for.py"), str(corpus),
+         "--port", str(port), "--hosts", str(hosts)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    into.write_text("settings:\n  retention: 36500d\n" + listed)
+    return into
 
 
 def free_port() -> int:

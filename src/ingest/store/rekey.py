@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from ingest.model import Item
@@ -40,35 +41,25 @@ _ANY_ENTRY = (
     .limit(1)
 )
 _CARRIED = item_sources.join(items, items.c.id == item_sources.c.item_id)
-_CARRIED_BY_URL = (
-    select(
-        items.c.canonical_url,
-        item_sources.c.entry_key,
-        item_sources.c.content_hash,
-        item_sources.c.item_id,
-    )
-    .select_from(_CARRIED)
-    .where(
-        item_sources.c.source_key == bindparam("b_source"),
-        items.c.canonical_url.in_(bindparam("b_urls", expanding=True)),
-    )
-    .order_by(item_sources.c.first_seen_at)
-)
-_CARRIED_BY_TITLE = (
-    select(
-        items.c.title,
-        items.c.published_at,
-        item_sources.c.entry_key,
-        item_sources.c.content_hash,
-        item_sources.c.item_id,
-    )
-    .select_from(_CARRIED)
-    .where(
-        item_sources.c.source_key == bindparam("b_source"),
-        items.c.title.in_(bindparam("b_titles", expanding=True)),
-    )
-    .order_by(item_sources.c.first_seen_at)
-)
+
+
+def _carried_by(match: Any, name: str, *wanted: Any) -> Select[Any]:
+    """This source's stored entries whose story's `match` column is in the list `name`:
+    `wanted`, then (entry key, content hash, story id), oldest first."""
+    return (
+        select(*wanted, item_sources.c.entry_key, item_sources.c.content_hash,
+               item_sources.c.item_id)
+        .select_from(_CARRIED)
+        .where(
+            item_sources.c.source_key == bindparam("b_source"),
+            match.in_(bindparam(name, expanding=True)),
+        )
+        .order_by(item_sources.c.first_seen_at)
+    )  # fmt: skip
+
+
+_CARRIED_BY_URL = _carried_by(items.c.canonical_url, "b_urls", items.c.canonical_url)
+_CARRIED_BY_TITLE = _carried_by(items.c.title, "b_titles", items.c.title, items.c.published_at)
 
 
 def rekey(
