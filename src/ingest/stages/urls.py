@@ -25,6 +25,7 @@ __all__ = [
     "canonical_url",
     "clean_url",
     "href_url",
+    "joins_as_is",
     "url_fragment",
 ]
 
@@ -145,11 +146,37 @@ def _fix_escape(m: re.Match[str]) -> str:
     return char if char in _UNRESERVED else "%" + m.group(1).upper()
 
 
+# An absolute http(s) URL that `urljoin` and `urlsplit` leave exactly as it is: a lower-case
+# scheme, a host, and none of what they drop, split off or check (tabs and line breaks, `;`
+# parameters, the brackets of an IPv6 host); `joins_as_is` adds the rest.
+_AS_IS = re.compile(r"https?://[^/?#\[\];\t\r\n][^\[\];\t\r\n]*")
+
+
+def joins_as_is(url: str, base: str) -> bool:
+    """Whether `urljoin(base, url)` is `url` itself and `urlsplit(url)` finds an http(s)
+    scheme and a host without raising, so that both can be skipped.
+
+    True only for an ASCII absolute http(s) URL of the shape `_AS_IS` allows, without an
+    empty query or fragment (`?#`, a trailing `?` or `#`, which a join drops), against a base
+    that is empty or ASCII without brackets (one `urljoin` could not parse raises).
+    `tests/test_urls_as_is.py` compares it with the joins on generated URLs and bases.
+    """
+    return (
+        url.isascii()
+        and _AS_IS.fullmatch(url) is not None
+        and url[-1] not in "?#"
+        and "?#" not in url
+        and (not base or (base.isascii() and "[" not in base and "]" not in base))
+    )
+
+
 def absolute_http_url(url: str | None, base: str) -> str | None:
     """`url` made absolute against `base`, when that is an http(s) URL with a host."""
     if not url:
         return None
     url = url.strip()
+    if joins_as_is(url, base):  # most links: already absolute, nothing to join or check
+        return url
     try:
         absolute = urljoin(base, url) if base else url
         parts = urlsplit(absolute)

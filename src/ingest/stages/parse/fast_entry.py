@@ -24,6 +24,8 @@ import feedparser.html
 import feedparser.mixin
 import feedparser.urls
 
+from ingest.stages.urls import joins_as_is
+
 __all__ = ["FEED_LEVEL_REFUSED", "EntryReader", "Refused", "base_of", "name_of"]
 
 _XML_NS = "{http://www.w3.org/XML/1998/namespace}base"
@@ -183,7 +185,7 @@ class EntryReader:
         """A pushed element's text after feedparser's pop(): stripped, resolved when it
         is a URL, repaired."""
         output = text.strip()
-        if name in self.can_be_relative and output:
+        if name in self.can_be_relative and output and not joins_as_is(output, base or ""):
             output = _fp.urls._urljoin(base or "", output)
         return _repair(output)
 
@@ -283,7 +285,7 @@ class EntryReader:
         attrs = _enforce_href(_attrs(el))
         attrs.setdefault("rel", "alternate")
         attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
-        if "href" in attrs:
+        if "href" in attrs and not joins_as_is(attrs["href"], base or ""):
             attrs["href"] = _fp.urls._urljoin(base or "", attrs["href"])
         self.e.setdefault("links", []).append(attrs)
         if "href" in attrs:
