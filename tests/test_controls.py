@@ -8,10 +8,13 @@ tests/test_hostile_run.py, and normalize's use in tests/test_normalize.py.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+import re
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest import errors
 from ingest.cli.logs import TextFormatter
@@ -49,6 +52,35 @@ def test_text_keeps_tab_and_newline_urls_keep_nothing() -> None:
     assert item.image_url == "https://a.example/i.png"
     assert item.author == "Ann"
     assert item.summary == CLEAN.summary and item.published_at == CLEAN.published_at
+
+
+_TEXT_FIELDS = ("title", "summary", "author", "content", "fragment_url", "section", "entry_key")
+_URL_FIELDS = ("canonical_url", "url", "image_url", "media_url")
+
+
+def one_by_one(item: Item) -> Item:
+    """`without_controls` field by field, as it was before its two-search shortcut."""
+    changes = {}
+    for name in (f.name for f in fields(Item)):
+        value = getattr(item, name)
+        if isinstance(value, str):
+            pattern = r"[\x00-\x1f\x7f]" if name in _URL_FIELDS else r"[\x00-\x08\x0b-\x1f\x7f]"
+            if re.search(pattern, value):
+                changes[name] = re.sub(pattern, "", value)
+    return replace(item, **changes) if changes else item
+
+
+texts = st.text(st.sampled_from(["a", "é", " ", "\t", "\n", "\r", "\x00", "\x1b", "\x7f", "\x85"]),
+                max_size=6)  # fmt: skip
+
+
+@given(st.dictionaries(st.sampled_from(_TEXT_FIELDS + _URL_FIELDS), texts, max_size=4))
+def test_without_controls_cleans_as_field_by_field(values: dict[str, str]) -> None:
+    item = replace(CLEAN, **values)
+    cleaned = without_controls(item)
+    assert cleaned == one_by_one(item)
+    if cleaned == item:
+        assert cleaned is item  # nothing to remove: the same object
 
 
 @pytest.mark.parametrize(
