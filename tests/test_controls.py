@@ -120,3 +120,16 @@ def test_a_failed_polls_message_is_stored_without_controls() -> None:
         source, errors.ParseError("unexpected X while parsing: \x00\x1b[2J"), None
     )
     assert report.error == "unexpected X while parsing: [2J"
+
+
+def test_the_quick_look_finds_exactly_the_patterns_characters() -> None:
+    from ingest.stages import controls
+
+    singles = [*range(0x800), 0xD800, 0xDFFF, 0xFFFD, 0x1F600, 0x10FFFF]
+    for point in singles:
+        text = f"a{chr(point)}b"
+        for pattern, table in (
+            (controls._URL_CONTROL, controls._URL_CONTROL_BYTES),
+            (controls._TEXT_CONTROL, controls._TEXT_CONTROL_BYTES),
+        ):
+            assert controls._free_of(text, table) == (pattern.search(text) is None), hex(point)
