@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -82,6 +83,33 @@ def test_plans_come_back_as_the_stores_made_of_the_callers_own_items(
         assert got[0].changed and got[0].new and got[0].same and got[0].duplicates_in_batch
         assert remote.save_poll(record, [item(A, 6)]) == store.save_poll(record, [item(A, 6)])
         assert remote.save_poll(record, None) == Plan()
+
+
+def test_open_soon_opens_the_database_before_the_first_call(tmp_path: Path) -> None:
+    path = tmp_path / "soon.sqlite3"
+    with StoreProcess(f"sqlite:///{path}") as remote:
+        remote.open_soon()
+        remote.open_soon()  # once is enough: a second one sends nothing
+        for _ in range(200):  # the child creates it on its own, no call made
+            if path.exists():
+                break
+            time.sleep(0.05)
+        assert path.exists()
+        assert remote.sync_sources([A], T0) == 1  # the open's answer is read first
+        assert remote.fetch_states([A])["a"].etag is None  # and the calls go on in turn
+
+
+def test_open_soon_on_a_database_that_cannot_be_opened_fails_the_first_call(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with StoreProcess(f"sqlite:///{blocker}/db.sqlite3") as remote:
+        remote.open_soon()
+        with pytest.raises(StoreError, match="cannot"):
+            remote.sync_sources([A], T0)
+        with pytest.raises(StoreError, match="cannot"):
+            remote.fetch_states([A])
 
 
 def test_a_plan_whose_items_are_not_the_batchs_crosses_whole() -> None:

@@ -59,6 +59,7 @@ def _run_with(args: argparse.Namespace, store: StoreProcess) -> int:
     if not chosen:
         print(f"{args.sources}: no enabled sources; nothing to do")
         return EXIT_OK
+    store.open_soon()  # the database opens (or is created) while the HTTP stack loads
     started = time.perf_counter()
     with _RunPrinter(len(chosen), args.format == "json") as out:
         reports = pipeline.run(chosen, store, config.settings, progress=out.report)

@@ -59,6 +59,7 @@ class StoreProcess:
         self._conn = parent_end
         self._lock = threading.Lock()
         self._closed = False
+        self._opening = False  # an `open_soon` whose answer is still in the pipe
         self._proc = ctx.Process(
             target=_serve, args=(child_end, parent_end, url), name="ingest-store", daemon=True
         )
@@ -69,11 +70,28 @@ class StoreProcess:
     def pid(self) -> int | None:
         return self._proc.pid
 
+    def open_soon(self) -> None:
+        """Have the child open the database as soon as it can, without waiting for it: the
+        caller goes on (importing the HTTP stack) while the database is opened, created or
+        migrated.  Call it once the run is sure to make a store call; a failure to open is
+        the next call's error, as without it."""
+        with self._lock:
+            if self._closed or self._opening:
+                return
+            try:
+                self._conn.send(_OPEN)
+            except OSError:
+                return  # the child is gone: the next call says so
+            self._opening = True
+
     def _call(self, name: str, *args: Any) -> Any:
         with self._lock:
             if self._closed:
                 raise errors.StoreError("the database process is closed")
             try:
+                if self._opening:  # its answer first (opening carries no value)
+                    self._opening = False
+                    self._conn.recv()
                 self._conn.send((name, args))
                 status, value = self._conn.recv()
             except (EOFError, OSError) as e:
@@ -155,8 +173,11 @@ class StoreProcess:
 _CALLS = frozenset(
     name
     for name, value in vars(StoreProcess).items()
-    if callable(value) and not name.startswith("_") and name != "close"
+    if callable(value) and not name.startswith("_") and name not in ("close", "open_soon")
 )
+
+
+_OPEN = ("", ())  # `open_soon`'s message: open the database, answer nothing else
 
 
 def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
@@ -190,7 +211,7 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
                         f"cannot open the database: {type(e).__name__}: {e}"
                     )
             name, args = message
-            answer = _answer(store, failure, name, args)
+            answer = ("ok", None) if message == _OPEN else _answer(store, failure, name, args)
             try:
                 conn.send(answer)
             except OSError:
