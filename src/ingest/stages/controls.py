@@ -64,8 +64,8 @@ def _free_of(text: str, controls: bytes) -> bool:
 def without_controls(item: Item) -> Item:
     """`item` with no C0 control character or DEL in any text field or URL (tab and
     newline stay in text fields); the same `item` when it has none."""
-    # the usual case first, two searches in all: a character is in a field exactly when
-    # it is in the fields joined (each URL pattern's characters include the text one's)
+    # the usual case first, two looks in all: a character is in a field exactly when it
+    # is in the fields joined (the URL characters include the text ones)
     urls = "".join([v for v in _URLS(item) if v])
     texts = "".join([v for v in _VALUES(item) if isinstance(v, str)])
     if _free_of(urls, _URL_CONTROL_BYTES) and _free_of(texts, _TEXT_CONTROL_BYTES):
