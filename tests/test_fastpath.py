@@ -394,3 +394,11 @@ def test_cp1252_bytes_under_a_latin1_label_and_a_disagreeing_charset() -> None:
     # the server says UTF-8, the document Latin-1: feedparser decides, the fast reader stays out
     assert read_fast(rss, "https://a.example/feed", "application/xml; charset=utf-8") is None
     _stories(rss, "application/xml; charset=utf-8")
+
+
+def test_each_element_name_has_one_handler_and_none_is_refused_too() -> None:
+    from ingest.stages.parse import fast_entry
+
+    names = [name for group, _ in fast_entry._GROUPS for name in group]
+    assert len(names) == len(set(names)) == len(fast_entry._HANDLERS)
+    assert not set(names) & fast_entry._REFUSED

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import feedparser as _fp
@@ -199,60 +200,82 @@ class EntryReader:
 
     def _element(self, el: Any, base: str, depth: int) -> None:
         name = name_of(el)
-        if name in _REFUSED:
+        handle = _HANDLERS.get(name)
+        if handle is not None:
+            handle(self, el, name, base, depth)
+        elif name in _REFUSED:
             raise Refused
-        if name in ("title", "dc:title"):
-            self._title(el, base, depth)
-        elif name == "media:title":
-            kept = self.title_depth
-            self._title(el, base, depth)
-            self.title_depth = kept
-        elif name in _DESCRIPTIONS:
-            if "summary" in self.e and not self.has_content:
-                self._content(el, base, depth, "text/plain", also=True)
-            else:
-                self._text_construct(el, base, depth, "summary", "text/html")
-        elif name == "summary":
-            if "summary" in self.e and not self.has_content:
-                self._content(el, base, depth, "text/plain", also=True)
-            else:
-                self._text_construct(el, base, depth, "summary", "text/plain")
-        elif name in _CONTENTS:
-            self._content(el, base, depth, _CONTENTS[name], also=name == "content")
-        elif name == "link":
-            self._link(el, base, depth)
-        elif name in ("guid", "id"):
-            self._guid(el, base, depth)
-        elif name in _PUBLISHED:
-            self._date(el, base, depth, "published")
-        elif name in _UPDATED:
-            self._date(el, base, depth, "updated")
-        elif name in _CREATED:
-            self._date(el, base, depth, "created")
-        elif name in _AUTHORS:
-            self._author(el, base, depth)
-        elif name == "enclosure":
-            attrs = _enforce_href(_attrs(el))
-            attrs["rel"] = "enclosure"
-            self.e.setdefault("links", []).append(attrs)
-            self._children(el, base, depth)
-        elif name == "media:content":
-            self.e.setdefault("media_content", []).append(_attrs(el))
-            self._children(el, base, depth)
-        elif name == "media:thumbnail":
-            self._thumbnail(el, base, depth)
-        elif name in ("itunes:image", "itunes:link"):
-            attrs = _attrs(el)
-            href = attrs.get("href") or attrs.get("url")
-            if href:
-                self.e["image"] = {"href": href}
-            self._children(el, base, depth)
-        elif name == "source":
-            self.title_depth = -1  # and nothing inside it is the entry's
-        elif name == "media:group":
-            self._children(el, base, depth)
         else:
             self._generic(el, name, base, depth)
+
+    # one handler per kind of element, found by name in `_HANDLERS` (below the class)
+
+    def _on_title(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._title(el, base, depth)
+
+    def _on_media_title(self, el: Any, name: str, base: str, depth: int) -> None:
+        kept = self.title_depth
+        self._title(el, base, depth)
+        self.title_depth = kept
+
+    def _on_description(self, el: Any, name: str, base: str, depth: int) -> None:
+        if "summary" in self.e and not self.has_content:
+            self._content(el, base, depth, "text/plain", also=True)
+        else:
+            self._text_construct(el, base, depth, "summary", "text/html")
+
+    def _on_summary(self, el: Any, name: str, base: str, depth: int) -> None:
+        if "summary" in self.e and not self.has_content:
+            self._content(el, base, depth, "text/plain", also=True)
+        else:
+            self._text_construct(el, base, depth, "summary", "text/plain")
+
+    def _on_content(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._content(el, base, depth, _CONTENTS[name], also=name == "content")
+
+    def _on_link(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._link(el, base, depth)
+
+    def _on_guid(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._guid(el, base, depth)
+
+    def _on_published(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._date(el, base, depth, "published")
+
+    def _on_updated(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._date(el, base, depth, "updated")
+
+    def _on_created(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._date(el, base, depth, "created")
+
+    def _on_author(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._author(el, base, depth)
+
+    def _on_enclosure(self, el: Any, name: str, base: str, depth: int) -> None:
+        attrs = _enforce_href(_attrs(el))
+        attrs["rel"] = "enclosure"
+        self.e.setdefault("links", []).append(attrs)
+        self._children(el, base, depth)
+
+    def _on_media_content(self, el: Any, name: str, base: str, depth: int) -> None:
+        self.e.setdefault("media_content", []).append(_attrs(el))
+        self._children(el, base, depth)
+
+    def _on_media_thumbnail(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._thumbnail(el, base, depth)
+
+    def _on_itunes_image(self, el: Any, name: str, base: str, depth: int) -> None:
+        attrs = _attrs(el)
+        href = attrs.get("href") or attrs.get("url")
+        if href:
+            self.e["image"] = {"href": href}
+        self._children(el, base, depth)
+
+    def _on_source(self, el: Any, name: str, base: str, depth: int) -> None:
+        self.title_depth = -1  # and nothing inside it is the entry's
+
+    def _on_media_group(self, el: Any, name: str, base: str, depth: int) -> None:
+        self._children(el, base, depth)
 
     def _title(self, el: Any, base: str, depth: int) -> None:
         value = self._text_construct(el, base, depth, "title", "text/plain")
@@ -394,6 +417,31 @@ class EntryReader:
             else:
                 self._store(key, self._finish(key, _own_text(el), base), depth)
         self._children(el, base, depth)
+
+
+# element name -> its handler (`EntryReader._element`); a name without one is refused
+# (`_REFUSED`) or read as a generic element.  No name is in two of these groups.
+_Handler = Callable[[EntryReader, Any, str, str, int], None]
+_GROUPS: tuple[tuple[Iterable[str], _Handler], ...] = (
+    (("title", "dc:title"), EntryReader._on_title),
+    (("media:title",), EntryReader._on_media_title),
+    (_DESCRIPTIONS, EntryReader._on_description),
+    (("summary",), EntryReader._on_summary),
+    (_CONTENTS, EntryReader._on_content),
+    (("link",), EntryReader._on_link),
+    (("guid", "id"), EntryReader._on_guid),
+    (_PUBLISHED, EntryReader._on_published),
+    (_UPDATED, EntryReader._on_updated),
+    (_CREATED, EntryReader._on_created),
+    (_AUTHORS, EntryReader._on_author),
+    (("enclosure",), EntryReader._on_enclosure),
+    (("media:content",), EntryReader._on_media_content),
+    (("media:thumbnail",), EntryReader._on_media_thumbnail),
+    (("itunes:image", "itunes:link"), EntryReader._on_itunes_image),
+    (("source",), EntryReader._on_source),
+    (("media:group",), EntryReader._on_media_group),
+)
+_HANDLERS: dict[str, _Handler] = {name: handle for names, handle in _GROUPS for name in names}
 
 
 def _enforce_href(attrs: dict[str, str]) -> dict[str, str]:
