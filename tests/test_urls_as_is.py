@@ -1,6 +1,6 @@
-"""`joins_as_is` lets `absolute_http_url` and the fast reader skip a join: wherever it
-says yes, the joins it skips give the URL itself, on generated URLs and bases and on
-every link of the real-world corpus."""
+"""The URL shortcuts give what the whole reading gives: `joins_as_is` (which lets
+`absolute_http_url` and the fast reader skip a join) and `canonical_url`'s ordinary
+shape, on generated URLs and bases and on every link of the real-world corpus."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ingest.stages.urls import absolute_http_url, joins_as_is
+from ingest.stages.urls import _canonical, absolute_http_url, canonical_url, joins_as_is
 
 REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "realworld" / "feeds"
 
@@ -106,4 +106,25 @@ def test_every_link_of_the_real_feeds_joins_alike() -> None:
                 assert absolute_http_url(url, base) == joined(url, base), (url, base)
                 if joins_as_is(url.strip(), base):
                     assert feedparser.urls._urljoin(base, url.strip()) == url.strip()
+            assert canonical_url(url) == _canonical(url.strip(), ()), url
     assert seen > 10_000 and kept > seen // 2  # the corpus's links, most of them kept
+
+
+# a canonical-looking URL, then anything: the shapes canonical_url's shortcut may take
+ordinary = st.tuples(
+    st.sampled_from(["http://", "https://", "HTTP://"]),
+    st.sampled_from(["a.example", "b-c.org", "x_y.example", "10.0.0.1", "Up.example", "a.b."]),
+    st.sampled_from(["", "/", "/p/a-t_h.html", "/a;b=c/", "/%7Ex", "/é", "//x"]),
+    st.sampled_from(["", "?", "?b=2&a=1", "?utm_source=x&id=3", "?q=a+b&Q=c", "?x=%41", "?a=é"]),
+    st.sampled_from(["", "#", "#frag", "#a?b"]),
+    anything,
+).map("".join)
+
+
+@settings(max_examples=3000)
+@given(url=st.one_of(ordinary, urls), strip=st.sampled_from([(), ("id",), ("Q", "b")]))
+@example(url="https://a.example/p?b=2&a=1#f", strip=())
+def test_canonical_urls_shortcut_gives_what_the_whole_reading_gives(
+    url: str, strip: tuple[str, ...]
+) -> None:
+    assert canonical_url(url, strip) == _canonical(url.strip(), strip)

@@ -58,6 +58,27 @@ def canonical_url(url: str, strip_params: Iterable[str] = ()) -> str:
     stripped but otherwise unchanged.
     """
     url = url.strip()
+    ordinary = _ORDINARY.fullmatch(url) if url.isascii() else None
+    if ordinary is not None:  # already canonical but for the scheme, the query and a fragment
+        host, path, query = ordinary.groups()
+        kept = _filter_query(query, _drop_set(strip_params), canonical=True) if query else ""
+        return f"https://{host}{path or '/'}{'?' + kept if kept else ''}"
+    return _canonical(url, strip_params)
+
+
+# An http(s) URL whose host, path and query `_canonical` would keep as they are, but for
+# the query's own canonical form: a lower-case scheme, a lower-case ASCII host without
+# user, port, brackets or trailing dot, a path of characters that need no escaping
+# (no `%`), and nothing `urlsplit` drops (tabs, line breaks).
+_ORDINARY = re.compile(
+    r"https?://([a-z0-9_-]+(?:\.[a-z0-9_-]+)*)"
+    r"(/[A-Za-z0-9\-._~/:@!$&'()*+,;=]*)?"
+    r"(?:\?([^#\t\r\n]*))?(?:#[^\t\r\n]*)?"
+)
+
+
+def _canonical(url: str, strip_params: Iterable[str]) -> str:
+    """`canonical_url` of a stripped `url`, whatever its shape."""
     try:
         parts = urlsplit(url)
         port = parts.port
