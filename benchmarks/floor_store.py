@@ -79,9 +79,10 @@ def replay(filled: Path, into: Path, *, index: bool) -> float:
     db.execute("PRAGMA synchronous=NORMAL")
     for sql in ddl:
         db.execute(sql)
-    if index:
-        for sql in search.search_ddl("sqlite")[:1]:  # the table, not the trigger on deletes
-            db.execute(sql)
+    if index:  # the search table, not its trigger on deletes (no story is deleted here)
+        for sql in search.search_ddl("sqlite"):
+            if sql.startswith("CREATE VIRTUAL TABLE"):
+                db.execute(sql)
     db.execute("BEGIN")
     db.executemany(f"INSERT INTO sources VALUES ({', '.join('?' * len(rows['sources'][0]))})",
                    rows["sources"])  # fmt: skip

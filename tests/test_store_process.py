@@ -99,6 +99,14 @@ def test_open_soon_opens_the_database_before_the_first_call(tmp_path: Path) -> N
         assert remote.fetch_states([A])["a"].etag is None  # and the calls go on in turn
 
 
+def test_the_child_answers_exactly_the_calls_a_pipeline_makes() -> None:
+    from ingest.runtime.recorder import PollStore
+    from ingest.runtime.store_process import _CALLS
+
+    wanted = {name for name in vars(PollStore) if not name.startswith("_")}
+    assert wanted == _CALLS  # open_soon and close are the parent's own, never forwarded
+
+
 def test_a_plan_whose_items_are_not_the_batchs_crosses_whole() -> None:
     from ingest.runtime.store_process import _plan, _positions
 

@@ -48,9 +48,10 @@ class StoreProcess:
 
     Start it first thing in a short-lived process, while that process is
     small and has no threads (a fork copies both).  The child imports the
-    database stack at once and opens the database on the first call, so a
-    run that ends before any (a bad sources.yaml) creates no database.  Calls are serialised (one
-    in flight at a time), as a pipeline's database thread makes them anyway.
+    database stack at once and opens the database on the first call, or
+    earlier when `open_soon` asks, so a run that ends before either (a bad
+    sources.yaml) creates no database.  Calls are serialised (one in flight
+    at a time), as a pipeline's database thread makes them anyway.
     """
 
     def __init__(self, url: str | None = None) -> None:
@@ -200,8 +201,8 @@ def _serve(conn: Connection, parent_end: Connection, url: str | None) -> None:
             if message is None:
                 return
             if store is None and failure is None:
-                try:  # on the first call: a run that stops before it (a bad
-                    store = Store.open(url)  # sources.yaml) creates no database
+                try:  # on the first message (a call, or `open_soon`'s): a run that
+                    store = Store.open(url)  # stops before it creates no database
                 except errors.StoreError as e:
                     failure = e
                 except errors.IngestError as e:

@@ -61,7 +61,7 @@ def canonical_url(url: str, strip_params: Iterable[str] = ()) -> str:
     ordinary = _ORDINARY.fullmatch(url) if url.isascii() else None
     if ordinary is not None:  # already canonical but for the scheme, the query and a fragment
         host, path, query = ordinary.groups()
-        kept = _filter_query(query, _drop_set(strip_params), canonical=True) if query else ""
+        kept = _filter_query(query or "", _drop_set(strip_params), canonical=True)
         return f"https://{host}{path or '/'}{'?' + kept if kept else ''}"
     return _canonical(url, strip_params)
 

@@ -124,6 +124,11 @@ _AUTHOR_PARTS = frozenset({"name", "itunes:name", "email", "itunes:email", "uri"
 _PUBLISHED = frozenset({"pubdate", "published", "issued", "dcterms:issued"})
 _UPDATED = frozenset({"updated", "modified", "lastbuilddate", "dc:date", "dcterms:modified"})
 _CREATED = frozenset({"created", "dcterms:created"})
+_DATE_KEYS = {
+    **dict.fromkeys(_PUBLISHED, "published"),
+    **dict.fromkeys(_UPDATED, "updated"),
+    **dict.fromkeys(_CREATED, "created"),
+}
 _DESCRIPTIONS = frozenset({"description", "dc:description", "media:description"})
 _CONTENTS = {"content": "text/plain", "content:encoded": "text/html", "fullitem": "text/html"}
 # content outside any entry would set feedparser's "has content" flag for the first one
@@ -211,45 +216,26 @@ class EntryReader:
     # one handler per kind of element, found by name in `_HANDLERS` (below the class)
 
     def _on_title(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._title(el, base, depth)
+        value = self._text_construct(el, base, depth, "title", "text/plain")
+        if value:
+            self.title_depth = depth
 
     def _on_media_title(self, el: Any, name: str, base: str, depth: int) -> None:
         kept = self.title_depth
-        self._title(el, base, depth)
+        self._on_title(el, name, base, depth)
         self.title_depth = kept
 
-    def _on_description(self, el: Any, name: str, base: str, depth: int) -> None:
-        if "summary" in self.e and not self.has_content:
-            self._content(el, base, depth, "text/plain", also=True)
-        else:
-            self._text_construct(el, base, depth, "summary", "text/html")
-
     def _on_summary(self, el: Any, name: str, base: str, depth: int) -> None:
+        """`summary` (plain text unless typed) or a description (HTML unless typed): after a
+        summary and before any content, a second one is content."""
         if "summary" in self.e and not self.has_content:
             self._content(el, base, depth, "text/plain", also=True)
         else:
-            self._text_construct(el, base, depth, "summary", "text/plain")
+            default = "text/plain" if name == "summary" else "text/html"
+            self._text_construct(el, base, depth, "summary", default)
 
     def _on_content(self, el: Any, name: str, base: str, depth: int) -> None:
         self._content(el, base, depth, _CONTENTS[name], also=name == "content")
-
-    def _on_link(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._link(el, base, depth)
-
-    def _on_guid(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._guid(el, base, depth)
-
-    def _on_published(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._date(el, base, depth, "published")
-
-    def _on_updated(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._date(el, base, depth, "updated")
-
-    def _on_created(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._date(el, base, depth, "created")
-
-    def _on_author(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._author(el, base, depth)
 
     def _on_enclosure(self, el: Any, name: str, base: str, depth: int) -> None:
         attrs = _enforce_href(_attrs(el))
@@ -260,9 +246,6 @@ class EntryReader:
     def _on_media_content(self, el: Any, name: str, base: str, depth: int) -> None:
         self.e.setdefault("media_content", []).append(_attrs(el))
         self._children(el, base, depth)
-
-    def _on_media_thumbnail(self, el: Any, name: str, base: str, depth: int) -> None:
-        self._thumbnail(el, base, depth)
 
     def _on_itunes_image(self, el: Any, name: str, base: str, depth: int) -> None:
         attrs = _attrs(el)
@@ -276,11 +259,6 @@ class EntryReader:
 
     def _on_media_group(self, el: Any, name: str, base: str, depth: int) -> None:
         self._children(el, base, depth)
-
-    def _title(self, el: Any, base: str, depth: int) -> None:
-        value = self._text_construct(el, base, depth, "title", "text/plain")
-        if value:
-            self.title_depth = depth
 
     def _text_construct(self, el: Any, base: str, depth: int, key: str, default: str) -> str:
         """push_content + pop_content: the value and its detail (type, base)."""
@@ -304,7 +282,7 @@ class EntryReader:
         self.e.setdefault("content", []).append({"type": kind, "base": base, "value": output})
         self.e.setdefault("summary", output)
 
-    def _link(self, el: Any, base: str, depth: int) -> None:
+    def _on_link(self, el: Any, name: str, base: str, depth: int) -> None:
         attrs = _enforce_href(_attrs(el))
         attrs.setdefault("rel", "alternate")
         attrs.setdefault("type", "application/atom+xml" if attrs["rel"] == "self" else "text/html")
@@ -322,7 +300,7 @@ class EntryReader:
         if output:
             attrs["href"] = output
 
-    def _guid(self, el: Any, base: str, depth: int) -> None:
+    def _on_guid(self, el: Any, name: str, base: str, depth: int) -> None:
         is_link = _attrs(el).get("ispermalink", "true") == "true"
         value = self._finish("id", _plain_text(el), base)
         self._store("id", value, depth)
@@ -330,12 +308,13 @@ class EntryReader:
         if is_link:
             self.e.setdefault("link", value)
 
-    def _date(self, el: Any, base: str, depth: int, key: str) -> None:
+    def _on_date(self, el: Any, name: str, base: str, depth: int) -> None:
+        key = _DATE_KEYS[name]  # published, updated or created
         value = self._finish(key, _plain_text(el), base)
         self._store(key, value, depth)
         self.e[key + "_parsed"] = _fp.datetimes._parse_date(value)
 
-    def _thumbnail(self, el: Any, base: str, depth: int) -> None:
+    def _on_media_thumbnail(self, el: Any, name: str, base: str, depth: int) -> None:
         attrs = _attrs(el)
         self.e.setdefault("media_thumbnail", []).append(attrs)
         url = self._finish("url", _plain_text(el), base)
@@ -343,7 +322,7 @@ class EntryReader:
         if url.strip() and "url" not in attrs:
             attrs["url"] = url
 
-    def _author(self, el: Any, base: str, depth: int) -> None:
+    def _on_author(self, el: Any, name: str, base: str, depth: int) -> None:
         """_start_author ... _end_author, with the name and email parts saved between."""
         self.e.setdefault("authors", []).append({})
         for part in el:
@@ -425,14 +404,11 @@ _Handler = Callable[[EntryReader, Any, str, str, int], None]
 _GROUPS: tuple[tuple[Iterable[str], _Handler], ...] = (
     (("title", "dc:title"), EntryReader._on_title),
     (("media:title",), EntryReader._on_media_title),
-    (_DESCRIPTIONS, EntryReader._on_description),
-    (("summary",), EntryReader._on_summary),
+    ((*_DESCRIPTIONS, "summary"), EntryReader._on_summary),
     (_CONTENTS, EntryReader._on_content),
     (("link",), EntryReader._on_link),
     (("guid", "id"), EntryReader._on_guid),
-    (_PUBLISHED, EntryReader._on_published),
-    (_UPDATED, EntryReader._on_updated),
-    (_CREATED, EntryReader._on_created),
+    ((*_PUBLISHED, *_UPDATED, *_CREATED), EntryReader._on_date),
     (_AUTHORS, EntryReader._on_author),
     (("enclosure",), EntryReader._on_enclosure),
     (("media:content",), EntryReader._on_media_content),
